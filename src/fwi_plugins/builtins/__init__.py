@@ -1,0 +1,1 @@
+"""First-party components, registered through the same hooks as any plugin."""

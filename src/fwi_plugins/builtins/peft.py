@@ -1,0 +1,5 @@
+"""Registration of the built-in peft."""
+
+from __future__ import annotations
+
+from ..hookspecs import hookimpl

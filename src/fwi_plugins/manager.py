@@ -1,0 +1,260 @@
+"""The plugin manager: one door in for every component.
+
+Built-ins are registered through the same hooks as third-party plugins, which are
+loaded from the ``fwi_plugins`` entry-point group. Environment switches:
+
+* ``FWI_DISABLE_PLUGINS=name[,name...]``: block plugins by entry-point or distribution name.
+* ``FWI_DISABLE_PLUGIN_AUTOLOAD=1``: load no entry points (built-ins and ``--plugin`` only).
+* ``FWI_STRICT_PLUGINS=1``: a plugin that fails to load is an error, not a warning.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import sys
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .errors import DuplicateNameError, PluginError, UnknownNameError
+from .specs import KINDS, ComponentSpec, Provenance, kind_of, normalize_name
+
+ENTRY_POINT_GROUP = "fwi_plugins"
+BUILTIN_MODULES = (
+    "fwi_plugins.builtins.backbones",
+    "fwi_plugins.builtins.peft",
+    "fwi_plugins.builtins.datasets",
+)
+
+
+class PluginLoadWarning(UserWarning):
+    """A plugin could not be loaded; the host keeps working without it."""
+
+
+def _env_list(name: str) -> set[str]:
+    return {normalize_name(p) for p in os.environ.get(name, "").split(",") if p.strip()}
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass
+class PluginInfo:
+    """What ``fwi plugins`` shows about one loaded (or failed, or blocked) plugin."""
+
+    name: str
+    distribution: str | None = None
+    version: str | None = None
+    status: str = "loaded"  # loaded | failed | blocked
+    error: str | None = None
+    hooks: list[str] = field(default_factory=list)
+    components: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _core_version() -> str:
+    try:
+        return importlib.metadata.version("fwi-plugins")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+class FWIPluginManager(pluggy.PluginManager):
+    """A pluggy manager that also keeps the component registry for the four kinds."""
+
+    def __init__(self, *, strict: bool | None = None, autoload: bool | None = None,
+                 blocked: Iterable[str] | None = None) -> None:
+        super().__init__(hookspecs.PROJECT)
+        self.add_hookspecs(hookspecs)
+        self.strict = _env_flag("FWI_STRICT_PLUGINS") if strict is None else strict
+        self.autoload = (not _env_flag("FWI_DISABLE_PLUGIN_AUTOLOAD")) if autoload is None else autoload
+        self.blocked_names = _env_list("FWI_DISABLE_PLUGINS") | {normalize_name(b) for b in blocked or ()}
+        self.infos: dict[str, PluginInfo] = {}
+        self._registry: dict[str, dict[str, ComponentSpec]] | None = None
+
+    # -- loading ---------------------------------------------------------------
+    def _failed(self, name: str, dist: str | None, version: str | None, exc: BaseException) -> None:
+        self.infos[name] = PluginInfo(name, dist, version, status="failed", error=f"{type(exc).__name__}: {exc}")
+        message = f"plugin {name!r}" + (f" ({dist} {version})" if dist else "") + f" failed to load: {exc}"
+        if self.strict:
+            raise PluginError(message + " (FWI_STRICT_PLUGINS is set)") from exc
+        warnings.warn(message + "; continuing without it", PluginLoadWarning, stacklevel=3)
+
+    def _add(self, plugin: Any, name: str, dist: str | None, version: str | None) -> None:
+        if normalize_name(name) in self.blocked_names or (dist and normalize_name(dist) in self.blocked_names):
+            self.infos[name] = PluginInfo(name, dist, version, status="blocked")
+            return
+        self.register(plugin, name=name)
+        self.infos[name] = PluginInfo(name, dist, version,
+                                      hooks=sorted(impl.name for impl in self._hooks_of(plugin)))
+        self._registry = None
+
+    def _hooks_of(self, plugin: Any) -> list[Any]:
+        return [hc for hc in (self.get_hookcallers(plugin) or [])]
+
+    def load_builtins(self) -> None:
+        version = _core_version()
+        for module_name in BUILTIN_MODULES:
+            try:
+                module = importlib.import_module(module_name)
+            except Exception as exc:  # a broken built-in must not take the host down either
+                self._failed(module_name, "fwi-plugins", version, exc)
+                continue
+            self._add(module, module_name, "fwi-plugins", version)
+
+    def load_entrypoints(self) -> None:
+        seen: set[str] = set()
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name in seen:
+                continue
+            seen.add(ep.name)
+            dist = ep.dist.name if ep.dist else None
+            version = ep.dist.version if ep.dist else None
+            if normalize_name(ep.name) in self.blocked_names or (dist and normalize_name(dist) in self.blocked_names):
+                self.infos[ep.name] = PluginInfo(ep.name, dist, version, status="blocked")
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                self._failed(ep.name, dist, version, exc)
+                continue
+            self._add(plugin, ep.name, dist, version)
+
+    def load_plugin(self, target: str) -> str:
+        """Load one plugin given as an importable module name or a path to a ``.py`` file."""
+        path = Path(target)
+        try:
+            if target.endswith(".py") or path.exists():
+                if not path.is_file():
+                    raise PluginError(f"--plugin {target!r}: no such file")
+                name = f"fwi_local_{path.stem}"
+                spec = importlib.util.spec_from_file_location(name, path)
+                if spec is None or spec.loader is None:
+                    raise PluginError(f"--plugin {target!r}: not a Python file")
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[name] = module
+                spec.loader.exec_module(module)
+                plugin_name = str(path)
+            else:
+                module = importlib.import_module(target)
+                plugin_name = target
+        except PluginError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"--plugin {target!r} failed to load: {type(exc).__name__}: {exc}") from exc
+        if self.get_plugin(plugin_name) is None:
+            self._add(module, plugin_name, None, None)
+        return plugin_name
+
+    def load_all(self) -> FWIPluginManager:
+        self.load_builtins()
+        if self.autoload:
+            self.load_entrypoints()
+        self.check_pending()
+        return self
+
+    # -- registry ----------------------------------------------------------------
+    def _build_registry(self) -> dict[str, dict[str, ComponentSpec]]:
+        registry: dict[str, dict[str, ComponentSpec]] = {k: {} for k in KINDS}
+        names: dict[str, dict[str, ComponentSpec]] = {k: {} for k in KINDS}
+        for info in self.infos.values():
+            info.components = {}
+        for kind in KINDS.values():
+            caller = getattr(self.hook, kind.hook)
+            for impl in reversed(caller.get_hookimpls()):  # registration order
+                info = self.infos.get(impl.plugin_name) or PluginInfo(impl.plugin_name)
+                self.infos.setdefault(impl.plugin_name, info)
+                provider = Provenance(impl.plugin_name, info.distribution, info.version)
+                try:
+                    specs = list(impl.function() or ())
+                    for spec in specs:
+                        if not isinstance(spec, kind.spec):
+                            raise PluginError(f"{kind.hook} yielded {type(spec).__name__}, "
+                                              f"expected {kind.spec.__name__}")
+                except Exception as exc:
+                    self._failed(impl.plugin_name, info.distribution, info.version, exc)
+                    continue
+                for spec in specs:
+                    spec = replace(spec, provider=provider)
+                    for alias in (spec.name, *spec.aliases):
+                        key = normalize_name(alias)
+                        other = names[kind.name].get(key)
+                        if other is not None:
+                            raise DuplicateNameError(
+                                f"{kind.name} name {key!r} is provided twice: by {other.provider} "
+                                f"(as {other.name!r}) and by {provider} (as {spec.name!r}). "
+                                f"Uninstall or block one of them (FWI_DISABLE_PLUGINS=<plugin>).")
+                        names[kind.name][key] = spec
+                    registry[kind.name][spec.key] = spec
+                    info.components[kind.name] = info.components.get(kind.name, 0) + 1
+        self._aliases = names
+        return registry
+
+    @property
+    def registry(self) -> dict[str, dict[str, ComponentSpec]]:
+        if self._registry is None:
+            self._registry = self._build_registry()
+        return self._registry
+
+    def components(self, kind: str) -> dict[str, ComponentSpec]:
+        """Every registered component of one kind, by canonical name."""
+        return dict(self.registry[kind_of(kind).name])
+
+    def get(self, kind: str, name: str) -> ComponentSpec:
+        """The spec registered under ``name`` (or an alias) in ``kind``."""
+        k = kind_of(kind)
+        self.registry  # noqa: B018 - builds the alias table
+        spec = self._aliases[k.name].get(normalize_name(name))
+        if spec is None:
+            raise UnknownNameError(k.name, name, self.registry[k.name],
+                                   hint=f"List them with: fwi list {k.name}")
+        return spec
+
+    def notify(self, hook: str, **kwargs: Any) -> None:
+        """Call a lifecycle hook; an implementation that raises becomes a warning."""
+        if hook not in hookspecs.LIFECYCLE_HOOKS:
+            raise ValueError(f"{hook!r} is not a lifecycle hook")
+        for impl in getattr(self.hook, hook).get_hookimpls():
+            args = {k: kwargs[k] for k in impl.argnames if k in kwargs}
+            try:
+                impl.function(**args)
+            except Exception as exc:
+                warnings.warn(f"plugin {impl.plugin_name!r} raised in {hook}: {exc}", PluginLoadWarning,
+                              stacklevel=2)
+
+    def plugin_infos(self) -> list[PluginInfo]:
+        self.registry  # noqa: B018 - fills the component counts
+        return list(self.infos.values())
+
+
+_MANAGER: FWIPluginManager | None = None
+
+
+def get_plugin_manager() -> FWIPluginManager:
+    """The process-wide manager, loaded on first use."""
+    global _MANAGER
+    if _MANAGER is None:
+        _MANAGER = FWIPluginManager().load_all()
+    return _MANAGER
+
+
+def reset_plugin_manager() -> None:
+    """Forget the cached manager (tests, or after changing the environment switches)."""
+    global _MANAGER
+    _MANAGER = None
+
+
+def registry_summary(manager: FWIPluginManager | None = None) -> Mapping[str, list[str]]:
+    manager = manager or get_plugin_manager()
+    return {kind: sorted(manager.components(kind)) for kind in KINDS}

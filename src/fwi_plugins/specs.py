@@ -1,0 +1,219 @@
+"""Spec dataclasses: what a plugin declares about one component.
+
+Registration hooks yield these. A spec is cheap: its ``factory`` is a callable or a
+``"module:attribute"`` string resolved only when the component is built, so listing
+components never imports torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from . import options as _options
+from .errors import MissingDependencyError, PluginError
+
+
+def normalize_name(name: str) -> str:
+    """Names are case-insensitive and treat ``-`` and ``_`` alike; ``-`` is canonical."""
+    return name.strip().lower().replace("_", "-")
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Who provided a component: plugin name, distribution and its version."""
+
+    plugin: str
+    distribution: str | None = None
+    version: str | None = None
+
+    def __str__(self) -> str:
+        if self.distribution:
+            return f"{self.distribution} {self.version or ''}".strip()
+        return self.plugin
+
+
+@dataclass(frozen=True, kw_only=True)
+class ComponentSpec:
+    """Common base of every spec.
+
+    Attributes:
+        name: registry name, unique within its kind (``-`` and ``_`` are equivalent).
+        factory: callable building the component, or ``"module:attribute"`` naming one.
+        description: one line shown by ``fwi list``.
+        aliases: other names that resolve to this component.
+        requires: importable module names the factory needs; missing ones make the
+            component listed as unavailable, with the ``pip install`` line to fix it.
+        options: an option dataclass (see :mod:`fwi_plugins.options`) or ``None``.
+        provider: filled in by the plugin manager.
+    """
+
+    kind: ClassVar[str] = "component"
+
+    name: str
+    factory: Callable[..., Any] | str
+    description: str = ""
+    aliases: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
+    options: type | None = None
+    provider: Provenance | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name or normalize_name(self.name) != self.name.strip().lower().replace("_", "-"):
+            raise PluginError(f"invalid {self.kind} name {self.name!r}")
+        if self.options is not None and not dataclasses.is_dataclass(self.options):
+            raise PluginError(f"{self.kind} {self.name!r}: options must be a dataclass, got {self.options!r}")
+
+    @property
+    def key(self) -> str:
+        return normalize_name(self.name)
+
+    def missing_requirements(self) -> list[str]:
+        return [m for m in self.requires if importlib.util.find_spec(m) is None]
+
+    def load(self) -> Callable[..., Any]:
+        """Resolve the factory, importing its module now."""
+        missing = self.missing_requirements()
+        if missing:
+            raise MissingDependencyError(f"{self.kind} {self.name!r}", missing)
+        if callable(self.factory):
+            return self.factory
+        module_name, _, attr = self.factory.partition(":")
+        try:
+            target: Any = importlib.import_module(module_name)
+            for part in attr.split("."):
+                target = getattr(target, part)
+        except (ImportError, AttributeError) as exc:
+            raise PluginError(f"{self.kind} {self.name!r}: cannot load factory {self.factory!r}: {exc}") from exc
+        return target
+
+    def parse_options(self, values: Mapping[str, Any] | Any = None) -> Any:
+        """Options from a mapping of (string) values, or an options instance as is."""
+        if self.options is not None and isinstance(values, self.options):
+            return values
+        return _options.parse(self.options, values, owner=f"{self.kind} {self.name}")
+
+    def describe_options(self) -> list[_options.OptionInfo]:
+        return _options.describe(self.options)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "description": self.description,
+            "aliases": list(self.aliases),
+            "requires": list(self.requires),
+            "missing": self.missing_requirements(),
+            "provider": dataclasses.asdict(self.provider) if self.provider else None,
+            "options": [o.to_dict() for o in self.describe_options()],
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackboneSpec(ComponentSpec):
+    """A network mapping gathers ``(B, S, T, R)`` to velocity ``(B, 1, Z, X)``.
+
+    Factory: ``factory(options, *, shape: IOShape) -> torch.nn.Module``.
+
+    Attributes:
+        peft_targets: module-name patterns PEFT methods adapt by default (peft's
+            ``target_modules`` syntax: suffixes or a regular expression).
+        head: names of the output-head modules; trained in full by ``frozen`` and saved
+            beside adapters (peft's ``modules_to_save``).
+        pretrained: named weights shipped with the plugin, ``name -> "package:path"``
+            of a safetensors file.
+    """
+
+    kind: ClassVar[str] = "backbone"
+
+    peft_targets: tuple[str, ...] = ()
+    head: tuple[str, ...] = ()
+    pretrained: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data.update(peft_targets=list(self.peft_targets), head=list(self.head),
+                    pretrained=sorted(self.pretrained))
+        return data
+
+
+@dataclass(frozen=True, kw_only=True)
+class PeftMethodSpec(ComponentSpec):
+    """A way to adapt a backbone while training few of its weights.
+
+    Factory: ``factory(model, options, *, targets: tuple[str, ...], head: tuple[str, ...])
+    -> torch.nn.Module``; the returned model's trainable parameters are exactly the ones
+    the method trains.
+    """
+
+    kind: ClassVar[str] = "peft"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatasetSpec(ComponentSpec):
+    """A source of velocity maps and/or shot gathers.
+
+    Factory: ``factory(options) -> fwi_plugins.data.SeismicDataset``.
+    """
+
+    kind: ClassVar[str] = "dataset"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PhysicsSpec(ComponentSpec):
+    """A differentiable forward model with data misfits.
+
+    Factory: ``factory(options, *, survey: Survey) -> Physics`` where the object has
+    ``simulate(velocity) -> gathers``, ``misfit(predicted, observed) -> scalar`` and a
+    ``version`` string (see :class:`fwi_plugins.physics.Physics`).
+    """
+
+    kind: ClassVar[str] = "physics"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One row of the table tying a kind to its CLI option, hook and spec class."""
+
+    name: str
+    plural: str
+    option: str
+    hook: str
+    spec: type[ComponentSpec]
+
+
+KINDS: dict[str, Kind] = {
+    k.name: k
+    for k in (
+        Kind("backbone", "backbones", "--backbone", "fwi_backbones", BackboneSpec),
+        Kind("peft", "peft methods", "--peft", "fwi_peft_methods", PeftMethodSpec),
+        Kind("dataset", "datasets", "--dataset", "fwi_datasets", DatasetSpec),
+        Kind("physics", "physics", "--physics", "fwi_physics", PhysicsSpec),
+    )
+}
+
+
+def kind_of(name: str) -> Kind:
+    """Look a kind up by name, plural or hook name."""
+    from .errors import UnknownNameError
+
+    key = normalize_name(name)
+    for kind in KINDS.values():
+        if key in (kind.name, normalize_name(kind.plural), normalize_name(kind.hook), kind.name + "s"):
+            return kind
+    raise UnknownNameError("kind", name, KINDS)
+
+
+@dataclass(frozen=True)
+class IOShape:
+    """The sizes a backbone is built for: gathers (shots, time, receivers) -> velocity (depth, width)."""
+
+    shots: int = 5
+    time: int = 1000
+    receivers: int = 70
+    depth: int = 70
+    width: int = 70
