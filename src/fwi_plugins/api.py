@@ -1,0 +1,98 @@
+"""The Python API: everything the CLI does, as plain functions for other pipelines.
+
+Components are looked up by name in the plugin registry and built with typed options
+(a mapping of values, or the component's option dataclass)::
+
+    from fwi_plugins import api
+
+    survey = api.Survey.openfwi()
+    physics = api.build_physics("deepwave", survey=survey)
+    model = api.build_backbone("vit", {"size": "tiny"})
+    model = api.apply_peft(model, "lora", {"r": 8}, backbone="vit")
+
+The manager itself (``api.plugin_manager()``) calls hooks directly, for example
+``api.plugin_manager().hook.fwi_backbones()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .manager import FWIPluginManager, get_plugin_manager
+from .specs import KINDS, BackboneSpec, ComponentSpec, IOShape
+from .survey import Survey
+
+__all__ = [
+    "IOShape",
+    "Survey",
+    "apply_peft",
+    "build",
+    "build_backbone",
+    "build_physics",
+    "get_spec",
+    "list_components",
+    "load_dataset",
+    "plugin_manager",
+]
+
+
+def plugin_manager() -> FWIPluginManager:
+    """The process-wide plugin manager (call hooks on ``.hook``)."""
+    return get_plugin_manager()
+
+
+def list_components(kind: str | None = None) -> dict[str, list[str]] | list[str]:
+    """Registered component names: one kind's list, or every kind's."""
+    manager = get_plugin_manager()
+    if kind is not None:
+        return sorted(manager.components(kind))
+    return {k: sorted(manager.components(k)) for k in KINDS}
+
+
+def get_spec(kind: str, name: str) -> ComponentSpec:
+    """The spec of one component (raises ``UnknownNameError`` with suggestions)."""
+    return get_plugin_manager().get(kind, name)
+
+
+def build(kind: str, name: str, options: Mapping[str, Any] | Any = None, /, *args: Any, **context: Any) -> Any:
+    """Build any component: resolve the name, parse options, call the factory with ``context``."""
+    spec = get_spec(kind, name)
+    return spec.load()(*args, spec.parse_options(options), **context)
+
+
+def build_backbone(name: str, options: Mapping[str, Any] | Any = None, *, shape: IOShape | None = None,
+                   pretrained: str | None = None) -> Any:
+    """Build a backbone network for ``shape`` (OpenFWI sizes by default).
+
+    ``pretrained`` names shipped weights (see ``fwi show backbone NAME``) or a
+    ``.safetensors`` path; they are loaded into the network.
+    """
+    spec = get_spec("backbone", name)
+    model = spec.load()(spec.parse_options(options), shape=shape or IOShape())
+    if pretrained:
+        from .weights import load_pretrained
+
+        load_pretrained(model, spec, pretrained)  # type: ignore[arg-type]
+    return model
+
+
+def apply_peft(model: Any, name: str, options: Mapping[str, Any] | Any = None, *,
+               backbone: str | BackboneSpec | None = None, targets: tuple[str, ...] | None = None,
+               head: tuple[str, ...] | None = None) -> Any:
+    """Adapt ``model`` with a PEFT method; targets and head default to the backbone's own."""
+    spec = get_spec("peft", name)
+    bspec = get_spec("backbone", backbone) if isinstance(backbone, str) else backbone
+    targets = targets if targets is not None else (bspec.peft_targets if bspec else ())
+    head = head if head is not None else (bspec.head if bspec else ())
+    return spec.load()(model, spec.parse_options(options), targets=tuple(targets), head=tuple(head))
+
+
+def load_dataset(name: str, options: Mapping[str, Any] | Any = None) -> Any:
+    """Load a dataset (a :class:`fwi_plugins.data.SeismicDataset`)."""
+    return build("dataset", name, options)
+
+
+def build_physics(name: str, options: Mapping[str, Any] | Any = None, *, survey: Survey | None = None) -> Any:
+    """Build a forward model for ``survey`` (OpenFWI geometry by default)."""
+    return build("physics", name, options, survey=survey or Survey.openfwi())

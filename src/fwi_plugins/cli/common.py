@@ -1,0 +1,130 @@
+"""Pieces every subcommand shares: error handling, registry names, ``-o`` options, JSON output."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import traceback
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+import click
+
+from ..errors import FWIError, OptionError
+from ..specs import KINDS, normalize_name
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    click.secho(f"warning: {message}", fg="yellow", err=True)
+
+
+def handles_errors(func: F) -> F:
+    """Report :class:`FWIError` as ``error: ...`` with its exit code and no traceback.
+
+    ``FWI_TRACEBACK=1`` prints the traceback too.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        warnings.showwarning = _show_warning
+        try:
+            return func(*args, **kwargs)
+        except FWIError as exc:
+            if os.environ.get("FWI_TRACEBACK"):
+                traceback.print_exc()
+            click.secho(f"error: {exc}", fg="red", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.secho("interrupted: finished work is kept; run the same command again to resume", err=True)
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+class ComponentName(click.ParamType):
+    """A registered component name; checked against the registry only when parsed."""
+
+    name = "name"
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from ..manager import get_plugin_manager
+
+        if value is None or normalize_name(str(value)) == "none":
+            return value
+        try:
+            return get_plugin_manager().get(self.kind, str(value)).name
+        except FWIError as exc:
+            self.fail(str(exc), param, ctx)
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+        from click.shell_completion import CompletionItem
+
+        from ..manager import get_plugin_manager
+
+        return [CompletionItem(n) for n in get_plugin_manager().components(self.kind) if n.startswith(incomplete)]
+
+
+def parse_overrides(pairs: Iterable[str]) -> dict[str, str]:
+    """``-o key=value`` pairs into a dict (the value may contain ``=``)."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise OptionError(f"-o {pair!r}: expected key=value, for example -o backbone.size=tiny")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def split_overrides(overrides: Mapping[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Split ``kind.key=value`` overrides from plain (engine) ones.
+
+    Returns ``({kind: {key: value}}, {key: value})``.
+    """
+    per_kind: dict[str, dict[str, Any]] = {k: {} for k in KINDS}
+    plain: dict[str, Any] = {}
+    for key, value in overrides.items():
+        head, dot, rest = key.partition(".")
+        if dot and head in KINDS:
+            per_kind[head][rest] = value
+        elif dot:
+            from ..errors import UnknownNameError
+            raise UnknownNameError("option prefix", head, list(KINDS),
+                                   hint="Options are KIND.KEY=VALUE (e.g. -o backbone.size=tiny) or run options.")
+        else:
+            plain[key] = value
+    return per_kind, plain
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def load_plugins(targets: Iterable[str]) -> None:
+    """Load ``--plugin`` modules or files into the process-wide manager."""
+    from ..manager import get_plugin_manager
+
+    manager = get_plugin_manager()
+    for target in targets:
+        manager.load_plugin(target)
+
+
+def _load_plugins_callback(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        load_plugins(value)
+    except FWIError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    return value
+
+
+plugin_option = click.option(
+    "--plugin", "plugins", multiple=True, metavar="MODULE_OR_PATH", is_eager=True,
+    help="Load an extra plugin module or .py file (repeatable).", callback=_load_plugins_callback,
+)
