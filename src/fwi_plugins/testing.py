@@ -148,7 +148,7 @@ class _ShiftPhysics:
         import torch
 
         s = self.survey
-        column = velocity[:, :, : s.nt % velocity.shape[2] or 1, :].mean(dim=(1, 2))  # (B, X)
+        column = velocity.mean(dim=(1, 2))  # (B, X)
         rec_x = torch.tensor([int(r[1]) for r in s.receivers])
         trace = column[:, rec_x] / 1000.0  # (B, R)
         t = torch.linspace(0, 1, s.nt)
