@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
 import typing
 from collections.abc import Mapping
 from typing import Any, Literal, get_args, get_origin
@@ -20,6 +21,7 @@ from typing import Any, Literal, get_args, get_origin
 from .errors import OptionError, UnknownNameError
 
 _MISSING = dataclasses.MISSING
+_UNIONS = (typing.Union, types.UnionType)
 
 
 def option(default: Any = _MISSING, help: str = "", *, choices: tuple[str, ...] | None = None) -> Any:
@@ -66,7 +68,7 @@ def _type_name(tp: Any) -> str:
         return "choice"
     if origin in (tuple, list):
         return "list"
-    if origin is typing.Union or str(origin) == "types.UnionType":
+    if origin in _UNIONS:
         args = [a for a in get_args(tp) if a is not type(None)]
         return _type_name(args[0]) if len(args) == 1 else "value"
     return getattr(tp, "__name__", str(tp))
@@ -91,7 +93,7 @@ def describe(cls: type | None) -> list[OptionInfo]:
 
 def _coerce(key: str, raw: Any, tp: Any) -> Any:
     origin = get_origin(tp)
-    if origin is typing.Union or str(origin) == "types.UnionType":
+    if origin in _UNIONS:
         args = [a for a in get_args(tp) if a is not type(None)]
         if raw is None or (isinstance(raw, str) and raw.lower() in ("none", "null", "")):
             if type(None) in get_args(tp):

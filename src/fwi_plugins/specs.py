@@ -10,12 +10,16 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from . import options as _options
 from .errors import MissingDependencyError, PluginError
+
+
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
 
 
 def normalize_name(name: str) -> str:
@@ -63,8 +67,9 @@ class ComponentSpec:
     provider: Provenance | None = None
 
     def __post_init__(self) -> None:
-        if not self.name or normalize_name(self.name) != self.name.strip().lower().replace("_", "-"):
-            raise PluginError(f"invalid {self.kind} name {self.name!r}")
+        if not _NAME.fullmatch(self.name or ""):
+            raise PluginError(f"invalid {self.kind} name {self.name!r}: use letters, digits, '-' and '_', "
+                              "starting with a letter")
         if self.options is not None and not dataclasses.is_dataclass(self.options):
             raise PluginError(f"{self.kind} {self.name!r}: options must be a dataclass, got {self.options!r}")
 

@@ -1,0 +1,36 @@
+# Two commands do everything: `make run` (set up, then the main job) and `make test`.
+# The environment lives in .venv and is reinstalled only when a pyproject.toml changes.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.fwi-installed
+PLUGIN_DIRS := $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml))
+TORCH_VERSION ?= 2.13.0
+
+.PHONY: run test test-all bench setup clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@# The CPU build of torch first: an unpinned requirement would pull a multi-GB CUDA build.
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "torch==$(TORCH_VERSION)"
+	$(PY) -m pip install -q -e ".[test,zarr]" $(foreach d,$(PLUGIN_DIRS),-e $(d))
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/fwi run --backbone vit --peft lora --physics deepwave
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q -m "" 
+
+bench: $(STAMP)
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
