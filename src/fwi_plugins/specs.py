@@ -53,6 +53,8 @@ class ComponentSpec:
         requires: importable module names the factory needs; missing ones make the
             component listed as unavailable, with the ``pip install`` line to fix it.
         options: an option dataclass (see :mod:`fwi_plugins.options`) or ``None``.
+        example_options: option values that make a small, fast instance; contract checks
+            (:mod:`fwi_plugins.testing`) build the component with them.
         provider: filled in by the plugin manager.
     """
 
@@ -64,6 +66,7 @@ class ComponentSpec:
     aliases: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
     options: type | None = None
+    example_options: Mapping[str, Any] = field(default_factory=dict)
     provider: Provenance | None = None
 
     def __post_init__(self) -> None:

@@ -217,5 +217,6 @@ CHECKS = {"backbone": check_backbone, "peft": check_peft_method, "dataset": chec
 
 
 def check_component(spec: ComponentSpec, **kwargs: Any) -> Any:
-    """Run the contract check for the spec's kind."""
+    """Run the contract check for the spec's kind, with the spec's ``example_options`` by default."""
+    kwargs.setdefault("options", dict(spec.example_options) or None)
     return CHECKS[spec.kind](spec, **kwargs)  # type: ignore[operator]
