@@ -1,0 +1,264 @@
+"""Run directories: where a job leaves its config, metrics, weights, predictions and figures.
+
+A run directory is a plain folder (``runs/<name>`` by default)::
+
+    runs/lora-flatvel/
+        config.json      the resolved configuration (re-runnable with ``--config``)
+        metrics.json     every metric the run computed
+        adapter/         ...and whatever else the job writes
+
+Every file is written atomically, so an interrupted run never leaves a half-written file
+behind; a reader sees the old version or the new one.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, DataError
+from ..io_utils import atomic_path, atomic_write_bytes, atomic_write_text
+
+__all__ = ["RunDirectory", "summary_table", "to_jsonable"]
+
+CONFIG = "config.json"
+METRICS = "metrics.json"
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+
+def to_jsonable(value: Any) -> Any:
+    """``value`` with numpy/torch scalars and arrays, paths and tuples made JSON-friendly.
+
+    Non-finite floats become ``None``: JSON has no NaN, and a file other tools can read
+    matters more than the distinction.
+    """
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "detach"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return to_jsonable(value.tolist())
+    if hasattr(value, "to_dict"):
+        return to_jsonable(value.to_dict())
+    import dataclasses
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_jsonable(dataclasses.asdict(value))
+    return str(value)
+
+
+class RunDirectory:
+    """One run's folder, with atomic writers for what a run leaves behind.
+
+    Args:
+        path: the folder (it need not exist yet; writing creates it).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    # -- creating and opening ------------------------------------------------------
+    @classmethod
+    def create(cls, name: str | None = None, *, root: str | Path = "runs", exist_ok: bool = False) -> RunDirectory:
+        """Make ``root/name`` (a timestamped name when ``name`` is ``None``).
+
+        Args:
+            name: the run's name: letters, digits, ``.``, ``_``, ``+``, ``-``.
+            root: the folder holding runs.
+            exist_ok: reuse an existing directory (to resume a run) instead of failing.
+
+        Raises:
+            ConfigError: the name is not a plain folder name, or the run exists and
+                ``exist_ok`` is false.
+        """
+        if name is None:
+            name = _dt.datetime.now().strftime("run-%Y%m%d-%H%M%S")
+            # Two runs started in the same second still get distinct folders.
+            base, n = name, 1
+            while (Path(root) / name).exists():
+                n += 1
+                name = f"{base}-{n}"
+        if not _SAFE_NAME.match(name):
+            raise ConfigError(f"run name {name!r}: use letters, digits, '.', '_', '+' and '-' only "
+                              f"(it becomes a folder under {root})")
+        path = Path(root) / name
+        if path.exists() and not exist_ok:
+            raise ConfigError(f"run directory {path} already exists; choose another name, "
+                              f"or resume it")
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"run directory {path} exists and is not a folder")
+        path.mkdir(parents=True, exist_ok=True)
+        return cls(path)
+
+    @classmethod
+    def open(cls, path: str | Path) -> RunDirectory:
+        """An existing run directory.
+
+        Raises:
+            DataError: ``path`` is not an existing folder.
+        """
+        path = Path(path)
+        if not path.is_dir():
+            raise DataError(f"run directory {path} does not exist")
+        return cls(path)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def __repr__(self) -> str:
+        return f"RunDirectory({str(self.path)!r})"
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    # -- paths ---------------------------------------------------------------------
+    def __truediv__(self, relative: str | Path) -> Path:
+        return self.resolve(relative)
+
+    def resolve(self, relative: str | Path) -> Path:
+        """The path of ``relative`` inside the run; refuses to step outside it."""
+        relative = Path(relative)
+        if relative.is_absolute() or ".." in relative.parts:
+            raise DataError(f"{relative}: paths inside a run directory must be relative and stay inside it")
+        return self.path / relative
+
+    def exists(self, relative: str | Path) -> bool:
+        return self.resolve(relative).exists()
+
+    def __contains__(self, relative: str | Path) -> bool:
+        return self.exists(relative)
+
+    def files(self) -> list[str]:
+        """Every file in the run, as sorted POSIX paths relative to it (temporaries left out)."""
+        if not self.path.is_dir():
+            return []
+        return sorted(p.relative_to(self.path).as_posix() for p in self.path.rglob("*")
+                      if p.is_file() and not p.name.endswith(".part"))
+
+    # -- writing -------------------------------------------------------------------
+    @contextmanager
+    def atomic(self, relative: str | Path) -> Iterator[Path]:
+        """A temporary path to write ``relative`` through; it takes the real name on success.
+
+        Example::
+
+            with run.atomic("predictions.nc") as tmp:
+                dataset.to_netcdf(tmp, engine="h5netcdf")
+        """
+        with atomic_path(self.resolve(relative)) as tmp:
+            yield tmp
+
+    def write_text(self, relative: str | Path, text: str) -> Path:
+        return atomic_write_text(self.resolve(relative), text)
+
+    def write_bytes(self, relative: str | Path, data: bytes) -> Path:
+        return atomic_write_bytes(self.resolve(relative), data)
+
+    def write_json(self, relative: str | Path, data: Any) -> Path:
+        """Write ``data`` as indented JSON (numpy values and NaN handled, see :func:`to_jsonable`)."""
+        return self.write_text(relative, json.dumps(to_jsonable(data), indent=2, allow_nan=False) + "\n")
+
+    def write_config(self, config: Any) -> Path:
+        """Write the resolved configuration to ``config.json``."""
+        return self.write_json(CONFIG, config)
+
+    def write_metrics(self, metrics: Mapping[str, Any], *, merge: bool = False) -> Path:
+        """Write ``metrics.json``; with ``merge``, update the existing file's top-level keys."""
+        data = dict(self.read_metrics()) if merge and self.exists(METRICS) else {}
+        data.update(metrics)
+        return self.write_json(METRICS, data)
+
+    # -- reading -------------------------------------------------------------------
+    def read_json(self, relative: str | Path) -> Any:
+        path = self.resolve(relative)
+        if not path.is_file():
+            raise DataError(f"{path} does not exist")
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}: not valid JSON ({exc})") from None
+
+    def read_config(self) -> dict[str, Any]:
+        return self.read_json(CONFIG)
+
+    def read_metrics(self) -> dict[str, Any]:
+        return self.read_json(METRICS)
+
+
+# -- terminal summary -----------------------------------------------------------------
+_PREFERRED_ORDER = ("mae", "rmse", "ssim", "mae_ms", "rmse_ms", "data_misfit")
+_LABELS = {"mae": "MAE", "rmse": "RMSE", "ssim": "SSIM", "mae_ms": "MAE (m/s)", "rmse_ms": "RMSE (m/s)",
+           "data_misfit": "data misfit", "n_samples": "samples"}
+
+
+def _format(value: Any, key: str) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if not math.isfinite(value):
+        return str(value)
+    if key.endswith("_ms"):
+        return f"{value:.1f}"
+    return f"{value:.4f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3e}"
+
+
+def _scalar_keys(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    seen: dict[str, None] = {}
+    for row in rows:
+        for key, value in row.items():
+            if isinstance(value, (int, float)) or value is None:
+                seen.setdefault(key, None)
+    ordered = [k for k in _PREFERRED_ORDER if k in seen]
+    return ordered + [k for k in seen if k not in ordered]
+
+
+def summary_table(metrics: Mapping[str, Any]) -> str:
+    """A plain-text table of metrics for the terminal.
+
+    Args:
+        metrics: either flat (``{"mae": 0.02, "ssim": 0.95}``), giving a two-column table,
+            or by stage (``{"zero_shot": {...}, "adapted": {...}, "refined": {...}}``),
+            giving one row per metric and one column per stage. Non-scalar entries (per-sample
+            lists, nested details) are left out.
+
+    Returns:
+        The table, lines joined with ``\\n``, no trailing newline.
+    """
+    stages = {k: v for k, v in metrics.items() if isinstance(v, Mapping)}
+    if stages:
+        keys = _scalar_keys(list(stages.values()))
+        header = ["metric", *stages]
+        body = [[_LABELS.get(k, k), *(_format(stage.get(k), k) for stage in stages.values())] for k in keys]
+    else:
+        keys = _scalar_keys([metrics])
+        header = ["metric", "value"]
+        body = [[_LABELS.get(k, k), _format(metrics.get(k), k)] for k in keys]
+    table = [header, *body]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+
+    def line(row: Sequence[str]) -> str:
+        cells = [row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:], widths[1:])]
+        return "  ".join(cells).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(header), rule, *(line(r) for r in body)])

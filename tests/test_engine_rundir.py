@@ -1,0 +1,97 @@
+"""Run directories: atomic writes, listing, resuming, and the terminal summary."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from fwi_plugins.engine.rundir import RunDirectory, summary_table, to_jsonable
+from fwi_plugins.errors import ConfigError, DataError
+
+
+def test_create_write_and_list(tmp_path):
+    run = RunDirectory.create("lora-flat", root=tmp_path)
+    assert run.path == tmp_path / "lora-flat" and run.path.is_dir()
+    run.write_config({"backbone": "vit", "lr": np.float32(1e-3), "survey": (1, 2)})
+    run.write_metrics({"adapted": {"mae": np.float64(0.02), "ssim": float("nan"), "n_samples": np.int64(4)}})
+    run.write_text("notes/readme.txt", "hello")
+    with run.atomic("weights.bin") as tmp:
+        tmp.write_bytes(b"\x00\x01")
+    assert run.files() == ["config.json", "metrics.json", "notes/readme.txt", "weights.bin"]
+    assert "weights.bin" in run and not run.exists("missing.txt")
+    assert run.read_config() == {"backbone": "vit", "lr": pytest.approx(1e-3), "survey": [1, 2]}
+    # NaN is not JSON: it is written as null so other tools can read the file.
+    assert run.read_metrics() == {"adapted": {"mae": 0.02, "ssim": None, "n_samples": 4}}
+    json.loads((run.path / "metrics.json").read_text())
+
+
+def test_metrics_merge_keeps_earlier_stages(tmp_path):
+    run = RunDirectory.create("r", root=tmp_path)
+    run.write_metrics({"zero_shot": {"mae": 0.1}})
+    run.write_metrics({"adapted": {"mae": 0.05}}, merge=True)
+    assert set(run.read_metrics()) == {"zero_shot", "adapted"}
+    run.write_metrics({"refined": {}})
+    assert set(run.read_metrics()) == {"refined"}
+
+
+def test_existing_run_needs_exist_ok_and_names_must_be_plain(tmp_path):
+    RunDirectory.create("again", root=tmp_path)
+    with pytest.raises(ConfigError, match="already exists"):
+        RunDirectory.create("again", root=tmp_path)
+    assert RunDirectory.create("again", root=tmp_path, exist_ok=True).name == "again"
+    for bad in ("../escape", "a/b", ""):
+        with pytest.raises(ConfigError, match="run name"):
+            RunDirectory.create(bad, root=tmp_path)
+    with pytest.raises(DataError, match="does not exist"):
+        RunDirectory.open(tmp_path / "nope")
+    with pytest.raises(DataError, match="inside"):
+        RunDirectory(tmp_path / "again").write_text("../outside.txt", "x")
+
+
+def test_timestamped_names_do_not_collide(tmp_path):
+    a = RunDirectory.create(root=tmp_path)
+    b = RunDirectory.create(root=tmp_path)
+    assert a.path != b.path and a.name.startswith("run-")
+
+
+def test_failed_write_keeps_the_old_file(tmp_path):
+    run = RunDirectory.create("r", root=tmp_path)
+    run.write_metrics({"mae": 1.0})
+    with pytest.raises(RuntimeError):
+        with run.atomic("metrics.json") as tmp:
+            tmp.write_text("{half")
+            raise RuntimeError("killed")
+    assert run.read_metrics() == {"mae": 1.0}
+    assert run.files() == ["metrics.json"]
+
+
+def test_summary_table_by_stage():
+    text = summary_table({
+        "zero_shot": {"ssim": 0.61234, "mae": 0.2, "mae_ms": 300.04, "per_sample": {"mae": [1, 2]}},
+        "adapted": {"ssim": 0.8, "mae": 0.1, "mae_ms": 150.0, "data_misfit": 0.00012},
+        "run": "lora",
+    })
+    lines = text.splitlines()
+    assert lines[0].split() == ["metric", "zero_shot", "adapted"]
+    assert set(lines[1]) <= {"-", " "}
+    rows = {line.split("  ")[0].strip(): line.split()[-2:] for line in lines[2:]}
+    assert [line.split("  ")[0].strip() for line in lines[2:]] == ["MAE", "SSIM", "MAE (m/s)", "data misfit"]
+    assert rows["SSIM"] == ["0.6123", "0.8000"]
+    assert rows["MAE (m/s)"] == ["300.0", "150.0"]
+    assert rows["data misfit"] == ["-", "1.200e-04"]
+    assert len({len(line) for line in lines[:2]}) == 1
+
+
+def test_summary_table_flat():
+    text = summary_table({"mae": 0.0131, "rmse": 0.0211, "ssim": 0.9895, "n_samples": 12, "note": "x"})
+    assert text.splitlines()[2:] == ["MAE      0.0131", "RMSE     0.0211", "SSIM     0.9895",
+                                     "samples      12"]
+
+
+def test_to_jsonable_handles_numpy_and_torch():
+    torch = pytest.importorskip("torch")
+    data = to_jsonable({"a": np.arange(3), "b": torch.tensor([1.5]), "c": math.inf})
+    assert data == {"a": [0, 1, 2], "b": [1.5], "c": None}
