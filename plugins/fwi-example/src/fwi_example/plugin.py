@@ -1,0 +1,58 @@
+"""Registration of the example components.
+
+fwi-plugins imports this module through the entry point ``example`` in the group
+``fwi_plugins`` (see pyproject.toml). It must stay cheap: it imports only the spec
+classes and the option dataclasses, and names each factory as a ``"module:function"``
+string, so torch is imported only when one of these components is actually built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from fwi_plugins import BackboneSpec, DatasetSpec, PeftMethodSpec, PhysicsSpec, hookimpl
+
+from .options import ConvolutionalOptions, FrozenEncoderOptions, TinyLayersOptions, TinyUNetOptions
+
+
+@hookimpl
+def fwi_backbones() -> Iterator[BackboneSpec]:
+    yield BackboneSpec(
+        name="tinyunet",
+        factory="fwi_example.unet:build",
+        description="small U-Net: gathers resampled onto the velocity grid, 1-4 levels, tanh output",
+        options=TinyUNetOptions,
+        # Every 3x3 convolution of every block; peft matches these as name suffixes.
+        peft_targets=("conv1", "conv2"),
+        head=("head",),
+    )
+
+
+@hookimpl
+def fwi_peft_methods() -> Iterator[PeftMethodSpec]:
+    yield PeftMethodSpec(
+        name="frozen-encoder",
+        factory="fwi_example.frozen:apply",
+        description="freeze the encoder half of the network, train the decoder and head in full",
+        options=FrozenEncoderOptions,
+    )
+
+
+@hookimpl
+def fwi_datasets() -> Iterator[DatasetSpec]:
+    yield DatasetSpec(
+        name="tiny-layers",
+        factory="fwi_example.layers:load",
+        description="seeded flat 2-3 layer velocity models on a 32 x 32 grid; gathers are simulated",
+        options=TinyLayersOptions,
+    )
+
+
+@hookimpl
+def fwi_physics() -> Iterator[PhysicsSpec]:
+    yield PhysicsSpec(
+        name="convolutional",
+        factory="fwi_example.convolutional:build",
+        description="1D normal-incidence convolutional model (cheap, differentiable); l2 or envelope misfit",
+        options=ConvolutionalOptions,
+    )
