@@ -1,0 +1,183 @@
+"""Prediction: velocity from shot gathers, in batches, for inputs of any size.
+
+:func:`predict` reads its input one batch at a time, so a numpy memmap, an ``h5py`` or
+xarray variable, or any other lazily indexed array is never loaded whole, and the device
+only ever holds one batch. :func:`load_model` builds a backbone by name and loads
+weights and an adapter onto it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import DataError, OptionError
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..data.dataset import Normalization
+    from ..specs import IOShape
+
+__all__ = ["load_model", "predict", "resolve_device"]
+
+
+def resolve_device(device: Any = "auto") -> torch.device:
+    """``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a device.
+
+    Raises:
+        OptionError: an unknown device name, or CUDA asked for where there is none.
+    """
+    import torch
+
+    if isinstance(device, torch.device):
+        return device
+    name = "auto" if device is None else str(device).strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(name)
+    except RuntimeError:
+        raise OptionError(f"device {device!r}: expected auto, cpu, cuda or cuda:N") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise OptionError(f"device {device!r}: CUDA is not available here; use --device cpu or auto")
+    return resolved
+
+
+def _sample_count(gathers: Any) -> tuple[int, tuple[int, ...]]:
+    shape = tuple(int(s) for s in getattr(gathers, "shape", ()))
+    if len(shape) != 4:
+        raise DataError(f"gathers must be shaped (N, shot, time, receiver), got shape {shape or type(gathers)}")
+    if shape[0] == 0:
+        raise DataError(f"gathers hold no samples (shape {shape})")
+    return shape[0], shape
+
+
+def _batch(gathers: Any, start: int, stop: int) -> np.ndarray:
+    """One batch as a float32 numpy array; only these samples are read."""
+    chunk = gathers[start:stop]
+    if hasattr(chunk, "detach"):
+        chunk = chunk.detach().cpu().numpy()
+    elif hasattr(chunk, "values") and not isinstance(chunk, np.ndarray):  # an xarray variable
+        chunk = chunk.values
+    chunk = np.asarray(chunk, dtype=np.float32)
+    if not chunk.flags.writeable:
+        # A read-only memmap view: copy this batch into memory (torch wants writable arrays).
+        chunk = chunk.copy()
+    if not np.all(np.isfinite(chunk)):
+        bad = int(np.count_nonzero(~np.isfinite(chunk)))
+        raise DataError(f"gathers samples {start}..{stop - 1} hold {bad} NaN or infinite value(s)")
+    return chunk
+
+
+def predict(model: torch.nn.Module, gathers: Any, *, normalization: Normalization | None = None,
+            transform: Callable[[Any], Any] | None = None,
+            velocity_from_unit: Callable[[Any], Any] | None = None,
+            batch_size: int = 32, device: Any = "auto", progress: bool = True) -> np.ndarray:
+    """Predict velocity in m/s from raw shot gathers.
+
+    Args:
+        model: a backbone mapping normalised gathers ``(B, S, T, R)`` to normalised
+            velocity ``(B, 1, Z, X)``.
+        gathers: ``(N, S, T, R)`` raw amplitudes: a numpy array, a memmap, a tensor or any
+            array indexable by sample slices. Only one batch is read at a time.
+        normalization: the dataset's :class:`~fwi_plugins.data.Normalization`; supplies
+            ``transform`` (``gathers_to_unit``) and ``velocity_from_unit`` unless they are
+            given explicitly.
+        transform: raw gathers to the network's input scale (numpy or tensor in, same
+            out); without it and ``normalization``, gathers go in as they are.
+        velocity_from_unit: the network's output scale back to m/s.
+        batch_size: samples per forward pass.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, … (see :func:`resolve_device`).
+        progress: show a progress bar.
+
+    Returns:
+        ``(N, 1, Z, X)`` float32 velocity in m/s, on the host.
+
+    Raises:
+        OptionError: a bad ``batch_size`` or device.
+        DataError: gathers of the wrong shape or with non-finite values.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    if normalization is not None:
+        transform = transform or normalization.gathers_to_unit
+        velocity_from_unit = velocity_from_unit or normalization.velocity_from_unit
+    if velocity_from_unit is None:
+        raise TypeError("predict needs normalization= or velocity_from_unit= to return m/s")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise OptionError(f"batch_size must be a positive integer, got {batch_size!r}")
+    n, _ = _sample_count(gathers)
+    target = resolve_device(device)
+
+    was_training = model.training
+    model.eval()
+    model.to(target)
+    out: np.ndarray | None = None
+    try:
+        with torch.inference_mode(), tqdm(total=n, desc="predict", unit="sample", disable=not progress,
+                                           leave=False) as bar:
+            for start in range(0, n, batch_size):
+                stop = min(start + batch_size, n)
+                # Scaling on the device: the signed log is cheap there and the copy is raw floats.
+                x = torch.from_numpy(_batch(gathers, start, stop)).to(target, non_blocking=True)
+                if transform is not None:
+                    x = transform(x)
+                y = model(x)
+                if y.ndim != 4 or y.shape[0] != stop - start:
+                    raise DataError(f"the model returned shape {tuple(y.shape)} for a batch of {stop - start}; "
+                                    f"expected (batch, 1, depth, x)")
+                velocity = velocity_from_unit(y.float()).cpu().numpy().astype(np.float32, copy=False)
+                if out is None:
+                    # The output is small next to the input (one map per sample), so it is
+                    # allocated whole once the first batch tells its grid.
+                    out = np.empty((n, *velocity.shape[1:]), dtype=np.float32)
+                out[start:stop] = velocity
+                bar.update(stop - start)
+    finally:
+        model.train(was_training)
+    assert out is not None  # _sample_count guarantees at least one batch
+    return out
+
+
+def load_model(backbone: str, options: Mapping[str, Any] | Any = None, weights_path: str | Path | None = None,
+               adapter_dir: str | Path | None = None, *, pretrained: str | None = None,
+               shape: IOShape | None = None) -> torch.nn.Module:
+    """Build a backbone by name and load its weights and, optionally, an adapter.
+
+    Args:
+        backbone: registered backbone name (``fwi list``).
+        options: backbone options (a mapping of values or its option dataclass).
+        weights_path: a ``.safetensors`` file of full weights for this backbone.
+        adapter_dir: a directory saved by :func:`fwi_plugins.peft_utils.save_adapted`
+            (peft layout); the adapter is loaded on top of the weights.
+        pretrained: named weights shipped with the backbone (or a ``.safetensors`` path),
+            loaded before ``weights_path``.
+        shape: the sizes the network is built for (OpenFWI's by default).
+
+    Returns:
+        The model, in eval mode.
+    """
+    from .. import api
+
+    if weights_path is not None and not Path(weights_path).is_file():
+        raise DataError(f"weights file {weights_path} does not exist (expected a .safetensors file)")
+    if adapter_dir is not None and not Path(adapter_dir).is_dir():
+        raise DataError(f"adapter directory {adapter_dir} does not exist (expected a folder with "
+                        f"adapter_config.json)")
+    model = api.build_backbone(backbone, options, shape=shape, pretrained=pretrained)
+    if weights_path is not None:
+        from ..weights import load_pretrained
+
+        load_pretrained(model, api.get_spec("backbone", backbone), str(weights_path))
+    if adapter_dir is not None:
+        from ..peft_utils import load_adapted
+
+        adapted = load_adapted(model, adapter_dir)
+        model = adapted if adapted is not None else model
+    model.eval()
+    return model
