@@ -1,0 +1,544 @@
+"""The engine's configuration: run options and the resolved configuration of a job.
+
+A :class:`RunConfig` is everything needed to run a job again: the command (``run`` or
+``pretrain``), the chosen component of each kind with its complete options, the engine
+options and the output directory. It is written into every run directory as
+``config.toml`` and ``config.json``; ``fwi run --config FILE`` runs it again.
+
+The file layout (TOML shown; JSON has the same structure)::
+
+    command = "run"
+    out = "runs/vit-lora-flatvel-a"
+
+    [options]
+    epochs = 6
+    lambda_physics = 0.0
+
+    [backbone]
+    name = "vit"
+    options = { size = "tiny" }
+
+    [peft]
+    name = "lora"
+
+    [[dataset]]          # pretrain takes several datasets; run takes one
+    name = "flatvel-a"
+
+Validation happens in :meth:`RunConfig.resolve`, before any work starts: every unknown
+key is reported with a "Did you mean" hint and every bad value names its key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .. import options as _options
+from ..errors import ConfigError, FWIError, OptionError, UnknownNameError
+from ..io_utils import atomic_write_text
+from ..options import option
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = [
+    "COMMANDS",
+    "Component",
+    "PretrainOptions",
+    "ResolvedConfig",
+    "RunConfig",
+    "RunOptions",
+    "TrainOptions",
+    "load_config",
+    "resolve_device",
+]
+
+COMMANDS = ("run", "pretrain")
+
+# The kinds each command needs, and whether several components of a kind are allowed.
+_COMMAND_KINDS: dict[str, dict[str, bool]] = {
+    "run": {"backbone": False, "peft": False, "physics": False, "dataset": False},
+    "pretrain": {"backbone": False, "physics": False, "dataset": True},
+}
+_REQUIRED: dict[str, tuple[str, ...]] = {
+    "run": ("backbone", "peft", "physics", "dataset"),
+    "pretrain": ("backbone", "dataset"),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainOptions:
+    """Options of the training loop shared by ``fwi run`` (adaptation) and ``fwi pretrain``."""
+
+    epochs: int = option(6, "passes over the training data")
+    batch_size: int = option(8, "samples per optimisation step (per process under torchrun)")
+    lr: float = option(1e-3, "peak learning rate of AdamW")
+    weight_decay: float = option(0.01, "AdamW decoupled weight decay")
+    warmup_epochs: float = option(0.5, "epochs of linear learning-rate warm-up before cosine decay "
+                                       "(fractions allowed)")
+    min_lr_ratio: float = option(0.0, "final learning rate as a fraction of lr at the end of cosine decay")
+    grad_clip: float = option(1.0, "clip the gradient norm to this value (0 disables clipping)")
+    lambda_physics: float = option(0.0, "weight of the physics data-misfit term in the loss (0 disables it)")
+    physics_samples: int = option(2, "samples of each batch that the physics term simulates "
+                                      "(0 = the whole batch); bounds the cost of the physics term")
+    labels: Literal["full", "none"] = option("full", "'full' trains on velocity labels; 'none' adapts "
+                                                     "with the physics misfit alone (label-free)")
+    seed: int = option(0, "random seed: same seed and same hardware give the same metrics")
+    device: Literal["auto", "cpu", "cuda"] = option("auto", "where to train: a GPU when present (auto), "
+                                                            "or cpu / cuda")
+    amp: bool = option(True, "bfloat16 mixed precision for the network on CUDA (physics stays float32)")
+    eval_batch_size: int = option(16, "samples per batch when predicting for evaluation")
+    progress: bool = option(True, "show progress bars")
+
+    def __post_init__(self) -> None:
+        _positive(self, "epochs", "batch_size", "eval_batch_size")
+        _finite_non_negative(self, "lr", "weight_decay", "warmup_epochs", "grad_clip", "lambda_physics")
+        if self.lr <= 0:
+            raise ValueError(f"option 'lr' must be positive, got {self.lr!r}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError(f"option 'min_lr_ratio' must lie in [0, 1], got {self.min_lr_ratio!r}")
+        if self.physics_samples < 0:
+            raise ValueError(f"option 'physics_samples' must be >= 0, got {self.physics_samples!r}")
+        if self.labels == "none" and self.lambda_physics <= 0:
+            raise ValueError("option 'lambda_physics' must be positive when labels='none': label-free "
+                             "adaptation learns from the physics misfit alone")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOptions(TrainOptions):
+    """Options of the main job, ``fwi run``."""
+
+    pretrained: str = option("default", "foundation weights: 'default' (the backbone's shipped weights, "
+                                        "if any), a shipped NAME, a .safetensors PATH, or 'none'")
+    train_fraction: float = option(1.0, "fraction of the target training split to adapt on (0 < f <= 1)")
+    n_eval: int = option(0, "test samples to evaluate (0 = the whole test split)")
+    n_misfit: int = option(4, "test samples whose data misfit is computed by simulation (0 = none)")
+    refine_samples: int = option(2, "test predictions refined by physics-based FWI (0 = no refinement)")
+    refine_iterations: int = option(10, "FWI iterations per refined prediction")
+    refine_lr: float = option(20.0, "FWI step size in m/s per iteration")
+    figures: bool = option(True, "write PNG figures into the run directory")
+    cache_dir: str = option("", "simulation cache folder ('' = the dataset's default cache)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 < self.train_fraction <= 1.0:
+            raise ValueError(f"option 'train_fraction' must lie in (0, 1], got {self.train_fraction!r}")
+        for name in ("n_eval", "n_misfit", "refine_samples", "refine_iterations"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"option {name!r} must be >= 0, got {getattr(self, name)!r}")
+        _finite_non_negative(self, "refine_lr")
+        if not self.pretrained.strip():
+            raise ValueError("option 'pretrained' is empty; use 'default', 'none', a NAME or a PATH")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PretrainOptions(TrainOptions):
+    """Options of ``fwi pretrain``: a foundation model on a mixture of dataset families."""
+
+    epochs: int = option(10, "passes over the training data (of samples_per_epoch samples each)")
+    weights: tuple[float, ...] = option((), "sampling weight of each dataset, in --dataset order "
+                                            "(empty = proportional to dataset size)")
+    samples_per_epoch: int = option(0, "training samples drawn per epoch (0 = the mixture's total size)")
+    name: str = option("foundation", "name written into the weights' metadata and the model card")
+    cache_dir: str = option("", "simulation cache folder ('' = the dataset's default cache)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.samples_per_epoch < 0:
+            raise ValueError(f"option 'samples_per_epoch' must be >= 0, got {self.samples_per_epoch!r}")
+        for i, w in enumerate(self.weights):
+            if not (math.isfinite(w) and w >= 0):
+                raise ValueError(f"option 'weights'[{i}] must be a finite number >= 0, got {w!r}")
+        if self.weights and sum(self.weights) <= 0:
+            raise ValueError("option 'weights' must not be all zero")
+
+
+_OPTIONS_CLASS: dict[str, type] = {"run": RunOptions, "pretrain": PretrainOptions}
+
+
+def _positive(obj: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if value <= 0:
+            raise ValueError(f"option {name!r} must be positive, got {value!r}")
+
+
+def _finite_non_negative(obj: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"option {name!r} must be a finite number >= 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Component:
+    """One chosen component: its registry name and its option values (strings allowed)."""
+
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "options": dict(self.options)}
+
+
+@dataclass(frozen=True)
+class ResolvedConfig:
+    """A :class:`RunConfig` checked against the registry: specs and parsed options.
+
+    Attributes:
+        config: the configuration with canonical names and complete option values.
+        specs: kind -> tuple of specs (one per chosen component, in order).
+        component_options: kind -> tuple of parsed option dataclasses (or ``None``).
+        options: the parsed engine options (:class:`RunOptions` or :class:`PretrainOptions`).
+    """
+
+    config: RunConfig
+    specs: Mapping[str, tuple[Any, ...]]
+    component_options: Mapping[str, tuple[Any, ...]]
+    options: Any
+
+    def spec(self, kind: str) -> Any:
+        """The spec of the (first) component of ``kind``, or ``None`` if none was chosen."""
+        specs = self.specs.get(kind) or ()
+        return specs[0] if specs else None
+
+    def component_option(self, kind: str) -> Any:
+        values = self.component_options.get(kind) or ()
+        return values[0] if values else None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The configuration of one job, as written to and read from ``config.toml`` / ``config.json``.
+
+    Attributes:
+        command: ``"run"`` or ``"pretrain"``.
+        components: kind -> tuple of :class:`Component` (several only for pretrain datasets).
+        options: engine option values (strings allowed until :meth:`resolve`).
+        out: the output (run) directory.
+        argv: the command line that produced this configuration, for the record.
+    """
+
+    command: str
+    components: Mapping[str, tuple[Component, ...]] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+    out: str | None = None
+    argv: tuple[str, ...] = ()
+
+    # -- building ------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "config",
+                  base_dir: Path | None = None) -> RunConfig:
+        """Read the file structure (see the module docstring); unknown keys fail with a hint.
+
+        Relative ``out`` and ``options.pretrained`` paths are taken relative to
+        ``base_dir`` (the config file's folder), never to the working directory.
+        """
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{source}: expected a table at the top level")
+        from ..specs import KINDS
+
+        known = {"command", "out", "options", "argv", *KINDS}
+        for key in data:
+            if key not in known:
+                raise UnknownNameError(f"key in {source}", key, sorted(known))
+        command = data.get("command", "run")
+        if command not in COMMANDS:
+            raise ConfigError(f"{source}: key 'command' must be one of {', '.join(COMMANDS)}, got {command!r}")
+        components: dict[str, tuple[Component, ...]] = {}
+        for kind in KINDS:
+            if kind not in data:
+                continue
+            raw = data[kind]
+            items = raw if isinstance(raw, list) else [raw]
+            parsed = []
+            for i, item in enumerate(items):
+                where = f"{kind}[{i}]" if isinstance(raw, list) else kind
+                if isinstance(item, str):
+                    item = {"name": item}
+                if not isinstance(item, Mapping):
+                    raise ConfigError(f"{source}: key {where!r} must be a table with 'name' and 'options'")
+                for key in item:
+                    if key not in ("name", "options"):
+                        raise UnknownNameError(f"key in {source} [{where}]", key, ["name", "options"])
+                name = item.get("name")
+                if not isinstance(name, str) or not name.strip():
+                    raise ConfigError(f"{source}: key '{where}.name' must be a component name")
+                opts = item.get("options", {})
+                if not isinstance(opts, Mapping):
+                    raise ConfigError(f"{source}: key '{where}.options' must be a table")
+                parsed.append(Component(name, _from_file_values(dict(opts))))
+            components[kind] = tuple(parsed)
+        opts = data.get("options", {})
+        if not isinstance(opts, Mapping):
+            raise ConfigError(f"{source}: key 'options' must be a table")
+        opts = _from_file_values(dict(opts))
+        out = data.get("out")
+        if out is not None and not isinstance(out, str):
+            raise ConfigError(f"{source}: key 'out' must be a path, got {out!r}")
+        if base_dir is not None:
+            if out:
+                out = str(_relative_to(base_dir, out))
+            pretrained = opts.get("pretrained")
+            if isinstance(pretrained, str) and _looks_like_path(pretrained):
+                opts["pretrained"] = str(_relative_to(base_dir, pretrained))
+        argv = data.get("argv", ())
+        if not isinstance(argv, (list, tuple)):
+            raise ConfigError(f"{source}: key 'argv' must be a list of strings")
+        return cls(command=command, components=components, options=opts, out=out,
+                   argv=tuple(str(a) for a in argv))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The file structure: single components as tables, several as a list of tables."""
+        data: dict[str, Any] = {"command": self.command}
+        if self.out is not None:
+            data["out"] = self.out
+        if self.argv:
+            data["argv"] = list(self.argv)
+        data["options"] = _options_jsonable(self.options)
+        for kind, items in self.components.items():
+            entries = [{"name": c.name, "options": _options_jsonable(c.options)} for c in items]
+            if not entries:
+                continue
+            several = _COMMAND_KINDS.get(self.command, {}).get(kind, False)
+            data[kind] = entries if several else entries[0]
+        return data
+
+    def save(self, path: str | Path) -> Path:
+        """Write the configuration atomically as ``.toml`` or ``.json`` (by suffix)."""
+        path = Path(path)
+        if path.suffix == ".json":
+            text = json.dumps(self.to_dict(), indent=2) + "\n"
+        elif path.suffix == ".toml":
+            text = to_toml(self.to_dict())
+        else:
+            raise ConfigError(f"{path}: a configuration file ends in .toml or .json")
+        return atomic_write_text(path, text)
+
+    def with_updates(self, *, components: Mapping[str, Sequence[Component]] | None = None,
+                     options: Mapping[str, Any] | None = None,
+                     component_options: Mapping[str, Mapping[str, Any]] | None = None,
+                     out: str | None = None, argv: Sequence[str] | None = None) -> RunConfig:
+        """A copy with components replaced, options and per-kind component options merged in.
+
+        ``component_options`` apply to every component of the kind (all datasets of a
+        pretrain mixture, for example), after ``components`` have been replaced.
+        """
+        merged = dict(self.components)
+        for kind, items in (components or {}).items():
+            merged[kind] = tuple(items)
+        for kind, values in (component_options or {}).items():
+            if not values:
+                continue
+            if not merged.get(kind):
+                raise ConfigError(f"options given for {kind} ({', '.join(f'{kind}.{k}' for k in values)}) "
+                                  f"but no {kind} is chosen; add --{kind} NAME")
+            merged[kind] = tuple(Component(c.name, {**c.options, **values}) for c in merged[kind])
+        return dataclasses.replace(
+            self, components=merged, options={**self.options, **(options or {})},
+            out=self.out if out is None else out, argv=self.argv if argv is None else tuple(argv))
+
+    # -- validation ------------------------------------------------------------------
+    def resolve(self, get_spec: Callable[[str, str], Any]) -> ResolvedConfig:
+        """Check every name, option and value; fail before any work starts.
+
+        Args:
+            get_spec: ``get_spec(kind, name) -> spec`` (the plugin manager's ``get``), which
+                raises :class:`~fwi_plugins.errors.UnknownNameError` for unknown names.
+
+        Returns:
+            A :class:`ResolvedConfig` whose ``config`` holds canonical names and every
+            option value (defaults included), so that it re-runs exactly.
+
+        Raises:
+            ConfigError, OptionError, UnknownNameError: naming the offending key.
+        """
+        allowed = _COMMAND_KINDS[self.command]
+        for kind, items in self.components.items():
+            if kind not in allowed and items:
+                raise ConfigError(f"key {kind!r}: {self.command} takes no {kind}")
+            if len(items) > 1 and not allowed[kind]:
+                raise ConfigError(f"key {kind!r}: {self.command} takes one {kind}, got {len(items)}")
+        for kind in _REQUIRED[self.command]:
+            if not self.components.get(kind):
+                raise ConfigError(f"key {kind!r} is missing: choose one with --{kind} NAME "
+                                  f"(list them with: fwi list {kind})")
+        options = _parse_options(_OPTIONS_CLASS[self.command], self.options, owner=self.command)
+        resolve_device(options.device)
+        specs: dict[str, tuple[Any, ...]] = {}
+        parsed: dict[str, tuple[Any, ...]] = {}
+        canonical: dict[str, tuple[Component, ...]] = {}
+        for kind, items in self.components.items():
+            kind_specs, kind_opts, kind_items = [], [], []
+            for component in items:
+                spec = get_spec(kind, component.name)
+                values = spec.parse_options(component.options)
+                missing = spec.missing_requirements()
+                if missing:
+                    from ..errors import MissingDependencyError
+                    raise MissingDependencyError(f"{kind} {spec.name!r}", missing)
+                kind_specs.append(spec)
+                kind_opts.append(values)
+                kind_items.append(Component(spec.name, _options.to_dict(values)))
+            specs[kind], parsed[kind], canonical[kind] = tuple(kind_specs), tuple(kind_opts), tuple(kind_items)
+        if self.command == "pretrain":
+            n = len(canonical["dataset"])
+            if options.weights and len(options.weights) != n:
+                raise ConfigError(f"option 'weights' has {len(options.weights)} values for {n} datasets; "
+                                  f"give one weight per --dataset")
+        if options.labels == "none" or options.lambda_physics > 0:
+            if not canonical.get("physics"):
+                raise ConfigError("key 'physics' is missing: lambda_physics > 0 (or labels='none') needs a "
+                                  "physics component; add --physics NAME")
+        config = dataclasses.replace(self, components=canonical, options=_options.to_dict(options))
+        return ResolvedConfig(config=config, specs=specs, component_options=parsed, options=options)
+
+    def diff(self, other: RunConfig, *, ignore: Sequence[str] = ("argv", "options.device",
+                                                                  "options.progress")) -> list[str]:
+        """Keys whose values differ between two configurations (dotted, sorted)."""
+        a, b = _flatten(self.to_dict()), _flatten(other.to_dict())
+        keys = sorted(set(a) | set(b))
+        return [k for k in keys if a.get(k) != b.get(k) and not any(
+            k == i or k.startswith(i + ".") for i in ignore)]
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read a configuration file (``.toml`` or ``.json``), e.g. a run directory's ``config.toml``.
+
+    A run directory itself is accepted too: its ``config.toml`` is read.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "config.toml"
+    if not path.is_file():
+        raise ConfigError(f"configuration file {path} does not exist")
+    try:
+        if path.suffix == ".json":
+            data = json.loads(path.read_text())
+        elif path.suffix == ".toml":
+            data = tomllib.loads(path.read_text())
+        else:
+            raise ConfigError(f"{path}: a configuration file ends in .toml or .json")
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid {path.suffix[1:].upper()}: {exc}") from None
+    return RunConfig.from_dict(data, source=str(path), base_dir=path.resolve().parent)
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is present, else ``cpu``; ``cuda`` without a GPU fails."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise OptionError(f"option 'device': {device!r} is not one of auto, cpu, cuda")
+    if device == "cpu":
+        return "cpu"
+    import torch
+
+    available = torch.cuda.is_available()
+    if device == "cuda" and not available:
+        raise OptionError("option 'device' is 'cuda' but no CUDA device is available; use --device auto or cpu")
+    return "cuda" if available else "cpu"
+
+
+# -- helpers ------------------------------------------------------------------------
+def _parse_options(cls: type, values: Mapping[str, Any], *, owner: str) -> Any:
+    try:
+        return _options.parse(cls, values, owner=owner)
+    except FWIError:
+        raise
+    except (TypeError, ValueError) as exc:  # pragma: no cover - parse converts these already
+        raise OptionError(f"options of {owner}: {exc}") from None
+
+
+def _looks_like_path(value: str) -> bool:
+    return value.endswith(".safetensors") or "/" in value or value.startswith(".")
+
+
+def _relative_to(base: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (base / path)
+
+
+def _options_jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, tuple):
+            value = list(value)
+        out[key] = value
+    return out
+
+
+def _from_file_values(values: dict[str, Any]) -> dict[str, Any]:
+    # TOML has no null: ``to_toml`` writes None as the string "none", which option parsing
+    # turns back into None for optional fields.
+    return {k: ("none" if v is None else v) for k, v in values.items()}
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, full + "."))
+        elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+            for i, item in enumerate(value):
+                out.update(_flatten(item, f"{full}[{i}]."))
+        else:
+            out[full] = value
+    return out
+
+
+def _toml_value(value: Any) -> str:
+    if value is None:
+        return '"none"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        if not value:
+            return "{}"
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise ConfigError(f"cannot write {value!r} ({type(value).__name__}) to TOML")
+
+
+def _toml_key(key: str) -> str:
+    bare = key.replace("_", "").replace("-", "").isalnum()
+    return key if bare else json.dumps(key)
+
+
+def to_toml(data: Mapping[str, Any]) -> str:
+    """Write the configuration structure as TOML (scalars first, then tables)."""
+    lines: list[str] = []
+    tables: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        if isinstance(value, Mapping) or (isinstance(value, list) and value
+                                          and all(isinstance(v, Mapping) for v in value)):
+            tables.append((key, value))
+        else:
+            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+    for key, value in tables:
+        items = value if isinstance(value, list) else [value]
+        header = f"[[{_toml_key(key)}]]" if isinstance(value, list) else f"[{_toml_key(key)}]"
+        for item in items:
+            lines.append("")
+            lines.append(header)
+            for k, v in item.items():
+                lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
+    return "\n".join(lines) + "\n"

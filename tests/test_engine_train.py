@@ -1,0 +1,266 @@
+"""The training loop: schedule, checkpoints, resume, seeds, label-free adaptation."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from fwi_plugins.engine import train as T
+from fwi_plugins.engine.config import TrainOptions
+from fwi_plugins.errors import ConfigError, DataError
+
+torch.set_num_threads(1)
+
+S, NT, R, Z, X = 2, 12, 6, 6, 6
+
+
+class UnitScale:
+    """Stand-in for the dataset Normalization: velocity 1500-4500 m/s to [-1, 1]."""
+
+    vmin, vmax = 1500.0, 4500.0
+
+    def velocity_to_unit(self, v):
+        return (v - self.vmin) * (2.0 / (self.vmax - self.vmin)) - 1.0
+
+    def velocity_from_unit(self, u):
+        return (u + 1.0) * (0.5 * (self.vmax - self.vmin)) + self.vmin
+
+    def gathers_to_unit(self, d):
+        return d * 0.5
+
+
+class LinearPhysics:
+    """A fixed linear forward map: differentiable, cheap, with an exact answer."""
+
+    version = "test-1"
+
+    class survey:  # noqa: N801 - mimics the Survey attributes the loop reads
+        vmin, vmax = 1500.0, 4500.0
+
+    def __init__(self) -> None:
+        g = torch.Generator().manual_seed(123)
+        self.operator = torch.randn(Z * X, S * NT * R, generator=g) / math.sqrt(Z * X)
+
+    def simulate(self, velocity):
+        flat = (velocity.reshape(len(velocity), -1) - 3000.0) / 1000.0
+        return (flat @ self.operator.to(velocity.device)).reshape(-1, S, NT, R)
+
+    def misfit(self, predicted, observed):
+        return (predicted - observed).square().mean()
+
+
+class TinyNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Linear(S * NT * R, 32)
+        self.head = nn.Linear(32, Z * X)
+
+    def forward(self, x):
+        return torch.tanh(self.head(torch.relu(self.body(x.flatten(1))))).view(-1, 1, Z, X)
+
+
+def make_data(n: int, seed: int = 0) -> T.TrainData:
+    # Two-layer models: a family a network can learn from a handful of samples.
+    rng = np.random.default_rng(seed)
+    top = rng.uniform(1800, 2800, size=(n, 1, 1, 1))
+    bottom = rng.uniform(3000, 4200, size=(n, 1, 1, 1))
+    depth = rng.integers(1, Z - 1, size=(n, 1, 1, 1))
+    v = np.where(np.arange(Z)[None, None, :, None] < depth, top, bottom) * np.ones((1, 1, 1, X))
+    v = v.astype(np.float32)
+    physics = LinearPhysics()
+    with torch.no_grad():
+        d = physics.simulate(torch.from_numpy(v)).numpy().astype(np.float32)
+    return T.TrainData(gathers=d, velocity=v)
+
+
+def build(seed: int = 0) -> TinyNet:
+    torch.manual_seed(seed)
+    return TinyNet()
+
+
+def opts(**kw) -> TrainOptions:
+    base = dict(epochs=3, batch_size=4, lr=3e-3, warmup_epochs=0.5, device="cpu", progress=False)
+    base.update(kw)
+    return TrainOptions(**base)
+
+
+def params(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_lr_schedule_warms_up_then_decays_to_min():
+    f = [T.lr_factor(s, total_steps=10, warmup_steps=2, min_ratio=0.1) for s in range(10)]
+    assert f[0] == pytest.approx(0.5) and f[1] == pytest.approx(1.0)
+    assert f[2] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(f[2:], f[3:]))
+    assert T.lr_factor(10, total_steps=10, warmup_steps=2, min_ratio=0.1) == pytest.approx(0.1)
+
+
+def test_training_reduces_label_loss_and_calls_hooks(tmp_path):
+    data, val = make_data(16), make_data(8, seed=1)
+    calls = []
+    model = build()
+    result = T.train(model, data, val, options=opts(epochs=4), normalization=UnitScale(),
+                     checkpoint_dir=tmp_path / "ckpt", run_dir=tmp_path,
+                     notify=lambda hook, **kw: calls.append((hook, kw)))
+    assert [h["epoch"] for h in result.history] == [1, 2, 3, 4]
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert "val_mae" in result.history[-1] and "val_mae_ms" in result.history[-1]
+    assert [c[0] for c in calls] == ["fwi_epoch_end"] * 4
+    assert calls[-1][1]["stage"] == "adapt" and calls[-1][1]["epoch"] == 4
+    assert result.steps == 4 * 4
+    # Only the last epoch folder is kept, and the pointer names it.
+    assert json.loads((tmp_path / "ckpt" / "latest.json").read_text())["path"] == "epoch-0004"
+    assert sorted(p.name for p in (tmp_path / "ckpt").glob("epoch-*")) == ["epoch-0004"]
+
+
+def test_same_seed_same_result():
+    a, b = build(), build()
+    ra = T.train(a, make_data(12), make_data(4, 1), options=opts(), normalization=UnitScale())
+    rb = T.train(b, make_data(12), make_data(4, 1), options=opts(), normalization=UnitScale())
+    for k, v in params(a).items():
+        assert torch.equal(v, params(b)[k])
+    assert ra.history[-1]["val_mae"] == rb.history[-1]["val_mae"]
+    c = build()
+    T.train(c, make_data(12), None, options=opts(seed=1), normalization=UnitScale())
+    assert any(not torch.equal(v, params(c)[k]) for k, v in params(a).items())
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(tmp_path):
+    data, val = make_data(12), make_data(4, 1)
+    whole = build()
+    expected = T.train(whole, data, val, options=opts(epochs=4), normalization=UnitScale(),
+                       checkpoint_dir=tmp_path / "a")
+
+    def stop_after_epoch_2(hook, **kw):
+        if kw["epoch"] == 2:
+            raise Interrupt
+
+    first = build()
+    with pytest.raises(Interrupt):
+        T.train(first, data, val, options=opts(epochs=4), normalization=UnitScale(),
+                checkpoint_dir=tmp_path / "b", notify=stop_after_epoch_2)
+    assert T.latest_checkpoint(tmp_path / "b").name == "epoch-0002"
+    # A fresh process: new model object, different initial weights even; the checkpoint wins.
+    again = build(seed=99)
+    resumed = T.train(again, data, val, options=opts(epochs=4), normalization=UnitScale(),
+                      checkpoint_dir=tmp_path / "b")
+    assert resumed.resumed_from == 2
+    for k, v in params(whole).items():
+        assert torch.equal(v, params(again)[k]), k
+    assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in expected.history]
+    assert resumed.steps == expected.steps
+
+
+def test_finished_checkpoint_is_not_trained_again(tmp_path):
+    data = make_data(8)
+    model = build()
+    T.train(model, data, None, options=opts(epochs=2), normalization=UnitScale(), checkpoint_dir=tmp_path)
+    state = params(model)
+    other = build(seed=5)
+    result = T.train(other, data, None, options=opts(epochs=2), normalization=UnitScale(), checkpoint_dir=tmp_path)
+    assert result.resumed_from == 2 and len(result.history) == 2
+    for k, v in state.items():
+        assert torch.equal(v, params(other)[k])
+
+
+def test_resume_with_changed_settings_is_refused(tmp_path):
+    data = make_data(8)
+    T.train(build(), data, None, options=opts(epochs=1), normalization=UnitScale(), checkpoint_dir=tmp_path)
+    with pytest.raises(ConfigError, match="batch_size"):
+        T.train(build(), data, None, options=opts(epochs=1, batch_size=2), normalization=UnitScale(),
+                checkpoint_dir=tmp_path)
+
+
+def test_half_written_checkpoint_is_ignored(tmp_path):
+    data = make_data(8)
+    T.train(build(), data, None, options=opts(epochs=1), normalization=UnitScale(), checkpoint_dir=tmp_path)
+    # A folder without its state file is what a kill during a non-atomic write would leave.
+    broken = tmp_path / "epoch-0002"
+    broken.mkdir()
+    (broken / "model.safetensors").write_bytes(b"garbage")
+    assert T.latest_checkpoint(tmp_path).name == "epoch-0001"
+    # Temporary files of an interrupted atomic write never look like checkpoints.
+    assert not list(tmp_path.glob(".*.part"))
+
+
+def test_checkpoint_never_pickles(tmp_path):
+    model = build()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.randn(2, S, NT, R)).sum().backward()
+    opt.step()
+    path = T.save_checkpoint(tmp_path, epoch=1, model=model, optimizer=opt, state={"step": 1})
+    assert sorted(p.name for p in path.iterdir()) == ["model.safetensors", "optimizer.safetensors", "state.json"]
+    fresh = build(seed=3)
+    opt2 = torch.optim.AdamW(fresh.parameters(), lr=1e-3)
+    T.load_checkpoint(path, model=fresh, optimizer=opt2)
+    s1, s2 = opt.state_dict(), opt2.state_dict()
+    assert s1["param_groups"][0]["betas"] == s2["param_groups"][0]["betas"]
+    for pid, st in s1["state"].items():
+        for key, value in st.items():
+            assert torch.equal(torch.as_tensor(value), torch.as_tensor(s2["state"][pid][key]))
+
+
+def test_label_free_adaptation_reduces_data_misfit():
+    physics = LinearPhysics()
+    data, val = make_data(16), make_data(8, 1)
+    unlabelled = T.TrainData(gathers=data.gathers, velocity=None)
+    model = build()
+    before = _misfit(model, val, physics)
+    result = T.train(model, unlabelled, T.TrainData(gathers=val.gathers, velocity=None),
+                     options=opts(epochs=10, labels="none", lambda_physics=1.0, physics_samples=0, lr=1e-2),
+                     normalization=UnitScale(), physics=physics)
+    after = _misfit(model, val, physics)
+    assert after < 0.3 * before, (before, after)
+    assert "val_misfit" in result.history[-1] and "val_mae" not in result.history[-1]
+    assert result.history[-1]["val_misfit"] == pytest.approx(after, rel=1e-4)
+
+
+def _misfit(model, data, physics):
+    unit = T.predict_unit(model, data.gathers, normalization=UnitScale())
+    v = UnitScale().velocity_from_unit(torch.from_numpy(unit))
+    return float(physics.misfit(physics.simulate(v), torch.from_numpy(data.gathers)))
+
+
+def test_physics_term_joins_the_label_loss():
+    physics = LinearPhysics()
+    result = T.train(build(), make_data(8), None, options=opts(epochs=1, lambda_physics=0.5),
+                     normalization=UnitScale(), physics=physics)
+    h = result.history[0]
+    assert h["train_loss"] == pytest.approx(h["train_label_loss"] + 0.5 * h["train_physics_loss"], rel=1e-5)
+
+
+def test_weighted_mixture_sampling_follows_weights():
+    data = make_data(10)
+    weights = np.array([1.0] * 5 + [0.0] * 5)
+    sampler = T._WeightedShardSampler(weights, 40, rank=0, world_size=1, seed=0)
+    assert all(i < 5 for i in sampler)
+    shards = [list(T._WeightedShardSampler(np.ones(10), 9, rank=r, world_size=2, seed=0)) for r in (0, 1)]
+    assert len(shards[0]) == len(shards[1]) == 5
+    mixed = T.TrainData(gathers=data.gathers, velocity=data.velocity, weights=weights)
+    result = T.train(build(), mixed, None, options=opts(epochs=1), normalization=UnitScale(), samples_per_epoch=12)
+    assert result.steps == 3
+
+
+def test_missing_labels_or_parameters_fail_clearly():
+    data = make_data(4)
+    with pytest.raises(ConfigError, match="labels"):
+        T.train(build(), T.TrainData(gathers=data.gathers), None, options=opts(), normalization=UnitScale())
+    frozen = build()
+    for p in frozen.parameters():
+        p.requires_grad_(False)
+    with pytest.raises(ConfigError, match="trainable"):
+        T.train(frozen, data, None, options=opts(), normalization=UnitScale())
+    with pytest.raises(ConfigError, match="physics"):
+        T.train(build(), data, None, options=opts(lambda_physics=1.0), normalization=UnitScale())
+    with pytest.raises(DataError):
+        T.TrainData(gathers=data.gathers, velocity=data.velocity[:2])
