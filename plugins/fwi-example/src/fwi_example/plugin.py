@@ -25,6 +25,8 @@ def fwi_backbones() -> Iterator[BackboneSpec]:
         # Every 3x3 convolution of every block; peft matches these as name suffixes.
         peft_targets=("conv1", "conv2"),
         head=("head",),
+        # What contract checks build: the smallest network that still has every part.
+        example_options={"base_channels": 4, "levels": 2},
     )
 
 
@@ -43,7 +45,7 @@ def fwi_datasets() -> Iterator[DatasetSpec]:
     yield DatasetSpec(
         name="tiny-layers",
         factory="fwi_example.layers:load",
-        description="seeded flat 2-3 layer velocity models on a 32 x 32 grid; gathers are simulated",
+        description="seeded flat 2-3 layer velocity models on a small grid (32 x 32); gathers are simulated",
         options=TinyLayersOptions,
     )
 
@@ -53,6 +55,6 @@ def fwi_physics() -> Iterator[PhysicsSpec]:
     yield PhysicsSpec(
         name="convolutional",
         factory="fwi_example.convolutional:build",
-        description="1D normal-incidence convolutional model (cheap, differentiable); l2 or envelope misfit",
+        description="1D normal-incidence convolutional model (cheap, differentiable); l2 or envelope misfit, among others",
         options=ConvolutionalOptions,
     )
