@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -43,6 +44,19 @@ def test_blocking_the_plugin_removes_its_components(monkeypatch):
     manager = FWIPluginManager().load_all()
     assert next(i for i in manager.plugin_infos() if i.name == "example").status == "blocked"
     assert "tinyunet" not in manager.components("backbone")
+
+
+def test_discovered_from_a_fake_dist_info_without_installing(tmp_path, monkeypatch):
+    """Entry-point discovery reads ``*.dist-info`` folders on sys.path, installed or not."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "src"))  # the code, uninstalled
+    info = tmp_path / "fwi_example_dev-0.0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fwi-example-dev\nVersion: 0.0.1\n")
+    (info / "entry_points.txt").write_text("[fwi_plugins]\nexample-dev = fwi_example.plugin\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    # Block the installed copy, if any, or its names would clash with the development one.
+    manager = FWIPluginManager(blocked=["fwi-example"]).load_all()
+    assert manager.get("physics", "convolutional").provider.distribution == "fwi-example-dev"
 
 
 def test_registration_does_not_import_torch():
