@@ -1,5 +1,36 @@
-"""Registration of the built-in peft."""
+"""Registration of the built-in PEFT methods.
+
+Nothing here imports torch or peft: factories are ``"module:function"`` strings.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from ..hookspecs import hookimpl
+from ..specs import PeftMethodSpec
+from .peft_options import AdapterOptions, IA3Options, LoHaOptions, LoKrOptions, LoraOptions
+
+_M = "fwi_plugins.builtins.peft_methods"
+
+
+@hookimpl
+def fwi_peft_methods() -> Iterator[PeftMethodSpec]:
+    yield PeftMethodSpec(name="lora", factory=f"{_M}:apply_lora", options=LoraOptions,
+                         description="LoRA: low-rank updates of linear and convolution weights (peft)",
+                         example_options={"r": 2})
+    yield PeftMethodSpec(name="ia3", factory=f"{_M}:apply_ia3", options=IA3Options,
+                         description="IA3: learned rescaling of activations (peft)")
+    yield PeftMethodSpec(name="loha", factory=f"{_M}:apply_loha", options=LoHaOptions,
+                         description="LoHa: low-rank Hadamard-product updates (peft)",
+                         example_options={"r": 2})
+    yield PeftMethodSpec(name="lokr", factory=f"{_M}:apply_lokr", options=LoKrOptions,
+                         description="LoKr: low-rank Kronecker-product updates (peft)",
+                         example_options={"r": 2})
+    yield PeftMethodSpec(name="adapter", factory=f"{_M}:apply_adapter", options=AdapterOptions,
+                         aliases=("houlsby",),
+                         description="bottleneck adapters inserted after the backbone's blocks")
+    yield PeftMethodSpec(name="full", factory=f"{_M}:apply_full",
+                         description="full fine-tuning: every parameter trains")
+    yield PeftMethodSpec(name="frozen", factory=f"{_M}:apply_frozen",
+                         description="frozen backbone: only the output head trains")
