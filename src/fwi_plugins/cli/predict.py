@@ -1,0 +1,281 @@
+"""``fwi predict``: velocity from shot gathers with a (pretrained, fine-tuned or adapted) backbone."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from .common import ComponentName, handles_errors, parse_overrides, plugin_option, split_overrides
+
+_GATHERS_NAMES = ("gathers", "data", "seismic", "pressure")
+_GATHERS_DIMS = ("sample", "shot", "time", "receiver")
+
+
+# -- input: read lazily where the format allows -----------------------------------------
+class _LazyVariable:
+    """An xarray variable indexed by sample slices, read from disk one slice at a time."""
+
+    def __init__(self, variable: Any) -> None:
+        self.variable = variable
+        self.shape = tuple(int(s) for s in variable.shape)
+
+    def __getitem__(self, item: slice) -> np.ndarray:
+        return np.asarray(self.variable[item].values)
+
+
+def _check_shape(shape: tuple[int, ...], path: Path) -> None:
+    from ..errors import DataError
+
+    if len(shape) != 4 or 0 in shape:
+        raise DataError(f"--input {path}: gathers of shape {shape}; expected (sample, shot, time, receiver) "
+                        f"or (shot, time, receiver)")
+
+
+@contextlib.contextmanager
+def open_gathers(path: Path) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """Gathers ``(N, S, T, R)`` and the file's attributes, lazily indexed where possible.
+
+    ``.npy`` is memory-mapped and netCDF read through xarray slice by slice, so an input
+    larger than memory is fine; zarr and SEG-Y go through :func:`fwi_plugins.data.io.read_gathers`.
+    """
+    from ..data.io import read_gathers
+    from ..errors import DataError
+
+    suffix = path.suffix.lower()
+    if not path.exists():
+        raise DataError(f"--input {path}: no such file")
+    if suffix == ".npy":
+        try:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise DataError(f"--input {path}: not a readable numeric .npy array ({exc})") from None
+        if array.dtype.kind not in "fiu":
+            raise DataError(f"--input {path}: gathers must be real numbers (float32 expected), got {array.dtype}")
+        if array.ndim == 3:
+            array = array[None]
+        _check_shape(array.shape, path)
+        yield array, {"path": str(path), "format": "npy"}
+    elif suffix == ".nc":
+        import xarray as xr
+
+        try:
+            ds = xr.open_dataset(path, engine="h5netcdf")
+        except Exception as exc:  # h5py raises many types for a damaged file
+            raise DataError(f"--input {path}: not a readable netCDF file ({type(exc).__name__}: {exc})") from None
+        try:
+            names = [n for n in _GATHERS_NAMES if n in ds.data_vars] or list(ds.data_vars)
+            if len(names) != 1 and not set(names) & set(_GATHERS_NAMES):
+                raise DataError(f"--input {path}: no gathers variable; expected one named 'gathers' "
+                                f"(found: {', '.join(map(str, ds.data_vars)) or 'none'})")
+            var = ds[names[0]]
+            if set(var.dims) == set(_GATHERS_DIMS):
+                var = var.transpose(*_GATHERS_DIMS)
+            elif var.ndim == 3:
+                var = var.expand_dims("sample")
+            _check_shape(tuple(var.shape), path)
+            yield _LazyVariable(var), {"path": str(path), "format": "nc", **dict(ds.attrs)}
+        finally:
+            ds.close()
+    else:
+        array, attrs = read_gathers(path)
+        yield array, attrs
+
+
+# -- normalisation: stored with the model, or given ------------------------------------
+def _normalization_from(data: Any) -> Mapping[str, Any] | None:
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except ValueError:
+            return None
+    if isinstance(data, Mapping):
+        if "vmin" in data and "vmax" in data:
+            return data
+        inner = data.get("normalization")
+        return _normalization_from(inner) if inner is not None else None
+    return None
+
+
+def find_normalization(explicit: Path | None, weights: Path | None, adapter: Path | None) -> tuple[Any, str]:
+    """The normalisation the model was trained with, and where it was found.
+
+    Looked up in order: ``--normalization``; ``normalization.json`` (or a ``config.json``/
+    ``metrics.json`` with a ``normalization`` entry) in the adapter folder and the run
+    folder above it, then beside the weights file; the weights file's safetensors metadata.
+
+    Returns:
+        ``(Normalization or None, description of the source)``.
+    """
+    from ..data import Normalization
+    from ..errors import DataError
+
+    if explicit is not None:
+        if not explicit.is_file():
+            raise DataError(f"--normalization {explicit}: no such file")
+        try:
+            found = _normalization_from(json.loads(explicit.read_text()))
+        except ValueError as exc:
+            raise DataError(f"--normalization {explicit}: not valid JSON ({exc})") from None
+        if found is None:
+            raise DataError(f"--normalization {explicit}: expected vmin, vmax, data_min, data_max (as "
+                            f"Normalization.to_dict() writes them), or a 'normalization' entry holding them")
+        return Normalization.from_dict(found), str(explicit)
+
+    folders: list[Path] = []
+    if adapter is not None:
+        folders += [adapter, adapter.parent]
+    if weights is not None:
+        folders.append(weights.parent)
+    for folder in folders:
+        for name in ("normalization.json", "config.json", "metrics.json"):
+            candidate = folder / name
+            if candidate.is_file():
+                with contextlib.suppress(ValueError, OSError):
+                    found = _normalization_from(json.loads(candidate.read_text()))
+                    if found is not None:
+                        return Normalization.from_dict(found), str(candidate)
+    if weights is not None and weights.suffix == ".safetensors":
+        with contextlib.suppress(Exception):
+            from safetensors import safe_open
+
+            with safe_open(str(weights), framework="np") as f:
+                found = _normalization_from((f.metadata() or {}).get("normalization"))
+            if found is not None:
+                return Normalization.from_dict(found), f"{weights} (metadata)"
+    return None, ""
+
+
+def _fit_gathers_range(gathers: Any, batch_size: int) -> tuple[float, float]:
+    """The input's own amplitude range, read batch by batch."""
+    lo, hi = np.inf, -np.inf
+    for start in range(0, gathers.shape[0], batch_size):
+        chunk = np.asarray(gathers[start:start + batch_size], dtype=np.float32)
+        lo, hi = min(lo, float(chunk.min())), max(hi, float(chunk.max()))
+    return lo, hi
+
+
+def _parse_grid(value: str | None) -> tuple[int, int] | None:
+    from ..errors import OptionError
+
+    if value is None:
+        return None
+    parts = value.lower().replace(",", "x").split("x")
+    try:
+        nz, nx = (int(p) for p in parts)
+    except ValueError:
+        raise OptionError(f"--grid {value!r}: expected DEPTHxWIDTH in cells, for example 70x70") from None
+    if nz <= 0 or nx <= 0:
+        raise OptionError(f"--grid {value!r}: both sizes must be positive")
+    return nz, nx
+
+
+@click.command("predict")
+@click.option("--backbone", required=True, type=ComponentName("backbone"), metavar="NAME",
+              help="Backbone network (fwi list backbone).")
+@click.option("--pretrained", metavar="NAME|PATH", help="Shipped weights of the backbone, or a .safetensors file.")
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.safetensors",
+              help="Full weights of the backbone (for example from fwi pretrain or a full fine-tune).")
+@click.option("--adapter", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="PEFT adapter folder (peft layout) saved by fwi run, loaded on top of the weights.")
+@click.option("--input", "input_path", required=True, type=click.Path(path_type=Path), metavar="FILE",
+              help="Shot gathers (sample, shot, time, receiver): .npy, .nc, .zarr or .sgy.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Output folder: velocity.nc, velocity.sgy and velocity.png.")
+@click.option("-o", "--option", "overrides", multiple=True, metavar="backbone.KEY=VALUE",
+              help="Backbone option (repeatable); must match the options the weights were trained with.")
+@click.option("--normalization", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.json",
+              help="Normalisation the model was trained with; default: found beside the adapter/weights.")
+@click.option("--grid", metavar="ZxX", help="Velocity grid in cells; default: the input's survey, else R x R.")
+@click.option("--dx", type=float, help="Grid spacing in metres; default: the input's survey, else 10.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Samples per batch.")
+@click.option("--device", default="auto", show_default=True, help="auto (GPU when present), cpu or cuda.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@plugin_option
+@handles_errors
+def predict(backbone: str, pretrained: str | None, weights: Path | None, adapter: Path | None, input_path: Path,
+            out: Path, overrides: tuple[str, ...], normalization: Path | None, grid: str | None,
+            dx: float | None, batch_size: int, device: str, quiet: bool, plugins: tuple[str, ...]) -> None:
+    """Predict velocity from shot gathers, in batches, and write it as netCDF, SEG-Y and PNG.
+
+    \b
+    Examples:
+      fwi predict --backbone vit --pretrained openfwi --input shots.npy --out pred/
+      fwi predict --backbone vit --weights base.safetensors --adapter runs/r/adapter \\
+                  --input field.sgy --out pred/ --device cuda
+    """
+    import warnings
+
+    from ..data import Normalization
+    from ..data.io import survey_from_attrs, write_velocity
+    from ..engine.figures import velocity_comparison
+    from ..engine.predict import load_model, predict as run_predict, resolve_device
+    from ..errors import OptionError
+    from ..manager import get_plugin_manager
+    from ..specs import IOShape
+
+    per_kind, plain = split_overrides(parse_overrides(overrides))
+    stray = [f"{kind}.{key}" for kind, values in per_kind.items() if kind != "backbone" for key in values]
+    stray += list(plain)
+    if stray:
+        raise OptionError(f"-o {stray[0]}: fwi predict takes only backbone options (-o backbone.KEY=VALUE)")
+    requested_grid = _parse_grid(grid)
+    if dx is not None and not dx > 0:
+        raise OptionError(f"--dx {dx}: expected a positive spacing in metres")
+    target = resolve_device(device)  # fail on a bad device before reading anything
+
+    with open_gathers(input_path) as (gathers, attrs):
+        n, shots, nt, receivers = gathers.shape
+        survey = survey_from_attrs(attrs, where=f"--input {input_path}")
+        nz, nx = requested_grid or ((survey.nz, survey.nx) if survey else (receivers, receivers))
+        spacing = dx or (survey.dx if survey else 10.0)
+        shape = IOShape(shots=shots, time=nt, receivers=receivers, depth=nz, width=nx)
+
+        norm, norm_source = find_normalization(normalization, weights, adapter)
+        if norm is None:
+            lo, hi = _fit_gathers_range(gathers, batch_size)
+            norm = Normalization.openfwi().fit_gathers(np.array([lo, hi], dtype=np.float64))
+            norm_source = "fitted on --input"
+            warnings.warn(f"no normalisation stored with the model; gathers are scaled by the input's own "
+                          f"range and velocity by {norm.vmin:g}-{norm.vmax:g} m/s (pass --normalization FILE)",
+                          stacklevel=1)
+        elif not norm.fitted:
+            lo, hi = _fit_gathers_range(gathers, batch_size)
+            norm = norm.fit_gathers(np.array([lo, hi], dtype=np.float64))
+            norm_source += " (gathers range fitted on --input)"
+
+        model = load_model(backbone, per_kind["backbone"], weights, adapter, pretrained=pretrained, shape=shape)
+        velocity = run_predict(model, gathers, normalization=norm, batch_size=batch_size, device=target,
+                               progress=not quiet)
+
+    if velocity.shape[-2:] != (nz, nx):
+        raise OptionError(f"the model predicts a {velocity.shape[-2]} x {velocity.shape[-1]} grid, not the "
+                          f"{nz} x {nx} asked for; pass --grid to match the weights")
+    provenance = {
+        "generator": "fwi predict",
+        "backbone": backbone,
+        "backbone_options": dict(per_kind["backbone"]),
+        "pretrained": pretrained,
+        "weights": str(weights) if weights else None,
+        "adapter": str(adapter) if adapter else None,
+        "input": str(input_path),
+        "normalization": norm.to_dict(),
+        "normalization_source": norm_source,
+    }
+    provenance = {k: v for k, v in provenance.items() if v is not None}
+    out.mkdir(parents=True, exist_ok=True)
+    nc_path = write_velocity(out / "velocity.nc", velocity, dx=spacing, attrs=provenance)
+    sgy_path = write_velocity(out / "velocity.sgy", velocity, dx=spacing, attrs=provenance)
+    png_path = velocity_comparison(out / "velocity.png", {"predicted": velocity}, dx=spacing,
+                                   vmin=norm.vmin, vmax=norm.vmax, title=f"{backbone}: {input_path.name}")
+    get_plugin_manager().hook.fwi_predictions_ready(run_dir=out, stage="predict", path=nc_path,
+                                                   predictions=velocity)
+    click.echo(f"predicted {n} velocity model(s) of {nz} x {nx} cells ({velocity.min():.0f}-"
+               f"{velocity.max():.0f} m/s)")
+    for path in (nc_path, sgy_path, png_path):
+        click.echo(f"  {path}")
