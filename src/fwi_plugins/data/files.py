@@ -1,0 +1,77 @@
+"""The ``files`` dataset: velocity and/or gathers from user files (.npy, .nc, .zarr, .sgy)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from ..options import to_dict
+from ..survey import Survey
+from .dataset import SPLITS, Normalization, SeismicDataset
+from .families import resolve_survey
+from .io import read_gathers, read_velocity, survey_from_attrs
+from .options import FilesOptions
+
+
+def split_counts(n: int, fractions: tuple[float, ...]) -> dict[str, int]:
+    """Split ``n`` samples by fractions (train, val, test); rounding leftovers go to train."""
+    val = int(round(n * fractions[1]))
+    test = int(round(n * fractions[2]))
+    train = n - val - test
+    if train < 0:
+        test += train
+        train = 0
+    return {"train": train, "val": val, "test": test}
+
+
+def build_files(options: FilesOptions | None = None) -> SeismicDataset:
+    """A dataset read from files; gathers-only files make a dataset without labels."""
+    opts = options if options is not None else FilesOptions()
+    velocity = gathers = None
+    attrs: dict = {"generator": "fwi_plugins.data.files", "options": to_dict(opts)}
+    survey: Survey | None = None
+    if opts.velocity:
+        velocity, vattrs = read_velocity(opts.velocity)
+        attrs["velocity_file"] = {k: v for k, v in vattrs.items() if k != "versions"}
+    if opts.gathers:
+        gathers, gattrs = read_gathers(opts.gathers)
+        attrs["gathers_file"] = {k: v for k, v in gattrs.items() if k not in ("versions", "survey")}
+        if opts.survey == "auto":
+            survey = survey_from_attrs(gattrs, where=opts.gathers)
+    if velocity is not None and gathers is not None and velocity.shape[0] != gathers.shape[0]:
+        raise DataError(f"{opts.gathers}: {gathers.shape[0]} samples of gathers, but {opts.velocity} holds "
+                        f"{velocity.shape[0]} velocity maps; expected one gather set per map")
+    if survey is None:
+        if opts.survey != "auto":
+            if velocity is not None:
+                survey = resolve_survey(opts.survey, *velocity.shape[-2:])
+            else:
+                survey = Survey.load(opts.survey)
+        elif velocity is not None:
+            dx = float(attrs["velocity_file"].get("dx", 10.0))
+            survey = Survey.openfwi(nz=velocity.shape[-2], nx=velocity.shape[-1], dx=dx)
+        else:
+            raise DataError(f"{opts.gathers}: the file does not describe its survey (npy files carry none); "
+                            f"pass survey=FILE.toml or a preset")
+    if velocity is not None and velocity.shape[-2:] != (survey.nz, survey.nx):
+        raise DataError(f"{opts.velocity}: grid {velocity.shape[-2:]} differs from the survey's "
+                        f"({survey.nz}, {survey.nx})")
+    n = (velocity if velocity is not None else gathers).shape[0]  # type: ignore[union-attr]
+    counts = split_counts(n, opts.splits)
+    bounds, start = {}, 0
+    for split in SPLITS:
+        bounds[split] = (start, start + counts[split])
+        start += counts[split]
+
+    def cut(arr: np.ndarray | None) -> dict[str, np.ndarray] | None:
+        if arr is None:
+            return None
+        return {s: arr[a:b] for s, (a, b) in bounds.items() if b > a}
+
+    name = Path(opts.velocity or opts.gathers).stem
+    attrs["name"] = name
+    return SeismicDataset("files", survey=survey, velocity=cut(velocity), gathers=cut(gathers),
+                          normalization=Normalization(vmin=opts.vmin, vmax=opts.vmax), attrs=attrs,
+                          split_sizes=counts)
