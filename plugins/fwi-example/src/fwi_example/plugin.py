@@ -17,6 +17,7 @@ from .options import ConvolutionalOptions, FrozenEncoderOptions, TinyLayersOptio
 
 @hookimpl
 def fwi_backbones() -> Iterator[BackboneSpec]:
+    """The ``tinyunet`` backbone."""
     yield BackboneSpec(
         name="tinyunet",
         factory="fwi_example.unet:build",
@@ -32,6 +33,7 @@ def fwi_backbones() -> Iterator[BackboneSpec]:
 
 @hookimpl
 def fwi_peft_methods() -> Iterator[PeftMethodSpec]:
+    """The ``frozen-encoder`` PEFT method."""
     yield PeftMethodSpec(
         name="frozen-encoder",
         factory="fwi_example.frozen:apply",
@@ -42,6 +44,7 @@ def fwi_peft_methods() -> Iterator[PeftMethodSpec]:
 
 @hookimpl
 def fwi_datasets() -> Iterator[DatasetSpec]:
+    """The ``tiny-layers`` dataset."""
     yield DatasetSpec(
         name="tiny-layers",
         factory="fwi_example.layers:load",
@@ -52,6 +55,7 @@ def fwi_datasets() -> Iterator[DatasetSpec]:
 
 @hookimpl
 def fwi_physics() -> Iterator[PhysicsSpec]:
+    """The ``convolutional`` physics."""
     yield PhysicsSpec(
         name="convolutional",
         factory="fwi_example.convolutional:build",
