@@ -102,3 +102,26 @@ def test_user_errors(tmp_path, monkeypatch, args, code, message):
     assert result.exit_code == code, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_weights_and_their_stored_normalization_reproduce_the_python_api(tmp_path):
+    from fwi_plugins.engine.predict import load_model, predict
+    from fwi_plugins.specs import IOShape
+    from fwi_plugins.weights import save_weights
+
+    options = dict(pair.removeprefix("backbone.").split("=") for pair in VIT[1::2])
+    shape = IOShape(shots=2, time=64, receivers=16, depth=16, width=16)
+    model = load_model("vit", options, shape=shape)
+    norm = Normalization(vmin=1500.0, vmax=4500.0, data_min=-4.0, data_max=4.0)
+    save_weights(model, tmp_path / "w.safetensors", metadata={"normalization": norm.to_dict()})
+    gathers = _gathers(3)
+    np.save(tmp_path / "g.npy", gathers)
+
+    result = _run("--input", str(tmp_path / "g.npy"), "--out", str(tmp_path / "o"),
+                  "--weights", str(tmp_path / "w.safetensors"))
+    assert result.exit_code == 0, result.output
+    assert "no normalisation" not in result.output
+    v, attrs = read_velocity(tmp_path / "o" / "velocity.nc")
+    assert attrs["normalization_source"] == f"{tmp_path / 'w.safetensors'} (metadata)"
+    expected = predict(model, gathers, normalization=norm, device="cpu", progress=False)
+    np.testing.assert_allclose(v, expected, rtol=1e-5, atol=1e-2)
