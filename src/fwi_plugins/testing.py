@@ -204,7 +204,7 @@ def check_physics(spec: PhysicsSpec, *, survey: Survey | None = None, options: A
     if not torch.isfinite(d).all() or d.abs().max() == 0:
         raise _fail(spec, "simulated gathers are non-finite or all zero")
     zero = physics.misfit(d.detach(), d.detach())
-    if zero.ndim != 0 or float(zero) > 1e-6 * max(1.0, float(d.abs().max())):
+    if zero.ndim != 0 or float(zero) > 1e-6 * max(1.0, float(d.detach().abs().max())):
         raise _fail(spec, f"misfit of identical gathers is {float(zero):g}, expected a scalar 0")
     loss = physics.misfit(d, torch.zeros_like(d) + d.detach().roll(5, dims=2))
     loss.backward()
