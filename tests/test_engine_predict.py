@@ -122,3 +122,27 @@ def test_load_model_names_missing_files(tmp_path):
         load_model("vit", TINY_VIT, tmp_path / "missing.safetensors", shape=TINY)
     with pytest.raises(DataError, match="adapter directory"):
         load_model("vit", TINY_VIT, adapter_dir=tmp_path / "nope", shape=TINY)
+
+
+def test_load_model_restores_weights_and_adapter(tmp_path):
+    from fwi_plugins import api
+    from fwi_plugins.peft_utils import save_adapted
+    from fwi_plugins.weights import save_weights
+
+    torch.manual_seed(0)
+    base = load_model("vit", TINY_VIT, shape=TINY)
+    save_weights(base, tmp_path / "base.safetensors")
+    adapted = api.apply_peft(base, "adapter", backbone="vit")
+    with torch.no_grad():
+        for name, p in adapted.named_parameters():
+            if p.requires_grad:  # the adapter's own weights start as an identity; move them off it
+                p.add_(0.05 * torch.randn_like(p))
+    save_adapted(adapted, tmp_path / "adapter")
+
+    restored = load_model("vit", TINY_VIT, tmp_path / "base.safetensors", tmp_path / "adapter", shape=TINY)
+    plain = load_model("vit", TINY_VIT, tmp_path / "base.safetensors", shape=TINY)
+    x = np.random.default_rng(0).normal(size=(2, 2, 64, 16)).astype(np.float32)
+    kw = dict(velocity_from_unit=lambda u: u, device="cpu", progress=False)
+    expected = predict(adapted, x, **kw)
+    np.testing.assert_allclose(predict(restored, x, **kw), expected, rtol=1e-5, atol=1e-6)
+    assert np.abs(predict(plain, x, **kw) - expected).max() > 1e-4
