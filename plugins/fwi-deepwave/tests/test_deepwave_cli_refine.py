@@ -1,0 +1,93 @@
+"""``fwi refine`` end to end on a tiny survey, and its answers to bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from fwi_plugins import api
+from fwi_plugins.cli import main
+from fwi_plugins.data.io import read_velocity
+
+SURVEY = api.Survey.small(nz=16, nx=20, nt=150, n_sources=2)
+
+
+@pytest.fixture
+def files(tmp_path):
+    truth = np.full((1, 1, SURVEY.nz, SURVEY.nx), 2000.0, np.float32)
+    truth[..., SURVEY.nz // 2 :, :] = 2600.0
+    physics = api.build_physics("deepwave", survey=SURVEY)
+    np.save(tmp_path / "observed.npy", physics.simulate(torch.from_numpy(truth)).numpy())
+    np.save(tmp_path / "initial.npy", np.full_like(truth, 2300.0))
+    SURVEY.save(tmp_path / "survey.toml")
+    return tmp_path
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, ["refine", *args], catch_exceptions=False)
+
+
+def test_refine_writes_model_history_and_figures(files):
+    out = files / "out"
+    result = invoke("--initial", str(files / "initial.npy"), "--observed", str(files / "observed.npy"),
+                    "--survey", str(files / "survey.toml"), "--physics", "deepwave", "-o", "physics.accuracy=4",
+                    "--iterations", "8", "--lr", "0.03", "--frequencies", "10,20", "--device", "cpu",
+                    "--out", str(out), "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "lower) after 8 iterations" in result.output
+    velocity, attrs = read_velocity(out / "velocity.nc")
+    assert velocity.shape == (1, 1, SURVEY.nz, SURVEY.nx)
+    assert not np.allclose(velocity, 2300.0)
+    assert attrs["dx"] == SURVEY.dx
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["history"]) == 8
+    assert history["final_misfit"] < history["initial_misfit"]
+    assert history["settings"]["physics"] == "deepwave" and history["settings"]["frequencies"] == [10.0, 20.0]
+    for png in ("velocity.png", "misfit.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(out.glob(".*.part"))  # atomic writes leave no temporary files
+
+
+def test_missing_file_is_named(files):
+    result = invoke("--initial", str(files / "nope.npy"), "--observed", str(files / "observed.npy"),
+                    "--survey", str(files / "survey.toml"), "--no-progress")
+    assert result.exit_code != 0
+    assert "nope.npy" in result.output and "Traceback" not in result.output
+
+
+def test_gathers_not_matching_the_survey_name_the_file(files):
+    result = invoke("--initial", str(files / "initial.npy"), "--observed", str(files / "observed.npy"),
+                    "--survey", "small", "--no-progress")
+    assert result.exit_code == 1
+    assert "observed.npy" in result.output and "survey expects" in result.output
+
+
+def test_velocity_on_the_wrong_grid_names_the_file(files):
+    np.save(files / "small.npy", np.full((1, 1, 8, 8), 2000.0, np.float32))
+    result = invoke("--initial", str(files / "small.npy"), "--observed", str(files / "observed.npy"),
+                    "--survey", str(files / "survey.toml"), "--no-progress")
+    assert result.exit_code == 1
+    assert "small.npy" in result.output and "grid" in result.output
+
+
+def test_pickled_file_is_refused_not_loaded(files):
+    np.save(files / "pickled.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    result = invoke("--initial", str(files / "pickled.npy"), "--observed", str(files / "observed.npy"),
+                    "--survey", str(files / "survey.toml"), "--no-progress")
+    assert result.exit_code == 1
+    assert "pickled.npy" in result.output
+
+
+def test_bad_names_and_options_exit_2(files):
+    base = ["--initial", str(files / "initial.npy"), "--observed", str(files / "observed.npy"),
+            "--survey", str(files / "survey.toml"), "--no-progress"]
+    result = invoke(*base, "--physics", "deepwav")
+    assert result.exit_code == 2 and "Did you mean 'deepwave'" in result.output
+    result = invoke(*base, "-o", "physics.acuracy=4")
+    assert result.exit_code == 2 and "accuracy" in result.output
+    result = invoke(*base, "--frequencies", "five")
+    assert result.exit_code == 2 and "--frequencies" in result.output
