@@ -205,8 +205,8 @@ def predict(backbone: str, pretrained: str | None, weights: Path | None, adapter
 
     \b
     Examples:
-      fwi predict --backbone vit --pretrained openfwi --input shots.npy --out pred/
-      fwi predict --backbone vit --weights base.safetensors --adapter runs/r/adapter \\
+      fwi predict --backbone vit --weights foundation.safetensors --input shots.npy --out pred/
+      fwi predict --backbone vit --weights foundation.safetensors --adapter runs/r/adapter \\
                   --input field.sgy --out pred/ --device cuda
     """
     import warnings
