@@ -1,0 +1,258 @@
+"""Adapted models: parameter counts, saving and loading adapters, several adapters on one backbone.
+
+Works on both kinds of adapted model the PEFT plugins return: peft's ``PeftModel``
+(``lora``, ``ia3``, ``loha``, ``lokr``) and
+:class:`~fwi_plugins.builtins.adapter.AdaptedModel` (``adapter``, ``full``, ``frozen``).
+
+On disk an adapter is a directory holding ``adapter_config.json`` and
+``adapter_model.safetensors``: peft's own layout for peft methods, so the adapter can
+be shared and loaded with ``PeftModel.from_pretrained``; the same two files for the
+others, with ``"format": "fwi-plugins"`` in the JSON. As in peft, the adapter named
+``default`` goes at the top and any other named adapter in a subdirectory of its name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import DataError, FWIError, OptionError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+CONFIG_NAME = "adapter_config.json"
+WEIGHTS_NAME = "adapter_model.safetensors"
+FORMAT = "fwi-plugins"
+DEFAULT = "default"
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts; a parameter shared by two modules counts once."""
+    trainable = total = 0
+    for p in model.parameters():  # parameters() already yields each tensor once
+        total += p.numel()
+        if p.requires_grad:
+            trainable += p.numel()
+    return trainable, total
+
+
+def is_peft_model(model: Any) -> bool:
+    """Whether ``model`` is a peft ``PeftModel`` (checked without importing peft)."""
+    return hasattr(model, "peft_config") and hasattr(model, "base_model") and hasattr(model, "active_adapter")
+
+
+def _own(model: Any) -> Any:
+    from .builtins.adapter import AdaptedModel
+
+    if not isinstance(model, AdaptedModel):
+        raise OptionError(f"{type(model).__name__} was not adapted by a PEFT method (apply one with "
+                          "fwi_plugins.api.apply_peft first)")
+    return model
+
+
+def adapter_names(model: nn.Module) -> list[str]:
+    """Names of the adapters the model holds."""
+    if is_peft_model(model):
+        return list(model.peft_config)
+    return _own(model).adapter_names
+
+
+def active_adapter(model: nn.Module) -> str | None:
+    """The adapter used in forward (and trained)."""
+    if is_peft_model(model):
+        return model.active_adapter
+    return _own(model).active_adapter
+
+
+def add_adapter(model: nn.Module, name: str) -> None:
+    """Add a fresh adapter ``name``, configured like the active one; it is not activated.
+
+    The backbone stays frozen and shared: only the new adapter's own weights are added.
+    """
+    if is_peft_model(model):
+        import copy
+
+        if name in model.peft_config:
+            raise OptionError(f"adapter {name!r} exists already (have: {', '.join(model.peft_config)})")
+        model.add_adapter(name, copy.deepcopy(model.peft_config[model.active_adapter]))
+        from .builtins.adapter import freeze_statistics
+
+        freeze_statistics(model)
+        return
+    _own(model).add_adapter(name)
+
+
+def set_adapter(model: nn.Module, name: str) -> None:
+    """Switch forward (and training) to adapter ``name``."""
+    if is_peft_model(model):
+        if name not in model.peft_config:
+            raise OptionError(f"no adapter {name!r} (have: {', '.join(model.peft_config)})")
+        model.set_adapter(name)
+        return
+    _own(model).set_adapter(name)
+
+
+def merge_and_unload(model: nn.Module) -> nn.Module:
+    """The backbone with the active adapter merged into it, without adapter machinery.
+
+    For peft methods the update is folded into the weights (no extra inference cost);
+    bottleneck adapters, being non-linear, stay as modules after their blocks.
+    """
+    if is_peft_model(model):
+        return model.merge_and_unload()
+    return _own(model).merge_and_unload()
+
+
+# -- save / load ----------------------------------------------------------------
+def _replace_into(tmp: Path, directory: Path) -> None:
+    """Move what ``tmp`` holds into ``directory``, file by file atomically."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for entry in tmp.iterdir():
+        target = directory / entry.name
+        if entry.is_dir():
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(entry, target)
+        else:
+            os.replace(entry, target)
+
+
+def save_adapted(model: nn.Module, directory: str | Path) -> Path:
+    """Save what the PEFT method trained (every named adapter) to ``directory``.
+
+    Args:
+        model: an adapted model, as a PEFT method's factory returned it.
+        directory: where ``adapter_config.json`` and ``adapter_model.safetensors`` go.
+
+    Returns:
+        ``directory``.
+    """
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        if is_peft_model(model):
+            model.save_pretrained(str(tmp), safe_serialization=True)
+        else:
+            _save_own(_own(model), tmp)
+        _replace_into(tmp, directory)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return directory
+
+
+def _save_own(model: Any, directory: Path) -> None:
+    from safetensors.torch import save_file
+
+    from .weights import _tensors
+
+    names = model.adapter_names or [DEFAULT]
+    if DEFAULT in names:  # peft's convention: "default" at the top, the others in subdirectories
+        names.remove(DEFAULT)
+        names.insert(0, DEFAULT)
+    for name in names:
+        where = directory if name == names[0] else directory / name
+        where.mkdir(parents=True, exist_ok=True)
+        config = {"format": FORMAT, "fwi_method": model.method, "adapter_name": name,
+                  "options": model.options, "points": list(model.points), "head": list(model.head)}
+        (where / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+        state = model.adapter_state(name)
+        holder = _StateHolder(state)
+        save_file(_tensors(holder), str(where / WEIGHTS_NAME), metadata={"format": FORMAT, "method": model.method})
+
+
+class _StateHolder:
+    """Duck-typed stand-in with a ``state_dict()``, so :func:`weights._tensors` can prepare it."""
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        self._state = state
+
+    def state_dict(self) -> dict[str, Any]:
+        return self._state
+
+
+def _read_config(directory: Path) -> dict[str, Any]:
+    path = directory / CONFIG_NAME
+    if not path.is_file():
+        raise FWIError(f"{directory} holds no saved adapter: {CONFIG_NAME} is missing")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def _named_subdirs(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if p.is_dir() and (p / CONFIG_NAME).is_file())
+
+
+def load_adapted(model: nn.Module, directory: str | Path, *, trainable: bool = False) -> nn.Module:
+    """Rebuild an adapted model from :func:`save_adapted`'s directory onto a fresh backbone.
+
+    Args:
+        model: the backbone, freshly built with the options and shape it was trained with
+            (and its pretrained weights, if the adapter was trained on top of them).
+        directory: the saved adapter.
+        trainable: leave the adapter's weights trainable (to go on training); otherwise
+            nothing trains (inference).
+
+    Returns:
+        The adapted model, holding every adapter found, the top-level one active.
+    """
+    directory = Path(directory)
+    config = _read_config(directory)
+    if config.get("format") == FORMAT:
+        adapted = _load_own(model, directory, config)
+        if not trainable:
+            adapted.requires_grad_(False)
+        return adapted
+    from peft import PeftModel
+
+    from .builtins.adapter import freeze_statistics
+
+    try:
+        adapted = PeftModel.from_pretrained(model, str(directory), is_trainable=trainable)
+        for sub in _named_subdirs(directory):
+            adapted.load_adapter(str(sub), adapter_name=sub.name, is_trainable=trainable)
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise DataError(f"{directory}: the saved adapter does not fit {type(model).__name__} "
+                        f"(built with other options or shape?): {exc}") from exc
+    freeze_statistics(adapted)
+    return adapted
+
+
+def _load_own(model: nn.Module, directory: Path, config: dict[str, Any]) -> Any:
+    from safetensors.torch import load_file
+
+    from .builtins.adapter import AdaptedModel
+    from .weights import check_state
+
+    method = config.get("fwi_method")
+    if method not in ("adapter", "full", "frozen"):
+        raise DataError(f"{directory / CONFIG_NAME}: unknown method {method!r}")
+    adapted = AdaptedModel(model, method=method, head=config.get("head", ()), options=config.get("options"),
+                           points=config.get("points", ()))
+    device = next(model.parameters()).device
+    entries = [(config.get("adapter_name", DEFAULT), directory)]
+    entries += [(sub.name, sub) for sub in _named_subdirs(directory)] if method == "adapter" else []
+    for name, where in entries:
+        path = where / WEIGHTS_NAME
+        if not path.is_file():
+            raise FWIError(f"{where} holds no {WEIGHTS_NAME}")
+        state = load_file(str(path), device=str(device))
+        if method == "adapter":
+            adapted.add_adapter(name)
+            expected = adapted.adapter_state(name)
+        else:
+            expected = adapted.adapter_state(DEFAULT)
+        holder = _StateHolder(expected)
+        check_state(holder, state, source=str(path),  # type: ignore[arg-type]
+                    target=f"{method} on {type(model).__name__}")
+        adapted.load_adapter_state(name, state)
+    if method == "adapter":
+        adapted.set_adapter(entries[0][0])
+    return adapted
