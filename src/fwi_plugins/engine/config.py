@@ -123,7 +123,8 @@ class RunOptions(TrainOptions):
     n_misfit: int = option(4, "test samples whose data misfit is computed by simulation (0 = none)")
     refine_samples: int = option(2, "test predictions refined by physics-based FWI (0 = no refinement)")
     refine_iterations: int = option(10, "FWI iterations per refined prediction")
-    refine_lr: float = option(20.0, "FWI step size in m/s per iteration")
+    refine_lr: float = option(0.01, "FWI step size as a fraction of the velocity range (0.01 of 1500-4500 m/s "
+                                    "is about 30 m/s per iteration)")
     figures: bool = option(True, "write PNG figures into the run directory")
     cache_dir: str = option("", "simulation cache folder ('' = the dataset's default cache)")
 
@@ -275,12 +276,12 @@ class RunConfig:
                 opts = item.get("options", {})
                 if not isinstance(opts, Mapping):
                     raise ConfigError(f"{source}: key '{where}.options' must be a table")
-                parsed.append(Component(name, _from_file_values(dict(opts))))
+                parsed.append(Component(name, dict(opts)))
             components[kind] = tuple(parsed)
         opts = data.get("options", {})
         if not isinstance(opts, Mapping):
             raise ConfigError(f"{source}: key 'options' must be a table")
-        opts = _from_file_values(dict(opts))
+        opts = dict(opts)
         out = data.get("out")
         if out is not None and not isinstance(out, str):
             raise ConfigError(f"{source}: key 'out' must be a path, got {out!r}")
@@ -404,7 +405,10 @@ class RunConfig:
     def diff(self, other: RunConfig, *, ignore: Sequence[str] = ("argv", "options.device",
                                                                   "options.progress")) -> list[str]:
         """Keys whose values differ between two configurations (dotted, sorted)."""
-        a, b = _flatten(self.to_dict()), _flatten(other.to_dict())
+        # TOML has no null: a None written to TOML reads back as "none" (which option
+        # parsing turns into None again), so the two spellings are the same value here.
+        a = {k: "none" if v is None else v for k, v in _flatten(self.to_dict()).items()}
+        b = {k: "none" if v is None else v for k, v in _flatten(other.to_dict()).items()}
         keys = sorted(set(a) | set(b))
         return [k for k in keys if a.get(k) != b.get(k) and not any(
             k == i or k.startswith(i + ".") for i in ignore)]
@@ -472,12 +476,6 @@ def _options_jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
             value = list(value)
         out[key] = value
     return out
-
-
-def _from_file_values(values: dict[str, Any]) -> dict[str, Any]:
-    # TOML has no null: ``to_toml`` writes None as the string "none", which option parsing
-    # turns back into None for optional fields.
-    return {k: ("none" if v is None else v) for k, v in values.items()}
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -1,0 +1,135 @@
+"""``fwi run``: the main job, adapt a foundation model to a dataset."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import click
+
+from ..errors import ConfigError
+from .common import ComponentName, echo_json, handles_errors, parse_overrides, plugin_option, split_overrides
+
+#: The dataset ``fwi run`` adapts to when none is named: a generated OpenFWI-like family,
+#: small enough by default that the whole job takes minutes on a laptop CPU.
+DEFAULT_DATASET = "flatvel-a"
+
+
+def _component(kind: str, name: str | None) -> dict[str, Any]:
+    if name is None:
+        return {}
+    from ..engine.config import Component
+
+    return {kind: [Component(name)]}
+
+
+def build_config(command: str, *, config_file: str | None, components: Mapping[str, Sequence[str] | str | None],
+                 overrides: Sequence[str], flags: Mapping[str, Any], out: str | None,
+                 defaults: Mapping[str, str] | None = None) -> Any:
+    """The job's :class:`~fwi_plugins.engine.config.RunConfig` from a file, flags and ``-o`` pairs.
+
+    Precedence, lowest first: defaults, the ``--config`` file, component flags, ``-o``
+    options and the dedicated flags (``--labels``, ``--device``, ...). A component named
+    by a flag replaces the file's choice of that kind, together with its options.
+    """
+    from ..engine.config import Component, RunConfig, load_config
+
+    config = load_config(config_file) if config_file else RunConfig(command=command)
+    if config.command != command:
+        raise ConfigError(f"{config_file} is a {config.command!r} configuration; use fwi {config.command}")
+    chosen: dict[str, list[Any]] = {}
+    for kind, names in components.items():
+        if not names:
+            continue
+        names = [names] if isinstance(names, str) else list(names)
+        chosen[kind] = [Component(n) for n in names]
+    for kind, name in (defaults or {}).items():
+        if kind not in chosen and not config.components.get(kind):
+            chosen[kind] = [Component(name)]
+    per_kind, plain = split_overrides(parse_overrides(overrides))
+    options = dict(plain)
+    options.update({k: v for k, v in flags.items() if v is not None})
+    argv = ("fwi", *sys.argv[1:]) if sys.argv and sys.argv[0].endswith("fwi") else ()
+    return config.with_updates(components=chosen, options=options, component_options=per_kind, out=out,
+                               argv=argv or None)
+
+
+def _print_config(config: Any, as_json: bool) -> None:
+    from ..engine.config import to_toml
+
+    if as_json:
+        echo_json(config.to_dict())
+    else:
+        click.echo(to_toml(config.to_dict()), nl=False)
+
+
+@click.command("run")
+@plugin_option
+@click.option("--backbone", type=ComponentName("backbone"), help="Backbone network (fwi list backbone).")
+@click.option("--peft", type=ComponentName("peft"), help="PEFT method (fwi list peft).")
+@click.option("--physics", type=ComponentName("physics"), help="Forward model (fwi list physics).")
+@click.option("--dataset", type=ComponentName("dataset"),
+              help=f"Target dataset (fwi list dataset); default {DEFAULT_DATASET}.")
+@click.option("--pretrained", metavar="NAME|PATH|none",
+              help="Foundation weights: a shipped name, a .safetensors file from fwi pretrain, or none.")
+@click.option("--labels", type=click.Choice(["full", "none"]),
+              help="'none' adapts label-free, with the physics misfit alone.")
+@click.option("-o", "--option", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Run option (epochs=3) or component option (backbone.size=tiny, peft.r=4); repeatable.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=True), metavar="FILE",
+              help="Start from a configuration file (or a run directory's config.toml).")
+@click.option("--out", type=click.Path(file_okay=False), metavar="DIR",
+              help="Run directory (default runs/BACKBONE-PEFT-DATASET; an existing one resumes).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where to train (default auto).")
+@click.option("--seed", type=int, help="Random seed.")
+@click.option("--dry-run", is_flag=True, help="Resolve and check everything, print the configuration, stop.")
+@click.option("--json", "as_json", is_flag=True, help="Print the configuration or metrics as JSON.")
+@handles_errors
+def run(plugins: tuple[str, ...], backbone: str | None, peft: str | None, physics: str | None, dataset: str | None,
+        pretrained: str | None, labels: str | None, overrides: tuple[str, ...], config_file: str | None,
+        out: str | None, device: str | None, seed: int | None, dry_run: bool, as_json: bool) -> None:
+    """Adapt a foundation model to a dataset: the main job.
+
+    Evaluates zero-shot on the test split, adapts with the PEFT method (label loss plus
+    lambda_physics times the physics misfit), evaluates again, refines a few predictions
+    by physics-based FWI, and writes a run directory with the configuration, metrics,
+    adapter, predictions and figures. Run the same command again to resume.
+
+    \b
+    Examples:
+      fwi run --backbone vit --peft lora --physics deepwave
+      fwi run --backbone vit --peft lora --physics deepwave --dataset curvevel-a -o epochs=10 -o peft.r=4
+      fwi run --backbone vit --peft lora --physics deepwave --labels none -o lambda_physics=1
+      fwi run --config runs/vit-lora-flatvel-a/config.toml
+    """
+    from ..manager import get_plugin_manager
+
+    config = build_config(
+        "run", config_file=config_file,
+        components={"backbone": backbone, "peft": peft, "physics": physics, "dataset": dataset},
+        overrides=overrides, flags={"pretrained": pretrained, "labels": labels, "device": device, "seed": seed},
+        out=out, defaults={"dataset": DEFAULT_DATASET})
+    manager = get_plugin_manager()
+    resolved = config.resolve(manager.get)
+    if dry_run:
+        from ..engine.run import default_out
+
+        if not resolved.config.out:
+            import dataclasses
+
+            resolved = dataclasses.replace(
+                resolved, config=dataclasses.replace(resolved.config, out=str(default_out(resolved.config))))
+        _print_config(resolved.config, as_json)
+        return
+    from ..engine.run import run as run_job
+
+    metrics = run_job(resolved, notify=manager.notify, summary=not as_json)
+    if as_json:
+        echo_json(metrics)
+
+
+def command_line(argv: Sequence[str]) -> str:
+    """A shell-quoted command line."""
+    return shlex.join(argv)

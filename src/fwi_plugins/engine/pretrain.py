@@ -1,0 +1,295 @@
+"""Pretraining a task-agnostic foundation model on a mixture of dataset families.
+
+:func:`pretrain` trains one backbone on the training splits of several datasets, drawn
+with per-family sampling weights, validates on their validation splits (never on a test
+split), and writes::
+
+    weights.safetensors     the network (metadata: backbone, options, normalisation, shape)
+    model_card.md           command, data, seed, steps, wall time, hardware, validation metrics
+    model_card.json         the same, for programs
+    config.toml / .json     the resolved configuration (fwi pretrain --config re-runs it)
+    metrics.json            the training history and final validation metrics
+    checkpoints/            the last finished epoch, for resuming
+
+``fwi run --pretrained OUT/weights.safetensors`` adapts the result to a target dataset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import shlex
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from .config import PretrainOptions, ResolvedConfig, RunConfig
+from .run import GetSpec, Notify, _io_shape, _no_notify, _sync_first, hardware, load_arrays, prepare_run_dir, resolve
+
+__all__ = ["mixture_weights", "model_card_markdown", "pretrain"]
+
+WEIGHTS_FILE = "weights.safetensors"
+
+
+def mixture_weights(sizes: list[int], weights: tuple[float, ...] = ()) -> np.ndarray:
+    """Per-sample sampling weights so that family ``i`` is drawn with probability ``weights[i] / sum``.
+
+    Without weights every sample is equally likely (families in proportion to their size).
+    """
+    if not weights:
+        weights = tuple(float(n) for n in sizes)
+    per_sample = [np.full(n, w / n if n else 0.0) for n, w in zip(sizes, weights, strict=True)]
+    out = np.concatenate(per_sample) if per_sample else np.zeros(0)
+    if out.sum() <= 0:
+        raise ConfigError("option 'weights' gives every dataset with training samples a zero weight")
+    return out / out.sum()
+
+
+def _common_normalization(normalizations: list[Any], gathers: list[np.ndarray]) -> Any:
+    """One input scale for the whole mixture: the first family's velocity range, every family's amplitudes.
+
+    A foundation network must see every family through the same scaling, or the same
+    amplitude would mean different things depending on where a sample came from.
+    """
+    first = normalizations[0]
+    for other in normalizations[1:]:
+        if (other.vmin, other.vmax) != (first.vmin, first.vmax):
+            raise ConfigError(f"the datasets use different velocity ranges ({first.vmin:g}-{first.vmax:g} and "
+                              f"{other.vmin:g}-{other.vmax:g} m/s); give them the same vmin and vmax")
+    lo = min(float(g.min()) for g in gathers if len(g))
+    hi = max(float(g.max()) for g in gathers if len(g))
+    base = dataclasses.replace(first, data_min=None, data_max=None)
+    return base.fit_gathers(np.array([lo, hi], np.float32))
+
+
+def pretrain(config: RunConfig | ResolvedConfig, *, get_spec: GetSpec | None = None,
+             notify: Notify | None = None, summary: bool = True) -> dict[str, Any]:
+    """Pretrain a backbone on a dataset mixture (``fwi pretrain``) and return its metrics.
+
+    Args:
+        config: a ``pretrain`` configuration (one backbone, one or more datasets, an
+            optional physics used to simulate missing gathers and for the physics term).
+        get_spec: ``get_spec(kind, name) -> spec``; defaults to the plugin registry.
+        notify: ``notify(hook, **kwargs)`` for lifecycle hooks.
+        summary: print a short summary at the end.
+
+    Returns:
+        The content of ``metrics.json`` (also in ``model_card.json``).
+    """
+    from .train import TrainData, seed_everything, setup_distributed, train
+
+    started = time.perf_counter()
+    notify = notify or _no_notify
+    resolved = resolve(config, get_spec)
+    if resolved.config.command != "pretrain":
+        raise ConfigError(f"key 'command' is {resolved.config.command!r}; use run() for it")
+    opts: PretrainOptions = resolved.options
+    info = setup_distributed(opts.device)
+    device = info.device
+    out, resolved = prepare_run_dir(resolved, is_main=info.is_main)
+    progress = opts.progress and info.is_main
+    if info.is_main:
+        notify("fwi_run_started", run_dir=out, config=resolved.config.to_dict())
+
+    bspec, xspec = resolved.spec("backbone"), resolved.spec("physics")
+    dspecs = resolved.specs["dataset"]
+    datasets = [spec.load()(o) for spec, o in zip(dspecs, resolved.component_options["dataset"], strict=True)]
+    shapes = {(d.name, _io_shape(d.survey)) for d in datasets}
+    if len({s for _, s in shapes}) > 1:
+        listing = ", ".join(f"{n}: {s}" for n, s in sorted(shapes, key=lambda x: x[0]))
+        raise ConfigError(f"the datasets have different shapes ({listing}); one backbone needs one shape")
+    use_labels = opts.labels == "full"
+    for d in datasets:
+        if use_labels and not d.has_labels:
+            raise ConfigError(f"dataset {d.name!r} has no velocity labels; pretraining with labels needs them")
+        if not d.has_recorded_gathers and xspec is None:
+            raise ConfigError(f"key 'physics' is missing: dataset {d.name!r} records no gathers, so they are "
+                              f"simulated; add --physics NAME")
+        if d.split_sizes.get("train", 0) == 0:
+            raise ConfigError(f"dataset {d.name!r} has no training samples")
+    physics_by = [xspec.load()(resolved.component_option("physics"), survey=d.survey) if xspec else None
+                  for d in datasets]
+
+    def load_all(split: str) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        return [load_arrays(d, p, split, cache_dir=opts.cache_dir, progress=progress, labels=use_labels)
+                if d.split_sizes.get(split, 0) else (None, None) for d, p in zip(datasets, physics_by, strict=True)]
+
+    t0 = time.perf_counter()
+    train_parts, val_parts = _sync_first(info, lambda: (load_all("train"), load_all("val")))
+    data_time = time.perf_counter() - t0
+    normalization = _common_normalization([d.normalization for d in datasets],
+                                          [g for g, _ in train_parts if g is not None])
+    sizes = [len(g) for g, _ in train_parts]
+    weights = mixture_weights(sizes, opts.weights)
+    train_data = TrainData(gathers=np.concatenate([g for g, _ in train_parts]),
+                           velocity=np.concatenate([v for _, v in train_parts]) if use_labels else None,
+                           weights=weights)
+    vals = [(g, v) for g, v in val_parts if g is not None and len(g)]
+    val_data = (TrainData(gathers=np.concatenate([g for g, _ in vals]),
+                          velocity=np.concatenate([v for _, v in vals]) if use_labels else None) if vals else None)
+    if val_data is None and info.is_main:
+        import warnings
+
+        warnings.warn("no dataset has a validation split: pretraining runs without validation "
+                      "(the test splits are never used for it)", UserWarning, stacklevel=2)
+
+    seed_everything(opts.seed)
+    model = bspec.load()(resolved.component_option("backbone"), shape=_io_shape(datasets[0].survey))
+    samples = opts.samples_per_epoch or len(train_data)
+    t0 = time.perf_counter()
+    # With several families, the physics term uses the first family's survey: all share one shape.
+    result = train(model, train_data, val_data, options=opts, normalization=normalization, physics=physics_by[0],
+                   checkpoint_dir=out / "checkpoints", samples_per_epoch=samples, stage="pretrain", run_dir=out,
+                   notify=notify if info.is_main else None, device=device)
+    train_time = time.perf_counter() - t0
+
+    # Per-family validation: a mixture's mean can hide a family the model does not learn.
+    from .train import predict_unit
+
+    per_family: dict[str, dict[str, float]] = {}
+    for d, (g, v) in zip(datasets, val_parts, strict=True):
+        if g is None or not len(g) or v is None:
+            continue
+        unit = predict_unit(model, g, normalization=normalization, device=device, batch_size=opts.eval_batch_size,
+                            amp=opts.amp)
+        from .evaluate import evaluate
+
+        per_family[d.name] = evaluate(normalization.velocity_from_unit(unit), v, normalization=normalization)
+
+    total = int(sum(p.numel() for p in model.parameters()))
+    metrics: dict[str, Any] = {
+        "validation": {k: v for k, v in result.final.items() if k.startswith("val_")},
+        "validation_by_dataset": per_family,
+        "training": {"history": result.history, "epochs": result.epochs, "steps": result.steps,
+                     "samples_per_epoch": samples, "wall_time": result.wall_time,
+                     "resumed_from": result.resumed_from},
+        "parameters": total,
+        "timing": {"data": data_time, "train": train_time, "total": time.perf_counter() - started},
+    }
+    if info.is_main:
+        card = _model_card(resolved, out=out, datasets=datasets, sizes=sizes, weights=opts.weights,
+                           normalization=normalization, metrics=metrics, device=device,
+                           world_size=info.world_size)
+        from ..weights import save_weights
+
+        metadata = {"format": "fwi-foundation-1", "name": opts.name, "backbone": bspec.name,
+                    "backbone_options": json.dumps(resolved.config.components["backbone"][0].options),
+                    "normalization": json.dumps(normalization.to_dict()),
+                    "shape": json.dumps(dataclasses.asdict(_io_shape(datasets[0].survey))),
+                    "datasets": json.dumps([d.name for d in datasets]), "seed": str(opts.seed),
+                    "steps": str(result.steps)}
+        save_weights(model, out / WEIGHTS_FILE, metadata=metadata)
+        from .rundir import RunDirectory
+
+        rd = RunDirectory(out)
+        rd.write_json("model_card.json", card)
+        rd.write_text("model_card.md", model_card_markdown(card))
+        rd.write_metrics(metrics)
+        if opts.progress:
+            from . import figures as fig
+
+            try:
+                keys = ("epoch", "train_loss", "val_mae", "val_misfit")
+                fig.loss_curves(out / "figures" / "loss.png",
+                                [{k: h[k] for k in keys if k in h} for h in result.history], title="pretraining")
+            except Exception as exc:  # a figure must never cost the finished weights
+                import warnings
+
+                warnings.warn(f"the loss figure was not written: {exc}", UserWarning, stacklevel=2)
+        notify("fwi_run_finished", run_dir=out, metrics=metrics)
+        if summary:
+            val = metrics["validation"]
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in val.items())
+            print(f"pretrained {bspec.name} ({total:,} parameters) for {result.steps} steps in "
+                  f"{result.wall_time:.0f} s: {shown or 'no validation'}")
+            for name, m in per_family.items():
+                print(f"  {name:<16} MAE {m['mae']:.4f}  SSIM {m['ssim']:.4f}")
+            print(f"weights: {out / WEIGHTS_FILE}\nuse them: fwi run --backbone {bspec.name} "
+                  f"--pretrained {out / WEIGHTS_FILE} ...")
+    return metrics
+
+
+def _model_card(resolved: ResolvedConfig, *, out: Path, datasets: list[Any], sizes: list[int],
+                weights: tuple[float, ...], normalization: Any, metrics: Mapping[str, Any], device: str,
+                world_size: int) -> dict[str, Any]:
+    config = resolved.config
+    probabilities = mixture_weights(sizes, weights)
+    shares, start = [], 0
+    for n in sizes:
+        shares.append(float(probabilities[start:start + n].sum()))
+        start += n
+    argv = list(config.argv)
+    return {
+        "name": resolved.options.name,
+        "backbone": {"name": config.components["backbone"][0].name,
+                     "options": dict(config.components["backbone"][0].options)},
+        "command": shlex.join(argv) if argv else None,
+        "reproduce": f"fwi pretrain --config {out / 'config.toml'}",
+        "data": [{"name": d.name, "options": dict(c.options), "train": n, "val": d.split_sizes.get("val", 0),
+                  "sampling_share": share, "attrs": _plain(d.attrs)}
+                 for d, c, n, share in zip(datasets, config.components["dataset"], sizes, shares, strict=True)],
+        "physics": (dict(config.components["physics"][0].to_dict()) if config.components.get("physics") else None),
+        "normalization": normalization.to_dict(),
+        "seed": resolved.options.seed,
+        "options": dict(config.options),
+        "steps": metrics["training"]["steps"],
+        "epochs": metrics["training"]["epochs"],
+        "wall_time_s": metrics["training"]["wall_time"],
+        "hardware": hardware(device, world_size),
+        "validation": metrics["validation"],
+        "validation_by_dataset": metrics["validation_by_dataset"],
+        "parameters": metrics["parameters"],
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _plain(value: Any) -> Any:
+    from .rundir import to_jsonable
+
+    return to_jsonable(value)
+
+
+def model_card_markdown(card: Mapping[str, Any]) -> str:
+    """The model card as Markdown, for people (``model_card.json`` holds the same for programs)."""
+    hw = card["hardware"]
+    where = hw.get("gpu") or f"{hw.get('cpu')} ({hw.get('cpu_threads')} threads)"
+    lines = [
+        f"# {card['name']}: {card['backbone']['name']} foundation model",
+        "",
+        f"Pretrained with fwi-plugins on {len(card['data'])} dataset famil{'y' if len(card['data']) == 1 else 'ies'}; "
+        f"{card['steps']} steps in {card['epochs']} epochs, {card['wall_time_s']:.0f} s on {where} "
+        f"({hw['processes']} process{'es' if hw['processes'] > 1 else ''}, torch {hw['torch']}).",
+        "",
+        "## Reproduce",
+        "",
+        "```",
+        card["command"] or card["reproduce"],
+        "```",
+        "",
+        f"or `{card['reproduce']}`. Seed {card['seed']}.",
+        "",
+        "## Backbone",
+        "",
+        f"`{card['backbone']['name']}` with options `{json.dumps(card['backbone']['options'])}`; "
+        f"{card['parameters']:,} parameters.",
+        "",
+        "## Data",
+        "",
+        "| dataset | train | val | sampling share |",
+        "|---|---:|---:|---:|",
+    ]
+    for d in card["data"]:
+        lines.append(f"| {d['name']} | {d['train']} | {d['val']} | {d['sampling_share']:.2f} |")
+    lines += ["", "Test splits were not used: validation is on each family's validation split.", "",
+              "## Validation", "", "| dataset | MAE | RMSE | SSIM | MAE (m/s) |", "|---|---:|---:|---:|---:|"]
+    for name, m in card["validation_by_dataset"].items():
+        lines.append(f"| {name} | {m['mae']:.4f} | {m['rmse']:.4f} | {m['ssim']:.4f} | {m['mae_ms']:.1f} |")
+    overall = ", ".join(f"{k} = {v:.4g}" for k, v in card["validation"].items())
+    lines += ["", f"Mixture (last epoch): {overall or 'n/a'}.", "",
+              "## Normalisation", "", f"`{json.dumps(card['normalization'])}`", ""]
+    return "\n".join(lines)

@@ -1,0 +1,201 @@
+"""The main job and pretraining, end to end at tiny sizes, through a fresh plugin registry.
+
+A stand-in physics (a fixed linear map, registered as a plugin) keeps these fast and
+independent of the wave-equation plugin; the real deepwave path is exercised by the
+slow test at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fwi_plugins import PhysicsSpec, hookimpl
+from fwi_plugins.engine.config import Component, RunConfig, load_config
+from fwi_plugins.errors import ConfigError, OptionError
+from fwi_plugins.manager import FWIPluginManager
+
+torch.set_num_threads(1)
+
+TINY_VIT = {"size": "tiny", "dim": "16", "depth": "1", "heads": "2", "decoder_dim": "8", "patch_time": "50",
+            "patch_receiver": "4"}
+TINY_DATA = {"n_train": "8", "n_val": "2", "n_test": "4", "nz": "16", "nx": "16", "survey": "small"}
+
+
+class LinearPhysics:
+    """Each trace is a fixed random mix of the velocity column under its receiver."""
+
+    def __init__(self, options, *, survey) -> None:
+        self.survey = survey
+        self.version = "linear-1"
+        g = torch.Generator().manual_seed(7)
+        self.kernel = torch.randn(survey.n_shots, survey.nt, survey.nz, generator=g) / math.sqrt(survey.nz)
+        self.columns = torch.tensor([int(round(r[1])) for r in survey.receivers])
+
+    def simulate(self, velocity):
+        v = (velocity[:, 0, :, self.columns] - 3000.0) / 1000.0  # (B, Z, R)
+        return torch.einsum("stz,bzr->bstr", self.kernel.to(velocity.device), v)
+
+    def misfit(self, predicted, observed):
+        return (predicted - observed).square().mean()
+
+
+class StandIns:
+    @hookimpl
+    def fwi_physics(self):
+        yield PhysicsSpec(name="linear-test", factory=LinearPhysics, description="linear stand-in physics")
+
+
+@pytest.fixture
+def manager(tmp_path, monkeypatch):
+    monkeypatch.setenv("FWI_CACHE_DIR", str(tmp_path / "cache"))
+    m = FWIPluginManager(autoload=False).load_all()
+    m.register(StandIns(), name="stand-ins")
+    m._registry = None
+    return m
+
+
+def run_config(tmp_path, **options) -> RunConfig:
+    base = {"epochs": 2, "batch_size": 4, "lr": 3e-3, "device": "cpu", "progress": False, "n_misfit": 2,
+            "refine_samples": 1, "refine_iterations": 2, "figures": False, "pretrained": "none"}
+    base.update(options)
+    return RunConfig(command="run", out=str(tmp_path / "run"), options=base, components={
+        "backbone": (Component("vit", TINY_VIT),), "peft": (Component("lora", {"r": "2"}),),
+        "physics": (Component("linear-test"),), "dataset": (Component("flatvel-a", TINY_DATA),)})
+
+
+def test_run_writes_a_complete_run_directory(tmp_path, manager):
+    from fwi_plugins.engine.run import run
+
+    calls = []
+    config = run_config(tmp_path, figures=True, pretrained="default")
+    with pytest.warns(UserWarning, match="ships no pretrained weights"):
+        metrics = run(config, get_spec=manager.get, notify=lambda hook, **kw: calls.append((hook, kw)),
+                      summary=False)
+    out = tmp_path / "run"
+    for name in ("config.toml", "config.json", "metrics.json", "adapter/adapter_config.json",
+                 "adapter/normalization.json", "predictions/truth.nc", "predictions/zero-shot.nc",
+                 "predictions/adapted.nc", "predictions/refined.nc", "figures/velocity.png", "figures/loss.png",
+                 "figures/gathers.png", "checkpoints/latest.json"):
+        assert (out / name).is_file(), name
+    assert list((out / "adapter").glob("*.safetensors"))
+    assert not list(out.rglob("*.part"))
+    on_disk = json.loads((out / "metrics.json").read_text())
+    for stage in ("zero_shot", "adapted", "refined", "adapted_on_refined"):
+        assert {"mae", "rmse", "ssim", "mae_ms"} <= set(on_disk[stage]), stage
+    assert "data_misfit" in on_disk["adapted"] and on_disk["adapted"]["n_misfit"] == 2
+    assert on_disk["refined"]["n_samples"] == 1
+    assert metrics["adapted"]["ssim"] == on_disk["adapted"]["ssim"]
+    assert 0 < metrics["parameters"]["trainable"] < metrics["parameters"]["total"]
+    assert metrics["pretrained"] == "none"
+    hooks = [c[0] for c in calls]
+    assert hooks[0] == "fwi_run_started" and hooks[-1] == "fwi_run_finished"
+    assert hooks.count("fwi_epoch_end") == 2
+    assert sorted(kw["stage"] for h, kw in calls if h == "fwi_predictions_ready") == ["adapted", "refined",
+                                                                                      "zero-shot"]
+    # The written configuration runs again as it is, and finds its finished training.
+    again = load_config(out / "config.toml")
+    assert again.resolve(manager.get).config.to_dict() == json.loads((out / "config.json").read_text())
+    with pytest.warns(UserWarning, match="from scratch"):
+        metrics2 = run(again, get_spec=manager.get, summary=False)
+    assert metrics2["training"]["resumed_from"] == 2
+    assert metrics2["adapted"] == metrics["adapted"]
+
+
+def test_same_seed_same_metrics(tmp_path, manager):
+    from fwi_plugins.engine.run import run
+
+    a = run(run_config(tmp_path / "a", refine_samples=0), get_spec=manager.get, summary=False)
+    b = run(run_config(tmp_path / "b", refine_samples=0), get_spec=manager.get, summary=False)
+    assert a["adapted"] == b["adapted"] and a["zero_shot"] == b["zero_shot"]
+
+
+def test_adaptation_improves_on_zero_shot(tmp_path, manager):
+    from fwi_plugins.engine.run import run
+
+    metrics = run(run_config(tmp_path, epochs=6, lr=5e-3, refine_samples=0, n_misfit=0), get_spec=manager.get,
+                  summary=False)
+    assert metrics["adapted"]["mae"] < metrics["zero_shot"]["mae"]
+
+
+def test_label_free_run_reduces_data_misfit(tmp_path, manager):
+    from fwi_plugins.engine.run import run
+
+    config = run_config(tmp_path, labels="none", lambda_physics=1.0, physics_samples=0, epochs=6, lr=5e-3,
+                        refine_samples=0, n_misfit=4)
+    metrics = run(config, get_spec=manager.get, summary=False)
+    assert metrics["adapted"]["data_misfit"] < metrics["zero_shot"]["data_misfit"]
+    assert "val_misfit" in metrics["training"]["history"][-1]
+
+
+def test_changed_config_in_an_existing_run_dir_is_refused(tmp_path, manager):
+    from fwi_plugins.engine.run import run
+
+    run(run_config(tmp_path, epochs=1, refine_samples=0), get_spec=manager.get, summary=False)
+    with pytest.raises(ConfigError, match="options.epochs"):
+        run(run_config(tmp_path, epochs=2, refine_samples=0), get_spec=manager.get, summary=False)
+
+
+def test_labels_needed_but_missing_fails_before_training(tmp_path, manager, monkeypatch):
+    from fwi_plugins.engine import run as run_module
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr("fwi_plugins.engine.train.train", no_training)
+    with pytest.raises(OptionError, match="lambda_physics"):
+        run_config(tmp_path, labels="none").resolve(manager.get)
+    with pytest.raises(Exception, match="epochs"):
+        run_module.run(run_config(tmp_path, epochs=0), get_spec=manager.get, summary=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_pretrain_mixture_writes_weights_and_model_card(tmp_path, manager):
+    from fwi_plugins.engine.pretrain import mixture_weights, pretrain
+    from fwi_plugins.engine.run import run
+
+    config = RunConfig(command="pretrain", out=str(tmp_path / "pre"), components={
+        "backbone": (Component("vit", TINY_VIT),), "physics": (Component("linear-test"),),
+        "dataset": (Component("flatvel-a", TINY_DATA), Component("curvevel-a", TINY_DATA))},
+        options={"epochs": 2, "batch_size": 4, "device": "cpu", "progress": False, "weights": "1,3",
+                 "samples_per_epoch": 8})
+    metrics = pretrain(config, get_spec=manager.get, summary=False)
+    out = tmp_path / "pre"
+    for name in ("weights.safetensors", "model_card.md", "model_card.json", "config.toml", "metrics.json"):
+        assert (out / name).is_file(), name
+    card = json.loads((out / "model_card.json").read_text())
+    assert [d["name"] for d in card["data"]] == ["flatvel-a", "curvevel-a"]
+    assert card["data"][1]["sampling_share"] == pytest.approx(0.75)
+    assert card["steps"] == 4 and card["seed"] == 0 and card["hardware"]["device"] == "cpu"
+    assert set(card["validation_by_dataset"]) == {"flatvel-a", "curvevel-a"}
+    assert "val_mae" in metrics["validation"]
+    text = (out / "model_card.md").read_text()
+    assert "flatvel-a" in text and "Reproduce" in text
+    from safetensors import safe_open
+
+    with safe_open(str(out / "weights.safetensors"), framework="pt") as f:
+        meta = f.metadata()
+    assert meta["backbone"] == "vit" and "normalization" in meta
+
+    w = mixture_weights([2, 6], (1.0, 1.0))
+    assert w[:2].sum() == pytest.approx(0.5) and w.sum() == pytest.approx(1.0)
+
+    # The foundation weights feed the main job, with the normalisation they were trained with.
+    metrics = run(run_config(tmp_path, pretrained=str(out / "weights.safetensors"), epochs=1, refine_samples=0),
+                  get_spec=manager.get, summary=False)
+    assert metrics["pretrained"].endswith("weights.safetensors")
+    assert metrics["dataset"]["normalization"] == json.loads(meta["normalization"])
+
+
+@pytest.mark.slow
+def test_main_job_with_deepwave_at_tiny_size(tmp_path, manager):
+    pytest.importorskip("deepwave")
+    from fwi_plugins.engine.run import run
+
+    config = run_config(tmp_path, epochs=2).with_updates(components={"physics": [Component("deepwave")]})
+    metrics = run(config, get_spec=manager.get, summary=False)
+    assert np.isfinite(metrics["refined"]["data_misfit"])
