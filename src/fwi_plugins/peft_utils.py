@@ -46,6 +46,12 @@ def is_peft_model(model: Any) -> bool:
     return hasattr(model, "peft_config") and hasattr(model, "base_model") and hasattr(model, "active_adapter")
 
 
+def _is_own(model: Any) -> bool:
+    from .builtins.adapter import AdaptedModel
+
+    return isinstance(model, AdaptedModel)
+
+
 def _own(model: Any) -> Any:
     from .builtins.adapter import AdaptedModel
 
@@ -53,6 +59,11 @@ def _own(model: Any) -> Any:
         raise OptionError(f"{type(model).__name__} was not adapted by a PEFT method (apply one with "
                           "fwi_plugins.api.apply_peft first)")
     return model
+
+
+def supports_adapters(model: nn.Module) -> bool:
+    """Whether ``model`` can hold several named adapters (peft methods and ``adapter``)."""
+    return is_peft_model(model) or (_is_own(model) and model.method == "adapter")
 
 
 def adapter_names(model: nn.Module) -> list[str]:
@@ -138,8 +149,10 @@ def save_adapted(model: nn.Module, directory: str | Path) -> Path:
     try:
         if is_peft_model(model):
             model.save_pretrained(str(tmp), safe_serialization=True)
+        elif _is_own(model):
+            _save_own(model, tmp)
         else:
-            _save_own(_own(model), tmp)
+            _save_generic(model, tmp)
         _replace_into(tmp, directory)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -164,6 +177,27 @@ def _save_own(model: Any, directory: Path) -> None:
         state = model.adapter_state(name)
         holder = _StateHolder(state)
         save_file(_tensors(holder), str(where / WEIGHTS_NAME), metadata={"format": FORMAT, "method": model.method})
+
+
+def _save_generic(model: nn.Module, directory: Path) -> None:
+    """A method that only chooses which weights train: save those, and every buffer.
+
+    Buffers are included because normalisation statistics change while training even
+    where their layer's weights are frozen.
+    """
+    from safetensors.torch import save_file
+
+    from .weights import _tensors
+
+    trained = [n for n, p in model.named_parameters() if p.requires_grad]
+    if not trained:
+        raise OptionError(f"{type(model).__name__} has no trainable parameter: nothing to save")
+    keep = set(trained) | {n for n, _ in model.named_buffers()}
+    state = {k: v for k, v in model.state_dict().items() if k in keep}
+    config = {"format": FORMAT, "fwi_method": "trainable", "adapter_name": DEFAULT, "trainable": trained}
+    (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+    save_file(_tensors(_StateHolder(state)), str(directory / WEIGHTS_NAME),
+              metadata={"format": FORMAT, "method": "trainable"})
 
 
 class _StateHolder:
@@ -206,6 +240,8 @@ def load_adapted(model: nn.Module, directory: str | Path, *, trainable: bool = F
     directory = Path(directory)
     config = _read_config(directory)
     if config.get("format") == FORMAT:
+        if config.get("fwi_method") == "trainable":
+            return _load_generic(model, directory, config, trainable=trainable)
         adapted = _load_own(model, directory, config)
         if not trainable:
             adapted.requires_grad_(False)
@@ -223,6 +259,25 @@ def load_adapted(model: nn.Module, directory: str | Path, *, trainable: bool = F
                         f"(built with other options or shape?): {exc}") from exc
     freeze_statistics(adapted)
     return adapted
+
+
+def _load_generic(model: nn.Module, directory: Path, config: dict[str, Any], *, trainable: bool) -> nn.Module:
+    from safetensors.torch import load_file
+
+    path = directory / WEIGHTS_NAME
+    if not path.is_file():
+        raise FWIError(f"{directory} holds no {WEIGHTS_NAME}")
+    state = load_file(str(path), device=str(next(model.parameters()).device))
+    own = model.state_dict()
+    wrong = [k for k in state if k not in own or tuple(own[k].shape) != tuple(state[k].shape)]
+    if wrong:
+        raise DataError(f"{path} does not fit {type(model).__name__} (built with other options or shape?): "
+                        f"{', '.join(wrong[:5])}")
+    model.load_state_dict(state, strict=False)
+    names = set(config.get("trainable", ()))
+    for name, p in model.named_parameters():
+        p.requires_grad_(trainable and name in names)
+    return model
 
 
 def _load_own(model: nn.Module, directory: Path, config: dict[str, Any]) -> Any:

@@ -28,6 +28,7 @@ def fwi_backbones() -> Iterator[BackboneSpec]:
         description="Vision Transformer: time x receiver patches, fused attention, conv decoder",
         aliases=("vision-transformer",),
         options=ViTOptions,
+        example_options={"size": "tiny", "dim": 48, "depth": 2, "heads": 4, "decoder_dim": 16},
         # Attention only: LoRA of rank r then trains about r / (2 * dim) of each block.
         peft_targets=("qkv", "proj"),
         head=("head",),
@@ -38,6 +39,7 @@ def fwi_backbones() -> Iterator[BackboneSpec]:
         factory="fwi_plugins.builtins.inversionnet:build",
         description="OpenFWI InversionNet convolutional encoder-decoder",
         options=InversionNetOptions,
+        example_options={"dim1": 4, "dim2": 8, "dim3": 8, "dim4": 16, "dim5": 16},
         # Every Conv2d of the encoder and decoder blocks; not the ConvTranspose2d upsamplers
         # (no peft tuner handles them) and not the head, which is trained in full instead.
         peft_targets=(r"(convblock\d+(_\d+)?|deconv\d+_2)\.layers\.0",),
