@@ -31,10 +31,13 @@ _FAMILIES = (
 def fwi_datasets() -> Iterator[DatasetSpec]:
     for name, options, description in _FAMILIES:
         yield DatasetSpec(name=name, factory=f"fwi_plugins.data.families:build_{name.replace('-', '_')}",
-                          description=description, options=options)
+                          description=description, options=options,
+                          example_options={"n_train": 2, "n_val": 1, "n_test": 1, "nz": 16, "nx": 16,
+                                           "survey": "small"})
     yield DatasetSpec(name="openfwi", factory="fwi_plugins.data.openfwi:build_openfwi",
                       description="OpenFWI-layout files (model*.npy / vmodel*.npy, data*.npy), folders or .zip",
-                      options=OpenFWIOptions)
+                      options=OpenFWIOptions,
+                      example_options={"path": "example", "n_train": 2, "n_val": 1, "n_test": 1})
     yield DatasetSpec(name="files", factory="fwi_plugins.data.files:build_files",
                       description="velocity and/or gathers from .npy, .nc, .zarr or SEG-Y files",
-                      options=FilesOptions)
+                      options=FilesOptions, example_options={"velocity": "example"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,10 @@ def build_files(options: FilesOptions | None = None) -> SeismicDataset:
     attrs: dict = {"generator": "fwi_plugins.data.files", "options": to_dict(opts)}
     survey: Survey | None = None
     if opts.velocity:
+        if opts.velocity == "example":
+            from .examples import files_example
+
+            opts = dataclasses.replace(opts, velocity=str(files_example()))
         velocity, vattrs = read_velocity(opts.velocity)
         attrs["velocity_file"] = {k: v for k, v in vattrs.items() if k != "versions"}
     if opts.gathers:

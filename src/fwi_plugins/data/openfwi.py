@@ -97,7 +97,12 @@ def discover(options: OpenFWIOptions) -> tuple[list[Member], list[Member]]:
     """The velocity members for training (and validation) and for testing, in file-number order."""
     if not options.path:
         raise OptionError("dataset openfwi: set path=FOLDER|FILE.zip|FILE.npy (OpenFWI model*.npy / vmodel*.npy)")
-    root = Path(options.path).expanduser()
+    if options.path == "example":
+        from .examples import openfwi_example
+
+        root = openfwi_example()
+    else:
+        root = Path(options.path).expanduser()
     found = [m for m in _members(root, options.family) if _VELOCITY.match(m.name)]
     if root.is_dir() and not options.family:
         families = sorted({p.name.split("_")[0] for p in root.glob("*_*.zip")})

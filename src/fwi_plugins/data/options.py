@@ -134,7 +134,7 @@ class OpenFWIOptions:
     """Options of the ``openfwi`` reader."""
 
     path: str = option("", "folder, .zip or .npy of OpenFWI training files (model*.npy / vmodel*.npy, "
-                           "data*.npy when present)")
+                           "data*.npy when present); 'example' for a tiny generated sample")
     test_path: str = option("", "folder, .zip or .npy of test files; default: the files under 'path' "
                                 "whose name contains 'test'")
     family: str = option("", "file-name prefix choosing one family in a folder holding several "
@@ -155,7 +155,8 @@ class OpenFWIOptions:
 class FilesOptions:
     """Options of the file-based dataset."""
 
-    velocity: str = option("", "velocity file (.npy, .nc, .zarr, .sgy); leave empty for gathers-only data")
+    velocity: str = option("", "velocity file (.npy, .nc, .zarr, .sgy), 'example' for a tiny generated one; "
+                                "leave empty for gathers-only data")
     gathers: str = option("", "gathers file (.npy, .nc, .zarr, .sgy); leave empty to simulate them")
     splits: tuple[float, ...] = option((0.8, 0.1, 0.1), "train, val, test fractions of the samples "
                                                        "(in file order; rounding goes to train)")
