@@ -35,7 +35,7 @@ def test_refinement_cuts_the_data_misfit_by_80_percent_and_moves_toward_the_trut
     start = smoothed(truth)
     observed = physics.simulate(torch.from_numpy(truth)).detach()
     steps: list[int] = []
-    result = refine(start, observed, physics=physics, iterations=30, lr=0.02, progress=False,
+    result = refine(start, observed, physics=physics, iterations=30, lr=0.005, progress=False,
                     callback=lambda i, misfit, v: steps.append(i))
 
     assert isinstance(result, RefineResult)
@@ -45,7 +45,7 @@ def test_refinement_cuts_the_data_misfit_by_80_percent_and_moves_toward_the_trut
     assert result.reduction >= 0.8
     error_before = np.abs(start - truth).mean()
     error_after = np.abs(result.velocity - truth).mean()
-    assert error_after < error_before, (error_before, error_after)
+    assert error_after < 0.85 * error_before, (error_before, error_after)
     assert SURVEY.vmin <= result.velocity.min() and result.velocity.max() <= SURVEY.vmax
 
 

@@ -37,7 +37,7 @@ def _frequencies(text: str | None) -> tuple[float, ...] | None:
               help="Physics option, e.g. -o physics.misfit=envelope (repeatable; see: fwi show physics NAME).")
 @click.option("--iterations", type=click.IntRange(min=1), default=50, show_default=True,
               help="Gradient steps in all.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.01, show_default=True,
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.005, show_default=True,
               help="Adam step size as a fraction of the velocity range (vmax - vmin).")
 @click.option("--frequencies", default=None, metavar="F1,F2,...",
               help="Frequency continuation: low-pass cutoffs in Hz, fitted from low to high.")

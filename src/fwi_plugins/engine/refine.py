@@ -127,7 +127,7 @@ def refine(
     *,
     physics: Any,
     iterations: int = 50,
-    lr: float = 0.01,
+    lr: float = 0.005,
     vmin: float | None = None,
     vmax: float | None = None,
     frequencies: Sequence[float] | None = None,
@@ -144,8 +144,8 @@ def refine(
             survey.
         physics: a built physics object (:class:`fwi_plugins.physics.Physics`).
         iterations: number of gradient steps in all.
-        lr: Adam step size as a fraction of ``vmax - vmin`` (0.01 of 1500..4500 m/s is
-            about 30 m/s per step).
+        lr: Adam step size as a fraction of ``vmax - vmin`` (the default 0.005 of 1500..4500 m/s
+            is about 15 m/s per step).
         vmin, vmax: velocity bounds in m/s; default the survey's range.
         frequencies: low-pass cutoffs in Hz for frequency continuation, fitted from low
             to high with the iterations split evenly; ``None`` fits the full band.
