@@ -139,14 +139,15 @@ def _gaussian_field(rng: np.random.Generator, nz: int, nx: int, lz: float, lx: f
 def _layered(rng: np.random.Generator, nz: int, nx: int, opts: Any, variant: str, *, curved: bool,
              faulted: bool) -> np.ndarray:
     n_layers = _layer_count(rng, opts, variant)
-    min_thickness = max(1.0, nz / 70.0)
+    # OpenFWI's layers are rarely thinner than ~5 cells of 70 (10th percentile 7).
+    min_thickness = max(1.0, nz / 14.0)
     base = _interface_depths(rng, n_layers, 0.0, float(nz), min_thickness)
     velocities = _layer_velocities(rng, n_layers, opts.vmin, opts.vmax, variant)
     interfaces = np.repeat(base[:, None], nx, axis=1)
     if curved:
         shape = _folds(rng, nx, nz, opts.fold_amplitude, opts.fold_wavelength)
-        # Deeper interfaces follow the same fold more strongly, as in CurveVel-A's maps.
-        strength = np.sort(rng.uniform(0.3, 1.0, size=(len(base), 1)), axis=0)
+        # Every interface follows the same fold with its own strength, as in CurveVel-A's maps.
+        strength = rng.uniform(0.6, 1.0, size=(len(base), 1))
         interfaces = interfaces + strength * shape[None, :]
     depth = np.repeat(np.arange(nz, dtype=np.float64)[:, None], nx, axis=1)
     if faulted:

@@ -59,8 +59,8 @@ class LayerOptions(FamilyOptions):
 class CurveOptions(LayerOptions):
     """Curved (folded) layers."""
 
-    fold_amplitude: float = option(0.2, "largest fold amplitude, as a fraction of the depth")
-    fold_wavelength: float = option(0.5, "typical fold wavelength, as a fraction of the width")
+    fold_amplitude: float = option(0.25, "largest fold amplitude, as a fraction of the depth")
+    fold_wavelength: float = option(0.7, "typical fold wavelength, as a fraction of the width")
 
     def __post_init__(self) -> None:
         super().__post_init__()
