@@ -49,7 +49,34 @@ def test_refine_writes_model_history_and_figures(files):
     assert history["settings"]["physics"] == "deepwave" and history["settings"]["frequencies"] == [10.0, 20.0]
     for png in ("velocity.png", "misfit.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["final_misfit"] == history["final_misfit"]
+    assert json.loads((out / "config.json").read_text())["survey"] == SURVEY.to_dict()
     assert not list(out.glob(".*.part"))  # atomic writes leave no temporary files
+
+
+def test_lifecycle_hooks_see_the_run(files):
+    from fwi_plugins import hookimpl
+    from fwi_plugins.manager import get_plugin_manager
+
+    seen = []
+
+    class Listener:
+        @hookimpl
+        def fwi_run_started(self, run_dir, config):
+            seen.append(("started", config["command"], run_dir))
+
+        @hookimpl
+        def fwi_run_finished(self, run_dir, metrics):
+            seen.append(("finished", metrics["iterations"], run_dir))
+
+    get_plugin_manager().register(Listener(), name="listener")
+    out = files / "hooked"
+    result = invoke("--initial", str(files / "initial.npy"), "--observed", str(files / "observed.npy"),
+                    "--survey", str(files / "survey.toml"), "--iterations", "2", "--out", str(out),
+                    "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert seen == [("started", "refine", out), ("finished", 2, out)]
 
 
 def test_missing_file_is_named(files):

@@ -57,6 +57,7 @@ def refine(initial_path: Path, observed_path: Path, survey_name: str | None, phy
     Writes, in --out:
       velocity.nc    the refined model (m/s), with provenance in its attributes
       history.json   the misfit per iteration, start and end misfit, settings
+      config.json    the resolved settings; metrics.json: start and end misfit
       velocity.png   initial and refined models side by side
       misfit.png     the misfit history
 
@@ -110,26 +111,34 @@ def refine(initial_path: Path, observed_path: Path, survey_name: str | None, phy
     survey.check_velocity(np.clip(velocity, max(lo, survey.vmin), min(hi, survey.vmax)),
                           accuracy=int(getattr(options, "accuracy", 4)), name=str(initial_path))
 
+    settings = {
+        "command": "refine", "initial": str(initial_path), "observed": str(observed_path),
+        "survey": survey.to_dict(), "physics": spec.name, "physics_options": to_dict(options),
+        "physics_version": physics.version, "iterations": iterations, "lr": lr,
+        "frequencies": list(cutoffs) if cutoffs else None, "vmin": lo, "vmax": hi,
+    }
+    from ..io_utils import atomic_write_text
+    from ..manager import get_plugin_manager
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "config.json", json.dumps(settings, indent=2) + "\n")
+    get_plugin_manager().notify("fwi_run_started", run_dir=out_dir, config=settings)
+
     result = run_refine(velocity, observed, physics=physics, iterations=iterations, lr=lr, vmin=vmin,
                         vmax=vmax, frequencies=cutoffs, device=device, progress=progress)
 
-    settings = {
-        "command": "refine", "initial": str(initial_path), "observed": str(observed_path),
-        "physics": spec.name, "physics_options": to_dict(options), "physics_version": physics.version,
-        "iterations": iterations, "lr": lr, "frequencies": list(cutoffs) if cutoffs else None,
-        "vmin": lo, "vmax": hi,
-    }
-    out_dir.mkdir(parents=True, exist_ok=True)
     write_velocity(out_dir / "velocity.nc", result.velocity, dx=survey.dx,
-                   attrs={"generator": "fwi refine", "survey": survey.to_dict(), "refine": settings,
+                   attrs={"generator": "fwi refine", "refine": settings,
                           "initial_misfit": result.initial_misfit, "final_misfit": result.final_misfit})
-    from ..io_utils import atomic_write_text
-
     atomic_write_text(out_dir / "history.json",
                       json.dumps({**result.to_dict(), "settings": settings}, indent=2) + "\n")
     figures.velocity_comparison(out_dir / "velocity.png", {"initial": velocity, "refined": result.velocity},
                                 dx=survey.dx, title="refinement")
     figures.misfit_history(out_dir / "misfit.png", result.history, title=f"refinement ({spec.name})")
+    metrics = {"initial_misfit": result.initial_misfit, "final_misfit": result.final_misfit,
+               "reduction": result.reduction, "iterations": iterations}
+    atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    get_plugin_manager().notify("fwi_run_finished", run_dir=out_dir, metrics=metrics)
     click.echo(f"misfit {result.initial_misfit:.4g} -> {result.final_misfit:.4g} "
                f"({100 * result.reduction:.1f}% lower) after {iterations} iterations")
     click.echo(f"wrote {out_dir / 'velocity.nc'}, history.json, velocity.png, misfit.png")
