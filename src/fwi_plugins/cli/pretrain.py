@@ -5,10 +5,10 @@ from __future__ import annotations
 import click
 
 from .common import ComponentName, echo_json, handles_errors, plugin_option
-from .run import _print_config, build_config
+from .run import _print_config, build_config, options_epilog
 
 
-@click.command("pretrain")
+@click.command("pretrain", epilog=options_epilog("pretrain"))
 @plugin_option
 @click.option("--backbone", type=ComponentName("backbone"), help="Backbone network (fwi list backbone).")
 @click.option("--dataset", "datasets", type=ComponentName("dataset"), multiple=True,

@@ -65,7 +65,15 @@ def _print_config(config: Any, as_json: bool) -> None:
         click.echo(to_toml(config.to_dict()), nl=False)
 
 
-@click.command("run")
+def options_epilog(command: str) -> str:
+    """``--help`` text listing the engine options of ``command`` (no torch import)."""
+    from ..engine.config import PretrainOptions, RunOptions, options_help
+
+    cls = RunOptions if command == "run" else PretrainOptions
+    return f"\b\n{command} options (-o KEY=VALUE, default shown):\n" + options_help(cls)
+
+
+@click.command("run", epilog=options_epilog("run"))
 @plugin_option
 @click.option("--backbone", type=ComponentName("backbone"), help="Backbone network (fwi list backbone).")
 @click.option("--peft", type=ComponentName("peft"), help="PEFT method (fwi list peft).")

@@ -58,6 +58,7 @@ __all__ = [
     "RunOptions",
     "TrainOptions",
     "load_config",
+    "options_help",
     "resolve_device",
 ]
 
@@ -452,12 +453,28 @@ def resolve_device(device: str) -> str:
 
 # -- helpers ------------------------------------------------------------------------
 def _parse_options(cls: type, values: Mapping[str, Any], *, owner: str) -> Any:
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in values:
+        if key.replace("-", "_") not in names:
+            raise UnknownNameError(f"{owner} option", key, names,
+                                   hint=f"Every {owner} option is listed by: fwi {owner} --help")
     try:
         return _options.parse(cls, values, owner=owner)
     except FWIError:
         raise
     except (TypeError, ValueError) as exc:  # pragma: no cover - parse converts these already
         raise OptionError(f"options of {owner}: {exc}") from None
+
+
+def options_help(cls: type) -> str:
+    """The options of ``cls`` as a plain-text list (for ``--help`` epilogs)."""
+    lines = []
+    for info in _options.describe(cls):
+        default = info.default
+        if isinstance(default, tuple):
+            default = ",".join(map(str, default)) or "(empty)"
+        lines.append(f"  {info.name:<18} {default!s:<9} {info.help}")
+    return "\n".join(lines)
 
 
 def _looks_like_path(value: str) -> bool:

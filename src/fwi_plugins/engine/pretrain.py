@@ -228,7 +228,8 @@ def _model_card(resolved: ResolvedConfig, *, out: Path, datasets: list[Any], siz
         "name": resolved.options.name,
         "backbone": {"name": config.components["backbone"][0].name,
                      "options": dict(config.components["backbone"][0].options)},
-        "command": shlex.join(argv) if argv else None,
+        # Called from Python there is no command line; the configuration file is the recipe.
+        "command": shlex.join(argv) if argv else f"fwi pretrain --config {out / 'config.toml'}",
         "reproduce": f"fwi pretrain --config {out / 'config.toml'}",
         "data": [{"name": d.name, "options": dict(c.options), "train": n, "val": d.split_sizes.get("val", 0),
                   "sampling_share": share, "attrs": _plain(d.attrs)}
@@ -268,7 +269,7 @@ def model_card_markdown(card: Mapping[str, Any]) -> str:
         "## Reproduce",
         "",
         "```",
-        card["command"] or card["reproduce"],
+        card["command"],
         "```",
         "",
         f"or `{card['reproduce']}`. Seed {card['seed']}.",
