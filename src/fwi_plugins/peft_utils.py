@@ -115,8 +115,27 @@ def merge_and_unload(model: nn.Module) -> nn.Module:
     bottleneck adapters, being non-linear, stay as modules after their blocks.
     """
     if is_peft_model(model):
+        _unwrap_saved_modules(model)
         return model.merge_and_unload()
     return _own(model).merge_and_unload()
+
+
+def _unwrap_saved_modules(model: Any) -> None:
+    """Put the active copy of each ``modules_to_save`` module back in place of its wrapper.
+
+    peft's IA3, LoHa and LoKr unloading assumes a wrapped module has a ``weight`` of its
+    own, which fails for a head that is a container (a conv, a norm and an activation);
+    unwrapping first is what peft's LoRA unloading does anyway.
+    """
+    from peft.utils import ModulesToSaveWrapper
+
+    base = model.get_base_model()
+    wrapped = [(n, m) for n, m in base.named_modules() if isinstance(m, ModulesToSaveWrapper)]
+    for name, wrapper in wrapped:
+        active = wrapper.active_adapters[0] if wrapper.active_adapters else None
+        new = wrapper.modules_to_save[active] if active in wrapper.modules_to_save else wrapper.original_module
+        parent_name, _, child = name.rpartition(".")
+        setattr(base.get_submodule(parent_name) if parent_name else base, child, new)
 
 
 # -- save / load ----------------------------------------------------------------

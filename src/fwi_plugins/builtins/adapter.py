@@ -101,6 +101,11 @@ class Bottleneck(nn.Module):
         return x + self.delta(x)
 
 
+def thaw_statistics_of(module: nn.Module) -> nn.Module:
+    thaw_statistics(module)
+    return module
+
+
 class _WithAdapter(nn.Module):
     """A module followed by a bottleneck: what ``merge_and_unload`` leaves in the network."""
 
@@ -124,7 +129,15 @@ def freeze_statistics(model: nn.Module) -> None:
         if isinstance(module, nn.modules.batchnorm._NormBase) and module.track_running_stats:
             params = list(module.parameters(recurse=False))
             if params and not any(p.requires_grad for p in params):
+                module.__dict__.setdefault("trained_momentum", module.momentum)
                 module.momentum = 0.0
+
+
+def thaw_statistics(model: nn.Module) -> None:
+    """Undo :func:`freeze_statistics` (for a trainable copy of a frozen module)."""
+    for module in model.modules():
+        if "trained_momentum" in module.__dict__:
+            module.momentum = module.__dict__.pop("trained_momentum")
 
 
 def _set_submodule(model: nn.Module, name: str, new: nn.Module) -> None:
@@ -223,8 +236,8 @@ class AdaptedModel(nn.Module):
             bottlenecks[_key(point)] = Bottleneck(channels, hidden, dim)
         heads = nn.ModuleDict()
         if self.options.get("train_head", True):
-            for name in self.head:
-                heads[_key(name)] = copy.deepcopy(modules[name])
+            for head in self.head:
+                heads[_key(head)] = thaw_statistics_of(copy.deepcopy(modules[head]))
         device = next(self.model.parameters()).device
         self.adapters[name] = bottlenecks.to(device)
         self.heads[name] = heads.to(device)
