@@ -96,3 +96,40 @@ def load_dataset(name: str, options: Mapping[str, Any] | Any = None) -> Any:
 def build_physics(name: str, options: Mapping[str, Any] | Any = None, *, survey: Survey | None = None) -> Any:
     """Build a forward model for ``survey`` (OpenFWI geometry by default)."""
     return build("physics", name, options, survey=survey or Survey.openfwi())
+
+
+# -- operations ---------------------------------------------------------------------
+# Thin doors onto the engine, imported on call so ``import fwi_plugins.api`` stays cheap.
+
+
+def simulate(velocity: Any, physics: Any, *, batch_size: int | None = None, progress: bool = False) -> Any:
+    """Simulate gathers ``(N, S, T, R)`` from velocity ``(N, 1, Z, X)`` m/s with a built physics."""
+    import numpy as np
+
+    from .data.cache import simulate as _simulate
+
+    return _simulate(np.asarray(velocity, dtype=np.float32), physics, batch_size=batch_size, progress=progress)
+
+
+def predict(model: Any, gathers: Any, **kwargs: Any) -> Any:
+    """Velocity in m/s from gathers with a built network; see :func:`fwi_plugins.engine.predict.predict`."""
+    from .engine.predict import predict as _predict
+
+    return _predict(model, gathers, **kwargs)
+
+
+def refine(initial: Any, observed: Any, *, physics: Any, **kwargs: Any) -> Any:
+    """Physics-based FWI from a starting model; see :func:`fwi_plugins.engine.refine.refine`."""
+    from .engine.refine import refine as _refine
+
+    return _refine(initial, observed, physics=physics, **kwargs)
+
+
+def evaluate(predicted: Any, truth: Any, **kwargs: Any) -> dict[str, Any]:
+    """OpenFWI metrics (and data misfit); see :func:`fwi_plugins.engine.evaluate.evaluate`."""
+    from .engine.evaluate import evaluate as _evaluate
+
+    return _evaluate(predicted, truth, **kwargs)
+
+
+__all__ += ["evaluate", "predict", "refine", "simulate"]
