@@ -46,7 +46,7 @@ def test_dataset_gathers_simulated_with_deepwave_are_cached(deepwave_available, 
     np.testing.assert_array_equal(again.gathers("train", refuse, cache_dir=tmp_path, progress=False), g)
 
 
-@pytest.mark.parametrize("suffix", [".nc", ".sgy"])
+@pytest.mark.parametrize("suffix", [".nc", pytest.param(".sgy", marks=pytest.mark.slow)])
 def test_fwi_simulate_writes_gathers_with_survey(deepwave_available, tmp_path, suffix):
     from fwi_plugins.cli import main
 
