@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(json.loads(out.stdout.strip().splitlines()[-1]))
                 print(_row(results[-1], None), file=sys.stderr, flush=True)
     print(f"device: {args.device}, threads: {args.threads}, vit size: {args.vit_size}, "
-          f"peak = {'max_memory_allocated' if args.device.startswith('cuda') else 'process peak RSS'}")
+          f"peak = {'max_memory_allocated' if args.device.startswith('cuda') else 'rise of peak RSS over imports'}")
     print_table(results)
     if args.json:
         with open(args.json, "w") as fh:
