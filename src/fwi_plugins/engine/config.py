@@ -79,9 +79,9 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
 class TrainOptions:
     """Options of the training loop shared by ``fwi run`` (adaptation) and ``fwi pretrain``."""
 
-    epochs: int = option(6, "passes over the training data")
-    batch_size: int = option(8, "samples per optimisation step (per process under torchrun)")
-    lr: float = option(1e-3, "peak learning rate of AdamW")
+    epochs: int = option(10, "passes over the training data")
+    batch_size: int = option(4, "samples per optimisation step (per process under torchrun)")
+    lr: float = option(2e-3, "peak learning rate of AdamW")
     weight_decay: float = option(0.01, "AdamW decoupled weight decay")
     warmup_epochs: float = option(0.5, "epochs of linear learning-rate warm-up before cosine decay "
                                        "(fractions allowed)")
@@ -126,11 +126,19 @@ class RunOptions(TrainOptions):
     refine_iterations: int = option(10, "FWI iterations per refined prediction")
     refine_lr: float = option(0.01, "FWI step size as a fraction of the velocity range (0.01 of 1500-4500 m/s "
                                     "is about 30 m/s per iteration)")
+    refine_frequencies: tuple[float, ...] = option((), "low-pass cutoffs in Hz for frequency continuation "
+                                                      "during refinement, low to high (empty = full band)")
     figures: bool = option(True, "write PNG figures into the run directory")
     cache_dir: str = option("", "simulation cache folder ('' = the dataset's default cache)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if any(not (math.isfinite(f) and f > 0) for f in self.refine_frequencies):
+            raise ValueError(f"option 'refine_frequencies' must hold positive cutoffs in Hz, "
+                             f"got {list(self.refine_frequencies)}")
+        if self.refine_samples and len(self.refine_frequencies) > self.refine_iterations:
+            raise ValueError(f"option 'refine_frequencies' has {len(self.refine_frequencies)} stages but "
+                             f"refine_iterations is {self.refine_iterations}; each stage needs an iteration")
         if not 0.0 < self.train_fraction <= 1.0:
             raise ValueError(f"option 'train_fraction' must lie in (0, 1], got {self.train_fraction!r}")
         for name in ("n_eval", "n_misfit", "refine_samples", "refine_iterations"):
@@ -146,6 +154,8 @@ class PretrainOptions(TrainOptions):
     """Options of ``fwi pretrain``: a foundation model on a mixture of dataset families."""
 
     epochs: int = option(10, "passes over the training data (of samples_per_epoch samples each)")
+    batch_size: int = option(16, "samples per optimisation step (per process under torchrun)")
+    lr: float = option(1e-3, "peak learning rate of AdamW")
     weights: tuple[float, ...] = option((), "sampling weight of each dataset, in --dataset order "
                                             "(empty = proportional to dataset size)")
     samples_per_epoch: int = option(0, "training samples drawn per epoch (0 = the mixture's total size)")
