@@ -106,6 +106,27 @@ def test_run_writes_a_complete_run_directory(tmp_path, manager):
     assert metrics2["adapted"] == metrics["adapted"]
 
 
+def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, manager):
+    from fwi_plugins.engine.run import run
+
+    whole = run(run_config(tmp_path / "whole", epochs=3, refine_samples=0), get_spec=manager.get, summary=False)
+
+    def kill_after_first_epoch(hook, **kw):
+        if hook == "fwi_epoch_end" and kw["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    config = run_config(tmp_path / "killed", epochs=3, refine_samples=0)
+    with pytest.raises(KeyboardInterrupt):
+        run(config, get_spec=manager.get, notify=kill_after_first_epoch, summary=False)
+    out = tmp_path / "killed" / "run"
+    assert (out / "checkpoints" / "epoch-0001" / "state.json").is_file()
+    assert not (out / "metrics.json").exists() and not list(out.rglob("*.part"))
+    resumed = run(config, get_spec=manager.get, summary=False)
+    assert resumed["training"]["resumed_from"] == 1
+    assert resumed["adapted"] == whole["adapted"]
+    assert resumed["training"]["history"][-1]["train_loss"] == whole["training"]["history"][-1]["train_loss"]
+
+
 def test_same_seed_same_metrics(tmp_path, manager):
     from fwi_plugins.engine.run import run
 
