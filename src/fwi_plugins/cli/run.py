@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -15,14 +14,6 @@ from .common import ComponentName, echo_json, handles_errors, parse_overrides, p
 #: The dataset ``fwi run`` adapts to when none is named: a generated OpenFWI-like family,
 #: small enough by default that the whole job takes minutes on a laptop CPU.
 DEFAULT_DATASET = "flatvel-a"
-
-
-def _component(kind: str, name: str | None) -> dict[str, Any]:
-    if name is None:
-        return {}
-    from ..engine.config import Component
-
-    return {kind: [Component(name)]}
 
 
 def build_config(command: str, *, config_file: str | None, components: Mapping[str, Sequence[str] | str | None],
@@ -136,8 +127,3 @@ def run(plugins: tuple[str, ...], backbone: str | None, peft: str | None, physic
     metrics = run_job(resolved, notify=manager.notify, summary=not as_json)
     if as_json:
         echo_json(metrics)
-
-
-def command_line(argv: Sequence[str]) -> str:
-    """A shell-quoted command line."""
-    return shlex.join(argv)
