@@ -205,6 +205,16 @@ def test_pretrain_mixture_writes_weights_and_model_card(tmp_path, manager):
     w = mixture_weights([2, 6], (1.0, 1.0))
     assert w[:2].sum() == pytest.approx(0.5) and w.sum() == pytest.approx(1.0)
 
+    # A run naming only the backbone builds it the way the weights were trained.
+    from fwi_plugins.engine.run import resolve
+
+    weights = str(out / "weights.safetensors")
+    bare = run_config(tmp_path, pretrained=weights).with_updates(components={"backbone": [Component("vit")]})
+    assert resolve(bare, manager.get).config.components["backbone"][0].options["dim"] == 16
+    other = bare.with_updates(components={"backbone": [Component("inversionnet")]})
+    with pytest.raises(ConfigError, match="backbone 'vit'"):
+        resolve(other, manager.get)
+
     # The foundation weights feed the main job, with the normalisation they were trained with.
     metrics = run(run_config(tmp_path, pretrained=str(out / "weights.safetensors"), epochs=1, refine_samples=0),
                   get_spec=manager.get, summary=False)

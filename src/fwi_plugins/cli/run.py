@@ -111,7 +111,9 @@ def run(plugins: tuple[str, ...], backbone: str | None, peft: str | None, physic
         overrides=overrides, flags={"pretrained": pretrained, "labels": labels, "device": device, "seed": seed},
         out=out, defaults={"dataset": DEFAULT_DATASET})
     manager = get_plugin_manager()
-    resolved = config.resolve(manager.get)
+    from ..engine.run import resolve
+
+    resolved = resolve(config, manager.get)
     if dry_run:
         from ..engine.run import default_out
 

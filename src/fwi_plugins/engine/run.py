@@ -62,10 +62,83 @@ def _no_notify(hook: str, **kwargs: Any) -> None:
 
 
 def resolve(config: RunConfig | ResolvedConfig, get_spec: GetSpec | None = None) -> ResolvedConfig:
-    """``config`` checked against the registry (see :meth:`RunConfig.resolve`)."""
+    """``config`` checked against the registry (see :meth:`RunConfig.resolve`).
+
+    For ``run``, backbone options the foundation weights were trained with fill in the
+    ones not given explicitly (see :func:`with_pretrained_options`).
+    """
     if isinstance(config, ResolvedConfig):
         return config
-    return config.resolve(get_spec or _registry_get_spec())
+    get_spec = get_spec or _registry_get_spec()
+    return with_pretrained_options(config, get_spec).resolve(get_spec)
+
+
+def _pretrained_choice(spec: Any, pretrained: str) -> str | None:
+    """The weights name or path ``pretrained`` stands for, or ``None`` for none."""
+    choice = pretrained.strip()
+    if choice.lower() == "none":
+        return None
+    if choice.lower() == "default":
+        shipped = dict(getattr(spec, "pretrained", {}) or {})
+        if not shipped:
+            return None
+        return "default" if "default" in shipped else sorted(shipped)[0]
+    return choice
+
+
+def read_safetensors_metadata(path: str | Path) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors file, from its JSON header alone (no torch, no tensors)."""
+    from ..errors import DataError
+
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            size = int.from_bytes(handle.read(8), "little")
+            if not 0 < size < 100_000_000:
+                raise ValueError(f"header length {size}")
+            header = json.loads(handle.read(size))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable safetensors file ({exc})") from None
+    return dict(header.get("__metadata__") or {})
+
+
+def with_pretrained_options(config: RunConfig, get_spec: GetSpec) -> RunConfig:
+    """Fill the backbone options the chosen foundation weights were trained with.
+
+    Weights written by ``fwi pretrain`` record their backbone and its options; a network
+    built with other options could not hold them. Options given explicitly win (and fail
+    to load, with a message naming the tensors, if they do not fit).
+
+    Raises:
+        ConfigError: the weights belong to another backbone.
+        UnknownNameError: ``pretrained`` is neither a shipped name nor a file.
+    """
+    import dataclasses
+
+    from .config import Component
+
+    items = config.components.get("backbone") or ()
+    if config.command != "run" or not items:
+        return config
+    spec = get_spec("backbone", items[0].name)
+    choice = _pretrained_choice(spec, str(config.options.get("pretrained", "default")))
+    if choice is None:
+        return config
+    from ..weights import resolve_pretrained
+
+    metadata = read_safetensors_metadata(resolve_pretrained(spec, choice))
+    owner = metadata.get("backbone")
+    if owner and owner.lower().replace("_", "-") != spec.name:
+        raise ConfigError(f"option 'pretrained': {choice} holds weights of backbone {owner!r}, not {spec.name!r}; "
+                          f"use --backbone {owner}")
+    try:
+        trained = json.loads(metadata.get("backbone_options", "{}"))
+    except json.JSONDecodeError:
+        return config
+    if not isinstance(trained, dict) or not trained:
+        return config
+    merged = Component(items[0].name, {**trained, **items[0].options})
+    return dataclasses.replace(config, components={**config.components, "backbone": (merged, *items[1:])})
 
 
 def default_out(config: RunConfig) -> Path:
@@ -184,46 +257,17 @@ def load_foundation(model: Any, spec: Any, pretrained: str) -> dict[str, Any]:
         ``{"source": ..., "metadata": {...}}``; ``source`` is ``"none"`` when the network
         starts from its random initialisation.
     """
-    choice = pretrained.strip()
-    if choice.lower() == "none":
-        return {"source": "none", "metadata": {}}
-    if choice.lower() == "default":
-        shipped = dict(getattr(spec, "pretrained", {}) or {})
-        if not shipped:
+    choice = _pretrained_choice(spec, pretrained)
+    if choice is None:
+        if pretrained.strip().lower() == "default":
             warnings.warn(f"backbone {spec.name!r} ships no pretrained weights: starting from scratch, so the "
                           f"zero-shot column describes an untrained network (pass --pretrained PATH to "
                           f"use weights from fwi pretrain)", UserWarning, stacklevel=3)
-            return {"source": "none", "metadata": {}}
-        choice = "default" if "default" in shipped else sorted(shipped)[0]
+        return {"source": "none", "metadata": {}}
     from ..weights import load_pretrained
 
-    loaded = load_pretrained(model, spec, choice)
-    metadata = loaded if isinstance(loaded, Mapping) else {}
-    if not metadata:
-        metadata = _safetensors_metadata(spec, choice)
-    return {"source": choice, "metadata": dict(metadata)}
-
-
-def _safetensors_metadata(spec: Any, choice: str) -> dict[str, Any]:
-    """The metadata header of a weights file (never its tensors), when it can be found."""
-    path = Path(choice).expanduser()
-    if not path.is_file():
-        target = (getattr(spec, "pretrained", {}) or {}).get(choice)
-        if not target:
-            return {}
-        package, _, relative = str(target).partition(":")
-        try:
-            import importlib.resources
-
-            path = Path(str(importlib.resources.files(package).joinpath(relative)))
-        except (ImportError, TypeError):
-            return {}
-        if not path.is_file():
-            return {}
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as handle:
-        return dict(handle.metadata() or {})
+    metadata = load_pretrained(model, spec, choice)
+    return {"source": choice, "metadata": dict(metadata or {})}
 
 
 def _normalization_from(metadata: Mapping[str, Any]) -> Any:
