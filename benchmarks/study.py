@@ -1,0 +1,695 @@
+"""The study: training from scratch, full fine-tuning and PEFT of the foundation model.
+
+For each target dataset, in distribution (the real OpenFWI FlatVel-A and CurveVel-A velocity
+maps, gathers simulated with the ``deepwave`` physics at OpenFWI geometry) and out of
+distribution (the generated ``curvefault-b`` and ``salt`` families, which the foundation model
+never saw), and for 100 %, 10 % and 1 % of the target's training maps, it trains:
+
+* ``scratch``: the same backbone from its random initialisation, every weight trained;
+* ``full``: full fine-tuning of the foundation model;
+* the PEFT methods (``lora``, ``adapter``, ``ia3`` by default) on the foundation model;
+
+and scores each on the target's test maps (MAE, RMSE on the [-1, 1] scale and in m/s, SSIM,
+as OpenFWI defines them), with trainable parameters, peak memory and wall time. Every run of
+a target and fraction takes the same number of optimisation steps. For the
+out-of-distribution targets it then compares, at one fraction and method (10 %, ``lora``):
+
+* (a) label-only fine-tuning (the run of the main grid);
+* (b) physics-consistent fine-tuning: label loss + lambda x physics misfit;
+* (c) label-free adaptation: the physics misfit of the training gathers alone, no labels;
+* (d) refinement after prediction: physics-based FWI (``engine.refine``) of (a)'s predictions;
+
+each in data misfit and SSIM, with its time. Everything goes through the engine's own code
+(``engine.train.train``, ``engine.evaluate``, ``engine.refine``, ``api.build_backbone``,
+``api.apply_peft``, ``peft_utils.count_parameters``).
+
+Each run is a forked process of its own, so its peak memory is its own: on CPU the rise of the
+process's peak resident set (``ru_maxrss``) over its resident size when the run starts (a
+forked process starts with its high-water mark at its current size); on a GPU
+``torch.cuda.max_memory_allocated``. ``--workers`` runs go side by side, one CPU thread each.
+
+Outputs: ``benchmarks/results/study.md`` (the report), ``study.json`` (every figure), PNG
+figures, and the README's results block (between ``<!-- results:start -->`` and
+``<!-- results:end -->``). Finished runs are kept in ``runs/study/`` so an interrupted study
+resumes where it stopped.
+
+    OMP_NUM_THREADS=1 python benchmarks/study.py                 # the study (about 40 min on 2 CPU cores)
+    OMP_NUM_THREADS=1 python benchmarks/study.py --smoke         # a few steps on a few maps, random weights
+    python benchmarks/study.py --help
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import platform
+import resource
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+DEFAULT_FOUNDATION_RUN = ROOT / "runs" / "foundation-vit-tiny" / "weights.safetensors"
+DEFAULT_OPENFWI = ROOT.parent / "shared" / "data" / "openfwi"
+MIB = 1024 * 1024
+
+PEFT_METHODS = ("lora", "adapter", "ia3", "loha", "lokr")
+
+
+# -- targets --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TargetSpec:
+    """A target dataset: its registry name and options (sizes are filled in per study)."""
+
+    key: str
+    label: str
+    dataset: str
+    options: dict[str, Any]
+    distribution: str  # "in" or "out"
+    openfwi_family: str = ""
+
+
+def target_specs(openfwi_dir: Path) -> dict[str, TargetSpec]:
+    path = str(openfwi_dir)
+    return {
+        "openfwi-flatvel-a": TargetSpec("openfwi-flatvel-a", "OpenFWI FlatVel-A", "openfwi",
+                                        {"path": path, "family": "flatvel-a"}, "in", "flatvel-a"),
+        "openfwi-curvevel-a": TargetSpec("openfwi-curvevel-a", "OpenFWI CurveVel-A", "openfwi",
+                                         {"path": path, "family": "curvevel-a"}, "in", "curvevel-a"),
+        "flatvel-a": TargetSpec("flatvel-a", "generated flatvel-a", "flatvel-a", {}, "in"),
+        "curvefault-b": TargetSpec("curvefault-b", "generated curvefault-b", "curvefault-b", {}, "out"),
+        "salt": TargetSpec("salt", "generated salt", "salt", {}, "out"),
+    }
+
+
+@dataclass
+class Target:
+    """A loaded target: test and training arrays, held by the parent and shared with forked runs."""
+
+    spec: TargetSpec
+    options: dict[str, Any]
+    normalization: Any
+    survey: Any
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+
+
+# -- settings ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run depends on; its hash names the resumable task store."""
+
+    foundation: str
+    targets: tuple[str, ...]
+    methods: tuple[str, ...]
+    fractions: tuple[float, ...]
+    n_train: int
+    n_test: int
+    steps: int
+    batch_size: int
+    lr: float
+    warmup_steps: int
+    seed: int
+    physics_targets: tuple[str, ...]
+    physics_method: str
+    physics_fraction: float
+    physics_samples: int
+    lambda_physics: str
+    labelfree_batch: int
+    misfit_samples: int
+    refine_iterations: int
+    refine_lr: float
+    device: str
+    smoke: bool
+
+    def fingerprint(self) -> str:
+        text = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def schedule(n_maps: int, settings: Settings) -> dict[str, Any]:
+    """Batch size, epochs and warm-up that give ``settings.steps`` optimisation steps on ``n_maps`` maps."""
+    batch = min(settings.batch_size, n_maps)
+    per_epoch = math.ceil(n_maps / batch)
+    epochs = max(1, round(settings.steps / per_epoch))
+    return {"batch_size": batch, "epochs": epochs, "steps": epochs * per_epoch,
+            "warmup_epochs": min(settings.warmup_steps, epochs * per_epoch) / per_epoch}
+
+
+def n_maps(fraction: float, n_train: int) -> int:
+    return max(1, round(fraction * n_train))
+
+
+# -- tasks ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Task:
+    """One run: ``kind`` is zero-shot, grid (a method at a fraction), physics or label-free."""
+
+    kind: str
+    target: str
+    method: str = ""
+    fraction: float = 1.0
+    anchor: bool = False  # the grid run that the physics comparison starts from
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.target}:{self.method}:{self.fraction:g}"
+
+
+def plan(settings: Settings) -> list[Task]:
+    """Every run, the most expensive first so that side-by-side workers finish together."""
+    tasks: list[Task] = []
+    for target in settings.physics_targets:
+        tasks.append(Task("physics", target, settings.physics_method, settings.physics_fraction))
+        tasks.append(Task("label-free", target, settings.physics_method, 1.0))
+    for fraction in sorted(settings.fractions, reverse=True):
+        for target in settings.targets:
+            for method in settings.methods:
+                anchor = (target in settings.physics_targets and method == settings.physics_method
+                          and math.isclose(fraction, settings.physics_fraction))
+                tasks.append(Task("grid", target, method, fraction, anchor))
+    tasks += [Task("zero-shot", target) for target in settings.targets]
+    return tasks
+
+
+# -- measuring ----------------------------------------------------------------------------
+def _status_mib(key: str) -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+class PeakMemory:
+    """Peak memory a run adds: resident high-water mark over the start size (CPU), or CUDA's peak."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self.cuda = device.startswith("cuda")
+        if self.cuda:
+            import torch
+
+            torch.cuda.reset_peak_memory_stats()
+            self.start = torch.cuda.memory_allocated() / MIB
+        else:
+            self.start = _status_mib("VmRSS")
+
+    def peak_mib(self) -> float:
+        if self.cuda:
+            import torch
+
+            return torch.cuda.max_memory_allocated() / MIB - self.start
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0 - self.start
+
+
+# -- one run (in a forked process) -------------------------------------------------------------
+TARGETS: dict[str, Target] = {}
+FOUNDATION: dict[str, Any] = {}
+
+
+def build_model(method: str | None, settings: Settings, target: Target) -> tuple[Any, int, int]:
+    """The backbone (foundation weights unless ``scratch``) adapted by ``method``; (model, trainable, total)."""
+    import torch
+
+    from fwi_plugins import api
+    from fwi_plugins.peft_utils import count_parameters
+    from fwi_plugins.specs import IOShape
+
+    survey = target.survey
+    shape = IOShape(shots=survey.n_shots, time=survey.nt, receivers=survey.n_receivers,
+                    depth=survey.nz, width=survey.nx)
+    torch.manual_seed(settings.seed)
+    scratch = method == "scratch"
+    model = api.build_backbone(FOUNDATION["backbone"], FOUNDATION["backbone_options"], shape=shape,
+                               pretrained=None if scratch else FOUNDATION["path"])
+    if method is None:  # zero-shot: the foundation model as it is
+        return model, 0, count_parameters(model)[1]
+    torch.manual_seed(settings.seed + 1)
+    model = api.apply_peft(model, "full" if scratch else method, backbone=FOUNDATION["backbone"])
+    trainable, total = count_parameters(model)
+    return model, trainable, total
+
+
+def predict_velocity(model: Any, gathers: np.ndarray, target: Target, device: str) -> np.ndarray:
+    from fwi_plugins.engine.train import predict_unit
+
+    unit = predict_unit(model, gathers, normalization=target.normalization, device=device, batch_size=16)
+    velocity = target.normalization.velocity_from_unit(unit)
+    return np.clip(velocity, target.survey.vmin, target.survey.vmax).astype(np.float32)
+
+
+def score(predicted: np.ndarray, target: Target, *, physics: Any = None, k: int = 0,
+          device: str = "cpu") -> dict[str, Any]:
+    """OpenFWI metrics on every test map; data misfit and SSIM on the first ``k`` (physics comparison)."""
+    from fwi_plugins.engine.evaluate import evaluate
+
+    metrics = evaluate(predicted, target.test_y, normalization=target.normalization)
+    if physics is not None and k:
+        first = evaluate(predicted[:k], target.test_y[:k], normalization=target.normalization, physics=physics,
+                         observed=target.test_x[:k], device=device)
+        metrics["first_k"] = {key: first[key] for key in ("mae", "rmse", "ssim", "data_misfit", "physics_misfit")}
+        metrics["first_k"]["k"] = k
+    return metrics
+
+
+def calibrate_lambda(model: Any, target: Target, physics: Any, settings: Settings, device: str) -> float:
+    """lambda_physics: a number, or 'auto' = label L1 / physics misfit of the starting model on a few training maps.
+
+    With 'auto' both terms weigh the same when adaptation starts.
+    """
+    if settings.lambda_physics != "auto":
+        return float(settings.lambda_physics)
+    import torch
+
+    k = max(1, min(settings.misfit_samples, len(target.train_x)))
+    velocity = predict_velocity(model, target.train_x[:k], target, device)
+    norm = target.normalization
+    label = float(np.abs(norm.velocity_to_unit(velocity) - norm.velocity_to_unit(target.train_y[:k])).mean())
+    with torch.no_grad():
+        simulated = physics.simulate(torch.from_numpy(velocity).to(device))
+        misfit = float(physics.misfit(simulated, torch.from_numpy(target.train_x[:k]).to(device)))
+    return label / max(misfit, 1e-12)
+
+
+def run_task(task: Task, settings: Settings) -> dict[str, Any]:
+    """Train (or not) and score one run; called in a forked process."""
+    import torch
+
+    from fwi_plugins import api
+    from fwi_plugins.engine.config import TrainOptions, resolve_device
+    from fwi_plugins.engine.train import TrainData, train
+
+    started = time.perf_counter()
+    device = resolve_device(settings.device)
+    meter = PeakMemory(device)
+    target = TARGETS[task.target]
+    physics_needed = task.kind in ("physics", "label-free") or task.anchor or (
+        task.kind == "zero-shot" and task.target in settings.physics_targets)
+    physics = api.build_physics("deepwave", survey=target.survey) if physics_needed else None
+    if physics is not None and device != "cpu" and hasattr(physics, "to"):
+        physics = physics.to(device) or physics
+    k = min(settings.misfit_samples, len(target.test_x))
+    out: dict[str, Any] = {"kind": task.kind, "target": task.target, "method": task.method or "foundation",
+                           "fraction": task.fraction, "device": device}
+
+    model, trainable, total = build_model(task.method or None, settings, target)
+    out.update(trainable=trainable, total=total)
+    if task.kind == "zero-shot":
+        t0 = time.perf_counter()
+        predicted = predict_velocity(model, target.test_x, target, device)
+        out["metrics"] = score(predicted, target, physics=physics, k=k, device=device)
+        out["eval_time"] = time.perf_counter() - t0
+        out["train_time"] = 0.0
+        out["steps"] = 0
+        out["example"] = predicted[0, 0].round().astype(np.int16).tolist()
+        out["peak_mib"] = meter.peak_mib()
+        out["wall_time"] = time.perf_counter() - started
+        return out
+
+    labels = task.kind != "label-free"
+    if labels:
+        n = n_maps(task.fraction, len(target.train_x))
+        plan_ = schedule(n, settings)
+    else:
+        # One pass over as many unlabelled training gathers as the other runs take steps.
+        n = min(len(target.train_x), settings.steps * settings.labelfree_batch)
+        plan_ = schedule(n, dataclasses.replace(settings, batch_size=settings.labelfree_batch, steps=1))
+    lam = 0.0
+    if task.kind in ("physics", "label-free"):
+        lam = calibrate_lambda(model, target, physics, settings, device)
+        out["lambda_physics"] = lam
+    options = TrainOptions(
+        epochs=plan_["epochs"], batch_size=plan_["batch_size"], lr=settings.lr,
+        warmup_epochs=plan_["warmup_epochs"], lambda_physics=lam,
+        physics_samples=settings.physics_samples if labels else 0,
+        labels="full" if labels else "none", seed=settings.seed, device=settings.device, progress=False)
+    data = TrainData(gathers=target.train_x[:n], velocity=target.train_y[:n] if labels else None)
+    result = train(model, data, None, options=options, normalization=target.normalization,
+                   physics=physics if lam > 0 else None, checkpoint_dir=None, stage="adapt", device=device)
+    out.update(n_train=n, batch_size=plan_["batch_size"], epochs=result.epochs, steps=result.steps,
+               train_time=result.wall_time, final_loss=result.final.get("train_loss"))
+    t0 = time.perf_counter()
+    predicted = predict_velocity(model, target.test_x, target, device)
+    scored_physics = physics if (task.kind != "grid" or task.anchor) else None
+    out["metrics"] = score(predicted, target, physics=scored_physics, k=k, device=device)
+    out["eval_time"] = time.perf_counter() - t0
+    out["peak_mib"] = meter.peak_mib()
+    out["example"] = predicted[0, 0].round().astype(np.int16).tolist()
+    if task.anchor and k:
+        out["refine"] = refine_predictions(predicted[:k], target, physics, settings, device)
+    out["wall_time"] = time.perf_counter() - started
+    return out
+
+
+def refine_predictions(initial: np.ndarray, target: Target, physics: Any, settings: Settings,
+                       device: str) -> dict[str, Any]:
+    """(d): physics-based FWI from the predictions, scored like the networks."""
+    from fwi_plugins.engine.evaluate import evaluate
+    from fwi_plugins.engine.refine import refine
+
+    k = len(initial)
+    t0 = time.perf_counter()
+    outcome = refine(initial, target.test_x[:k], physics=physics, iterations=settings.refine_iterations,
+                     lr=settings.refine_lr, vmin=target.survey.vmin, vmax=target.survey.vmax, device=device,
+                     progress=False)
+    elapsed = time.perf_counter() - t0
+    refined = np.asarray(outcome.velocity, np.float32).reshape(initial.shape)
+    metrics = evaluate(refined, target.test_y[:k], normalization=target.normalization, physics=physics,
+                       observed=target.test_x[:k], device=device)
+    return {"k": k, "iterations": settings.refine_iterations, "lr": settings.refine_lr, "time": elapsed,
+            "metrics": {key: metrics[key] for key in ("mae", "rmse", "ssim", "data_misfit", "physics_misfit")},
+            "misfit_history": outcome.history, "example": refined[0, 0].round().astype(np.int16).tolist()}
+
+
+def _child(task: Task, settings: Settings, conn: Any, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        conn.send(("ok", run_task(task, settings)))
+    except BaseException:  # the parent records the failure and goes on with the other runs
+        conn.send(("error", traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+# -- the parent --------------------------------------------------------------------------------
+class TaskStore:
+    """Finished runs on disk (atomic JSON), so an interrupted study resumes; tied to the settings."""
+
+    def __init__(self, path: Path, fingerprint: str) -> None:
+        self.path = path
+        self.fingerprint = fingerprint
+        self.results: dict[str, dict[str, Any]] = {}
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text())
+            except json.JSONDecodeError:
+                data = {}
+            if data.get("fingerprint") == fingerprint:
+                self.results = data.get("results", {})
+
+    def put(self, key: str, result: dict[str, Any]) -> None:
+        from fwi_plugins.io_utils import atomic_write_text
+
+        self.results[key] = result
+        atomic_write_text(self.path, json.dumps({"fingerprint": self.fingerprint, "results": self.results}))
+
+
+def run_all(tasks: list[Task], settings: Settings, store: TaskStore, workers: int, threads: int) -> None:
+    """Run every task not yet in ``store``, ``workers`` forked processes at a time."""
+    from tqdm.auto import tqdm
+
+    todo = [t for t in tasks if t.key not in store.results]
+    if len(todo) < len(tasks):
+        print(f"resuming: {len(tasks) - len(todo)} of {len(tasks)} runs already finished", flush=True)
+    ctx = multiprocessing.get_context("fork")
+    running: dict[Any, tuple[Task, Any, float]] = {}
+    bar = tqdm(total=len(todo), desc="study", unit="run", file=sys.stderr)
+    queue = list(todo)
+    while queue or running:
+        while queue and len(running) < workers:
+            task = queue.pop(0)
+            receive, send = ctx.Pipe(duplex=False)
+            process = ctx.Process(target=_child, args=(task, settings, send, threads), daemon=True)
+            process.start()
+            send.close()
+            running[receive] = (task, process, time.perf_counter())
+        for conn in wait(list(running)):
+            task, process, t0 = running.pop(conn)
+            try:
+                status, payload = conn.recv()
+            except EOFError:
+                status, payload = "error", f"the run's process ended without a result (exit code {process.exitcode})"
+            process.join()
+            if status == "ok":
+                store.put(task.key, payload)
+                line = _progress_line(payload)
+            else:
+                line = f"FAILED {task.key}:\n{payload}"
+            bar.write(f"[{time.perf_counter() - t0:6.0f} s] {line}")
+            bar.update(1)
+    bar.close()
+
+
+def _progress_line(r: dict[str, Any]) -> str:
+    m = r["metrics"]
+    return (f"{r['kind']:<10} {r['target']:<18} {r['method']:<10} {r['fraction']:>5g}  MAE {m['mae']:.4f}  "
+            f"SSIM {m['ssim']:.4f}  steps {r['steps']}  train {r['train_time']:.0f} s  peak +{r['peak_mib']:.0f} MiB")
+
+
+def resolve_foundation(choice: str | None) -> dict[str, Any]:
+    """The foundation weights: the path, backbone name and options, normalisation and model card."""
+    from safetensors import safe_open
+
+    from fwi_plugins import api
+    from fwi_plugins.data import Normalization
+    from fwi_plugins.weights import resolve_pretrained
+
+    spec = api.get_spec("backbone", "vit")
+    if choice is None:
+        if "default" in spec.pretrained:
+            try:
+                choice = str(resolve_pretrained(spec, "default"))
+            except Exception:  # noqa: BLE001 - a named weight that is not installed: fall back to the run's file
+                choice = str(DEFAULT_FOUNDATION_RUN)
+        else:
+            choice = str(DEFAULT_FOUNDATION_RUN)
+    path = resolve_pretrained(spec, choice)
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = dict(handle.metadata() or {})
+    backbone = metadata.get("backbone", "vit")
+    options = json.loads(metadata["backbone_options"]) if "backbone_options" in metadata else {"size": "tiny"}
+    normalization = (Normalization.from_dict(json.loads(metadata["normalization"]))
+                     if "normalization" in metadata else None)
+    card = None
+    for candidate in (path.parent / "model_card.json", path.with_suffix(".json")):
+        if candidate.is_file():
+            try:
+                card = json.loads(candidate.read_text())
+                break
+            except json.JSONDecodeError:
+                pass
+    return {"path": str(path), "choice": choice, "backbone": backbone, "backbone_options": options,
+            "normalization": normalization, "metadata": metadata, "card": card}
+
+
+def load_target(spec: TargetSpec, settings: Settings, cache_dir: str | None) -> Target:
+    """The target's training and test arrays; gathers simulated with deepwave (cached)."""
+    from fwi_plugins import api
+
+    options = {**spec.options, "n_train": settings.n_train, "n_val": 0, "n_test": settings.n_test,
+               "seed": settings.seed}
+    ds = api.load_dataset(spec.dataset, options)
+    if FOUNDATION.get("normalization") is not None:
+        # The network learned its input scale in pretraining; every target is seen through it.
+        ds.set_normalization(FOUNDATION["normalization"])
+    physics = api.build_physics("deepwave", survey=ds.survey)
+    train_x = ds.gathers("train", physics, cache_dir=cache_dir, progress=True)
+    test_x = ds.gathers("test", physics, cache_dir=cache_dir, progress=True)
+    return Target(spec=spec, options=options, normalization=ds.normalization, survey=ds.survey,
+                  train_x=train_x, train_y=ds.velocity("train"), test_x=test_x, test_y=ds.velocity("test"))
+
+
+def smoke_foundation(directory: Path) -> str:
+    """A randomly initialised vit tiny saved as foundation weights (for --smoke)."""
+    import torch
+
+    from fwi_plugins import api
+    from fwi_plugins.weights import save_weights
+
+    # Not the study's seed: 'scratch' runs must not start from these very weights.
+    torch.manual_seed(12345)
+    model = api.build_backbone("vit", {"size": "tiny"})
+    path = directory / "random-vit-tiny.safetensors"
+    save_weights(model, path, metadata={"format": "fwi-foundation-1", "name": "random (smoke test)",
+                                        "backbone": "vit", "backbone_options": json.dumps({"size": "tiny"})})
+    return str(path)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--foundation", default=None,
+                   help="foundation weights: a shipped name of the vit backbone or a .safetensors path "
+                        "(default: the shipped 'default' if installed, else runs/foundation-vit-tiny/weights.safetensors)")
+    p.add_argument("--openfwi", type=Path, default=DEFAULT_OPENFWI,
+                   help="folder of the OpenFWI velocity zips (default ../shared/data/openfwi)")
+    p.add_argument("--targets", default="openfwi-flatvel-a,openfwi-curvevel-a,curvefault-b,salt",
+                   help="comma-separated: openfwi-flatvel-a, openfwi-curvevel-a, flatvel-a, curvefault-b, salt")
+    p.add_argument("--methods", default="scratch,full,lora,adapter,ia3",
+                   help="scratch and any PEFT method (full, lora, adapter, ia3, loha, ...)")
+    p.add_argument("--fractions", default="1,0.1,0.01", help="shares of the target's training maps")
+    p.add_argument("--n-train", type=int, default=200, help="training maps that make 100 %%")
+    p.add_argument("--n-test", type=int, default=100, help="test maps scored per target")
+    p.add_argument("--steps", type=int, default=78, help="optimisation steps of every run")
+    p.add_argument("--batch-size", type=int, default=16, help="maps per step (fewer when a fraction has fewer)")
+    p.add_argument("--lr", type=float, default=None, help="peak AdamW learning rate (default: the engine's)")
+    p.add_argument("--warmup-steps", type=int, default=6, help="linear warm-up steps before cosine decay")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--physics-targets", default="curvefault-b,salt",
+                   help="targets of the physics comparison (out of distribution)")
+    p.add_argument("--physics-method", default="lora")
+    p.add_argument("--physics-fraction", type=float, default=0.1)
+    p.add_argument("--physics-samples", type=int, default=1,
+                   help="maps of each step that the physics term simulates (label + physics runs)")
+    p.add_argument("--lambda-physics", default="auto",
+                   help="weight of the physics misfit; 'auto' makes it equal the label loss at the start")
+    p.add_argument("--labelfree-batch", type=int, default=1, help="maps per step of label-free adaptation")
+    p.add_argument("--misfit-samples", type=int, default=4,
+                   help="test maps whose data misfit is computed and that refinement starts from")
+    p.add_argument("--refine-iterations", type=int, default=20)
+    p.add_argument("--refine-lr", type=float, default=None, help="FWI step (default: fwi run's)")
+    p.add_argument("--workers", type=int, default=2, help="runs side by side (one process each)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
+    p.add_argument("--cache-dir", default=None, help="simulation cache (default: FWI_CACHE_DIR or the user cache)")
+    p.add_argument("--out", type=Path, default=None, help="report folder (default benchmarks/results)")
+    p.add_argument("--work", type=Path, default=None, help="resumable run store (default runs/study)")
+    p.add_argument("--readme", type=Path, default=ROOT / "README.md",
+                   help="README whose results block is rewritten")
+    p.add_argument("--no-readme", action="store_true", help="leave the README alone")
+    p.add_argument("--smoke", action="store_true",
+                   help="a check of the whole path in minutes: random weights, few maps, few steps; "
+                        "writes to runs/study-smoke, never to the README")
+    return p.parse_args(argv)
+
+
+def settings_from(args: argparse.Namespace, foundation: str) -> Settings:
+    from fwi_plugins.engine.config import RunOptions, TrainOptions
+
+    def items(text: str) -> tuple[str, ...]:
+        return tuple(s.strip() for s in text.split(",") if s.strip())
+
+    return Settings(
+        foundation=foundation, targets=items(args.targets), methods=items(args.methods),
+        fractions=tuple(float(f) for f in items(args.fractions)), n_train=args.n_train, n_test=args.n_test,
+        steps=args.steps, batch_size=args.batch_size,
+        lr=args.lr if args.lr is not None else TrainOptions().lr, warmup_steps=args.warmup_steps, seed=args.seed,
+        physics_targets=items(args.physics_targets), physics_method=args.physics_method,
+        physics_fraction=args.physics_fraction, physics_samples=args.physics_samples,
+        lambda_physics=args.lambda_physics, labelfree_batch=args.labelfree_batch,
+        misfit_samples=args.misfit_samples, refine_iterations=args.refine_iterations,
+        refine_lr=args.refine_lr if args.refine_lr is not None else RunOptions().refine_lr,
+        device=args.device, smoke=args.smoke)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.smoke:
+        args.n_train, args.n_test, args.steps = min(args.n_train, 10), min(args.n_test, 4), min(args.steps, 2)
+        args.fractions = "1,0.1"
+        args.misfit_samples, args.refine_iterations = min(args.misfit_samples, 1), min(args.refine_iterations, 1)
+        args.warmup_steps = min(args.warmup_steps, 1)
+    out = args.out or (ROOT / "runs" / "study-smoke" / "results" if args.smoke else ROOT / "benchmarks" / "results")
+    work = args.work or (ROOT / "runs" / ("study-smoke" if args.smoke else "study"))
+    threads = max(1, (os.cpu_count() or 1) // max(1, args.workers))
+    import torch
+
+    torch.set_num_threads(threads)
+    started = time.perf_counter()
+    wall_clock_start = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+
+    if args.smoke and args.foundation is None:
+        work.mkdir(parents=True, exist_ok=True)
+        args.foundation = smoke_foundation(work)
+    FOUNDATION.update(resolve_foundation(args.foundation))
+    settings = settings_from(args, FOUNDATION["path"])
+    specs = target_specs(args.openfwi.expanduser().resolve())
+    unknown = [t for t in (*settings.targets, *settings.physics_targets) if t not in specs]
+    if unknown:
+        print(f"unknown target(s) {unknown}; choose from {', '.join(specs)}", file=sys.stderr)
+        return 2
+    skipped: dict[str, str] = {}
+    if not args.openfwi.expanduser().is_dir():
+        for key in [t for t in settings.targets if specs[t].dataset == "openfwi"]:
+            skipped[key] = (f"the OpenFWI velocity maps are not at {args.openfwi}; {specs[key].label} was "
+                            f"skipped (pass --openfwi FOLDER)")
+            print(skipped[key], file=sys.stderr)
+        settings = dataclasses.replace(settings, targets=tuple(t for t in settings.targets if t not in skipped))
+    for key in settings.physics_targets:
+        if key not in settings.targets:
+            print(f"physics target {key} is not among --targets", file=sys.stderr)
+            return 2
+
+    print(f"foundation: {FOUNDATION['path']} ({FOUNDATION['backbone']} {FOUNDATION['backbone_options'].get('size', '')})")
+    load_started = time.perf_counter()
+    for key in settings.targets:
+        print(f"loading {specs[key].label}: {settings.n_train} training and {settings.n_test} test maps", flush=True)
+        TARGETS[key] = load_target(specs[key], settings, args.cache_dir)
+    load_time = time.perf_counter() - load_started
+
+    tasks = plan(settings)
+    store = TaskStore(work / "runs.json", settings.fingerprint())
+    run_all(tasks, settings, store, max(1, args.workers), threads)
+    missing = [t.key for t in tasks if t.key not in store.results]
+
+    from study_report import build_report, write_outputs
+
+    context = {
+        "settings": dataclasses.asdict(settings),
+        "foundation": {k: v for k, v in FOUNDATION.items() if k in ("path", "choice", "backbone", "backbone_options",
+                                                                    "card")},
+        "targets": {key: {"label": t.spec.label, "dataset": t.spec.dataset, "distribution": t.spec.distribution,
+                          "options": t.options, "train_maps": int(len(t.train_x)), "test_maps": int(len(t.test_x)),
+                          "truth_example": t.test_y[0, 0].round().astype(np.int16).tolist()}
+                    for key, t in TARGETS.items()},
+        "skipped": skipped,
+        "failed": missing,
+        "workers": args.workers,
+        "threads_per_run": threads,
+        "hardware": {"platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
+                     "cpu_count": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version()},
+        "started": wall_clock_start,
+        "load_time": load_time,
+        "wall_time": time.perf_counter() - started,
+        "command": reproduce_command(args),
+    }
+    report = build_report(context, store.results, tasks)
+    write_outputs(report, out, readme=None if (args.no_readme or args.smoke) else args.readme)
+    print(report["terminal"])
+    print(f"\nreport: {out / 'study.md'}   wall time {context['wall_time'] / 60:.1f} min")
+    if missing:
+        print(f"{len(missing)} run(s) failed: {', '.join(missing)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def reproduce_command(args: argparse.Namespace) -> str:
+    """The command line that reproduces this study (defaults left out)."""
+    defaults = parse_args([])
+    parts = ["OMP_NUM_THREADS=1", "python", "benchmarks/study.py"]
+    for name, value in vars(args).items():
+        if name in ("readme", "no_readme", "out", "work", "cache_dir"):
+            continue
+        default = getattr(defaults, name)
+        if args.smoke and name in ("n_train", "n_test", "steps", "fractions", "misfit_samples",
+                                   "refine_iterations", "warmup_steps", "foundation"):
+            continue
+        if value == default:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            parts.append(flag)
+        else:
+            parts += [flag, str(value)]
+    return " ".join(parts)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
