@@ -264,3 +264,23 @@ def test_missing_labels_or_parameters_fail_clearly():
         T.train(build(), data, None, options=opts(lambda_physics=1.0), normalization=UnitScale())
     with pytest.raises(DataError):
         T.TrainData(gathers=data.gathers, velocity=data.velocity[:2])
+
+
+def test_row_stack_reads_rows_across_parts_without_concatenating():
+    a, b = np.arange(12.0).reshape(3, 2, 2), np.arange(12.0, 20.0).reshape(2, 2, 2)
+    stack = T.RowStack([a, b])
+    whole = np.concatenate([a, b])
+    assert len(stack) == 5 and stack.shape == (5, 2, 2) and stack.ndim == 3
+    for index in ([4, 0, 3], [1], np.arange(5)):
+        assert np.array_equal(stack[np.asarray(index)], whole[np.asarray(index)])
+    assert np.array_equal(stack[1:4], whole[1:4])
+    with pytest.raises(DataError):
+        T.RowStack([a, np.zeros((1, 3, 2))])
+    data = make_data(8)
+    stacked = T.TrainData(gathers=T.RowStack([data.gathers[:5], data.gathers[5:]]),
+                          velocity=T.RowStack([data.velocity[:5], data.velocity[5:]]))
+    m1, m2 = build(), build()
+    T.train(m1, data, data, options=opts(epochs=1), normalization=UnitScale())
+    T.train(m2, stacked, stacked, options=opts(epochs=1), normalization=UnitScale())
+    for k, v in params(m1).items():
+        assert torch.equal(v, params(m2)[k])

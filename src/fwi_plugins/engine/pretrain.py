@@ -81,7 +81,7 @@ def pretrain(config: RunConfig | ResolvedConfig, *, get_spec: GetSpec | None = N
     Returns:
         The content of ``metrics.json`` (also in ``model_card.json``).
     """
-    from .train import TrainData, seed_everything, setup_distributed, train
+    from .train import RowStack, TrainData, seed_everything, setup_distributed, train
 
     started = time.perf_counter()
     notify = notify or _no_notify
@@ -126,12 +126,14 @@ def pretrain(config: RunConfig | ResolvedConfig, *, get_spec: GetSpec | None = N
                                           [g for g, _ in train_parts if g is not None])
     sizes = [len(g) for g, _ in train_parts]
     weights = mixture_weights(sizes, opts.weights)
-    train_data = TrainData(gathers=np.concatenate([g for g, _ in train_parts]),
-                           velocity=np.concatenate([v for _, v in train_parts]) if use_labels else None,
+    # Row stacks instead of concatenation: the datasets keep their arrays, so a copy would
+    # hold every gather twice.
+    train_data = TrainData(gathers=RowStack([g for g, _ in train_parts]),
+                           velocity=RowStack([v for _, v in train_parts]) if use_labels else None,
                            weights=weights)
     vals = [(g, v) for g, v in val_parts if g is not None and len(g)]
-    val_data = (TrainData(gathers=np.concatenate([g for g, _ in vals]),
-                          velocity=np.concatenate([v for _, v in vals]) if use_labels else None) if vals else None)
+    val_data = (TrainData(gathers=RowStack([g for g, _ in vals]),
+                          velocity=RowStack([v for _, v in vals]) if use_labels else None) if vals else None)
     if val_data is None and info.is_main:
         import warnings
 

@@ -41,6 +41,7 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "DistInfo",
     "Notify",
+    "RowStack",
     "TrainData",
     "TrainResult",
     "latest_checkpoint",
@@ -63,19 +64,62 @@ def _no_notify(hook: str, **kwargs: Any) -> None:
 
 
 # -- data -----------------------------------------------------------------------------
+class RowStack:
+    """Several arrays of samples read as one along the first axis, without copying them together.
+
+    A dataset mixture can hold gigabytes of gathers; concatenating would hold them twice.
+    Indexing with a slice or an integer array returns a new numpy array of those rows.
+    """
+
+    def __init__(self, parts: list[np.ndarray]) -> None:
+        parts = [p for p in parts if p is not None]
+        if not parts:
+            raise DataError("RowStack needs at least one array")
+        tail = parts[0].shape[1:]
+        for p in parts[1:]:
+            if p.shape[1:] != tail:
+                raise DataError(f"arrays to stack differ in shape past the first axis: {tail} and {p.shape[1:]}")
+        self.parts = parts
+        self.offsets = np.cumsum([0] + [len(p) for p in parts])
+        self.shape = (int(self.offsets[-1]), *tail)
+        self.dtype = parts[0].dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        if isinstance(index, slice):
+            index = np.arange(*index.indices(len(self)))
+        index = np.asarray(index, dtype=np.int64)
+        if index.ndim != 1:
+            raise TypeError("RowStack takes a slice or a 1-D array of row numbers")
+        out = np.empty((len(index), *self.shape[1:]), dtype=self.dtype)
+        which = np.searchsorted(self.offsets, index, side="right") - 1
+        for part in np.unique(which):
+            rows = which == part
+            out[rows] = self.parts[part][index[rows] - self.offsets[part]]
+        return out
+
+
 @dataclass
 class TrainData:
     """Arrays the loop trains or validates on, held in memory.
 
     Attributes:
-        gathers: raw gathers ``(N, S, T, R)`` float32 (normalised per batch on the device).
-        velocity: velocity ``(N, 1, Z, X)`` in m/s, or ``None`` without labels.
+        gathers: raw gathers ``(N, S, T, R)`` float32 (normalised per batch on the device), a
+            numpy array or a :class:`RowStack` of several.
+        velocity: velocity ``(N, 1, Z, X)`` in m/s (array or :class:`RowStack`), or ``None``
+            without labels.
         weights: per-sample sampling weights (a dataset mixture), or ``None`` for uniform
             shuffling without replacement.
     """
 
-    gathers: np.ndarray
-    velocity: np.ndarray | None = None
+    gathers: np.ndarray | RowStack
+    velocity: np.ndarray | RowStack | None = None
     weights: np.ndarray | None = None
 
     def __post_init__(self) -> None:
@@ -490,14 +534,15 @@ def train(model: nn.Module, train_data: TrainData, val_data: TrainData | None, *
             for group in optimizer.param_groups:
                 group["lr"] = options.lr * lr_factor(step, total_steps=total_steps, warmup_steps=warmup_steps,
                                                      min_ratio=options.min_lr_ratio)
-            x_raw = torch.from_numpy(x_all[idx]).to(device)
+            x_raw = torch.from_numpy(np.ascontiguousarray(x_all[idx])).to(device)
             with _autocast(device, options.amp):
                 pred = net(normalization.gathers_to_unit(x_raw))
             pred = pred.float()
             loss = pred.new_zeros(())
             label_loss = physics_loss = None
             if use_labels:
-                y = normalization.velocity_to_unit(torch.from_numpy(y_all[idx]).to(device))  # type: ignore[index]
+                y = normalization.velocity_to_unit(
+                    torch.from_numpy(np.ascontiguousarray(y_all[idx])).to(device))  # type: ignore[index]
                 label_loss = (pred - y).abs().mean()
                 loss = loss + label_loss
             if use_physics:
