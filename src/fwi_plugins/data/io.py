@@ -179,17 +179,8 @@ def read_velocity(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
 
     Attributes always include ``path`` and ``format``, and ``dx`` (metres) where the file says.
     """
-    path = Path(path)
-    suffix = _suffix(path, VELOCITY_SUFFIXES, "velocity")
-    _exists(path)
-    if suffix == ".npy":
-        arr, attrs = _read_npy(path), {}
-    elif suffix in (".nc", ".zarr"):
-        arr, attrs = _read_xarray(path, "velocity")
-    else:
-        arr, attrs = _read_segy_velocity(path)
-    attrs.update(path=str(path), format=suffix.lstrip("."))
-    return validate_velocity(arr, str(path)), attrs
+    arr, attrs = _read(path, "velocity", VELOCITY_SUFFIXES, _read_segy_velocity)
+    return validate_velocity(arr, attrs["path"]), attrs
 
 
 def read_gathers(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
@@ -200,17 +191,23 @@ def read_gathers(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
     binary header), ``source_x``/``receiver_x`` (metres, from the trace headers) and ``survey``
     when the geometry allows one to be built.
     """
+    arr, attrs = _read(path, "gathers", GATHERS_SUFFIXES, _read_segy_gathers)
+    return validate_gathers(arr, attrs["path"]), attrs
+
+
+def _read(path: str | Path, what: str, suffixes: Any, read_segy: Any) -> tuple[np.ndarray, dict[str, Any]]:
+    """Dispatch on the file suffix; the array is validated by the caller."""
     path = Path(path)
-    suffix = _suffix(path, GATHERS_SUFFIXES, "gathers")
+    suffix = _suffix(path, suffixes, what)
     _exists(path)
     if suffix == ".npy":
         arr, attrs = _read_npy(path), {}
     elif suffix in (".nc", ".zarr"):
-        arr, attrs = _read_xarray(path, "gathers")
+        arr, attrs = _read_xarray(path, what)
     else:
-        arr, attrs = _read_segy_gathers(path)
+        arr, attrs = read_segy(path)
     attrs.update(path=str(path), format=suffix.lstrip("."))
-    return validate_gathers(arr, str(path)), attrs
+    return arr, attrs
 
 
 def write_velocity(path: str | Path, velocity: Any, *, dx: float,

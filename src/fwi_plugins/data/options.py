@@ -86,18 +86,8 @@ class FaultOptions(LayerOptions):
 
 
 @dataclass(frozen=True, kw_only=True)
-class CurveFaultOptions(CurveOptions):
-    """Curved layers cut by faults."""
-
-    max_faults: int | None = option(None, "most faults per map (default 1 for -a, 2 for -b)")
-    max_throw: float = option(0.2, "largest fault throw, as a fraction of the depth")
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.max_faults is not None and self.max_faults < 1:
-            raise ValueError(f"max_faults must be >= 1, got {self.max_faults}")
-        if not 0 < self.max_throw <= 1:
-            raise ValueError(f"max_throw must be in (0, 1], got {self.max_throw}")
+class CurveFaultOptions(CurveOptions, FaultOptions):
+    """Curved layers cut by faults: the fold options and the fault options together."""
 
 
 @dataclass(frozen=True, kw_only=True)
