@@ -555,7 +555,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--misfit-samples", type=int, default=4,
                    help="test maps whose data misfit is computed and that refinement starts from")
     p.add_argument("--refine-iterations", type=int, default=20)
-    p.add_argument("--refine-lr", type=float, default=None, help="FWI step (default: fwi run's)")
+    p.add_argument("--refine-lr", type=float, default=None,
+                   help="FWI step as a fraction of the velocity range (default: engine.refine's)")
     p.add_argument("--workers", type=int, default=2, help="runs side by side (one process each)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
     p.add_argument("--cache-dir", default=None, help="simulation cache (default: FWI_CACHE_DIR or the user cache)")
@@ -571,7 +572,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def settings_from(args: argparse.Namespace, foundation: str) -> Settings:
-    from fwi_plugins.engine.config import RunOptions, TrainOptions
+    from fwi_plugins.engine.config import TrainOptions
 
     def items(text: str) -> tuple[str, ...]:
         return tuple(s.strip() for s in text.split(",") if s.strip())
@@ -585,8 +586,24 @@ def settings_from(args: argparse.Namespace, foundation: str) -> Settings:
         physics_fraction=args.physics_fraction, physics_samples=args.physics_samples,
         lambda_physics=args.lambda_physics, labelfree_batch=args.labelfree_batch,
         misfit_samples=args.misfit_samples, refine_iterations=args.refine_iterations,
-        refine_lr=args.refine_lr if args.refine_lr is not None else RunOptions().refine_lr,
+        refine_lr=args.refine_lr if args.refine_lr is not None else _refine_default_lr(),
         device=args.device, smoke=args.smoke)
+
+
+def _shown_path(path: str) -> str:
+    """``path`` relative to the repository when it lies inside it (reports should not name this machine)."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _refine_default_lr() -> float:
+    import inspect
+
+    from fwi_plugins.engine.refine import refine
+
+    return float(inspect.signature(refine).parameters["lr"].default)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -598,7 +615,8 @@ def main(argv: list[str] | None = None) -> int:
         args.warmup_steps = min(args.warmup_steps, 1)
     out = args.out or (ROOT / "runs" / "study-smoke" / "results" if args.smoke else ROOT / "benchmarks" / "results")
     work = args.work or (ROOT / "runs" / ("study-smoke" if args.smoke else "study"))
-    threads = max(1, (os.cpu_count() or 1) // max(1, args.workers))
+    # OMP_NUM_THREADS wins: more threads than free cores makes OpenMP (torch, deepwave) crawl.
+    threads = int(os.environ.get("OMP_NUM_THREADS") or 0) or max(1, (os.cpu_count() or 1) // max(1, args.workers))
     import torch
 
     torch.set_num_threads(threads)
@@ -609,7 +627,7 @@ def main(argv: list[str] | None = None) -> int:
         work.mkdir(parents=True, exist_ok=True)
         args.foundation = smoke_foundation(work)
     FOUNDATION.update(resolve_foundation(args.foundation))
-    settings = settings_from(args, FOUNDATION["path"])
+    settings = settings_from(args, _shown_path(FOUNDATION["path"]))
     specs = target_specs(args.openfwi.expanduser().resolve())
     unknown = [t for t in (*settings.targets, *settings.physics_targets) if t not in specs]
     if unknown:
@@ -643,10 +661,12 @@ def main(argv: list[str] | None = None) -> int:
 
     context = {
         "settings": dataclasses.asdict(settings),
-        "foundation": {k: v for k, v in FOUNDATION.items() if k in ("path", "choice", "backbone", "backbone_options",
-                                                                    "card")},
+        "foundation": {**{k: v for k, v in FOUNDATION.items() if k in ("choice", "backbone", "backbone_options",
+                                                                       "card")},
+                       "path": _shown_path(FOUNDATION["path"])},
         "targets": {key: {"label": t.spec.label, "dataset": t.spec.dataset, "distribution": t.spec.distribution,
-                          "options": t.options, "train_maps": int(len(t.train_x)), "test_maps": int(len(t.test_x)),
+                          "options": {k: (os.path.relpath(v, ROOT) if k == "path" else v) for k, v in t.options.items()},
+                          "train_maps": int(len(t.train_x)), "test_maps": int(len(t.test_x)),
                           "truth_example": t.test_y[0, 0].round().astype(np.int16).tolist()}
                     for key, t in TARGETS.items()},
         "skipped": skipped,

@@ -384,8 +384,15 @@ def _markdown(report: Mapping[str, Any]) -> str:
         f"{v['train_maps']} training, {v['test_maps']} test maps)" for v in tgt.values()) + ".")
     lines.append("  The OpenFWI targets use the real velocity maps (training maps from the train zip, test maps "
                  "from the test zip) with gathers simulated by the `deepwave` physics at OpenFWI geometry "
-                 "(5 shots, 1000 samples at 1 ms, 70 receivers, 15 Hz Ricker). The generated families "
-                 "`curvefault-b` and `salt` were held out of pretraining.")
+                 "(5 shots, 1000 samples at 1 ms, 70 receivers, 15 Hz Ricker). \"In distribution\" means the "
+                 "foundation model was pretrained on the family's generated counterpart (its own flatvel-a / "
+                 "curvevel-a generators); the OpenFWI maps themselves were never seen.")
+    if card and card.get("data"):
+        seen = {d["name"] for d in card["data"]}
+        held = [v["dataset"] for v in tgt.values() if v["dataset"] != "openfwi" and v["dataset"] not in seen]
+        if held:
+            lines.append(f"  Not in the foundation model's pretraining data (per its model card): "
+                         f"{', '.join(f'`{h}`' for h in held)}.")
     for key, why in c["skipped"].items():
         lines.append(f"* **Skipped**: {why}")
     fr = ", ".join(f"{_pct(x)} = {_maps(max(1, round(x * s['n_train'])))}"
@@ -425,18 +432,19 @@ def _markdown(report: Mapping[str, Any]) -> str:
                   f"At {_pct(s['physics_fraction'])} of the labels with `{s['physics_method']}`: (a) label-only "
                   f"fine-tuning (the run above), (b) the same plus lambda x the physics misfit "
                   f"(lambda {'set so that both terms are equal when adaptation starts' if s['lambda_physics'] == 'auto' else s['lambda_physics']}"
-                  f"; {s['physics_samples']} map(s) of each step simulated), (c) label-free adaptation from the "
+                  f"; {_maps(s['physics_samples'])} of each step simulated), (c) label-free adaptation from the "
                   f"foundation model with the physics misfit alone on unlabelled training gathers "
-                  f"({s['steps']} steps of {s['labelfree_batch']} map(s)), and (d) physics-based FWI "
+                  f"({s['steps']} steps of {_maps(s['labelfree_batch'])}, each gather seen once), and (d) physics-based FWI "
                   f"(`engine.refine`, {s['refine_iterations']} iterations, step {s['refine_lr']:g} of the velocity "
                   f"range) starting from (a)'s predictions. Data misfit is the relative L2 distance between "
                   f"gathers simulated from the prediction and the observed ones, on the first "
                   f"{s['misfit_samples']} test maps (refinement costs a simulation per map and iteration); SSIM "
                   f"is given on those maps and on every test map. Time: training (a-c) or refinement (d).", ""]
         lines += _physics_table(report, True) + [""]
-        lam = [(p["target"], p["lambda_physics"]) for p in report["physics"] if p.get("lambda_physics")]
+        lam = {p["target"]: p["lambda_physics"] for p in report["physics"] if p.get("lambda_physics")}
         if lam:
-            lines += ["lambda used: " + ", ".join(f"{report['labels'][t]} {v:.3g}" for t, v in lam) + ".", ""]
+            lines += ["lambda used in (b) and (c): " + ", ".join(f"{report['labels'][t]} {v:.3g}"
+                                                                for t, v in lam.items()) + ".", ""]
         lines += [f"* {x}." for x in _physics_findings(report)] + ["", "![physics](study_physics.png)", ""]
 
     if report["openfwi"]:
