@@ -479,7 +479,9 @@ def resolve_foundation(choice: str | None) -> dict[str, Any]:
     normalization = (Normalization.from_dict(json.loads(metadata["normalization"]))
                      if "normalization" in metadata else None)
     card = None
-    for candidate in (path.parent / "model_card.json", path.with_suffix(".json")):
+    candidates = (path.parent / "model_card.json", path.with_suffix(".json"),
+                  path.with_name(f"{path.stem}.model_card.json"), path.with_name(f"{path.stem}_model_card.json"))
+    for candidate in candidates:
         if candidate.is_file():
             try:
                 card = json.loads(candidate.read_text())
@@ -665,6 +667,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                        "card")},
                        "path": _shown_path(FOUNDATION["path"])},
         "targets": {key: {"label": t.spec.label, "dataset": t.spec.dataset, "distribution": t.spec.distribution,
+                          "openfwi_family": t.spec.openfwi_family,
                           "options": {k: (os.path.relpath(v, ROOT) if k == "path" else v) for k, v in t.options.items()},
                           "train_maps": int(len(t.train_x)), "test_maps": int(len(t.test_x)),
                           "truth_example": t.test_y[0, 0].round().astype(np.int16).tolist()}

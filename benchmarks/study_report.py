@@ -55,8 +55,12 @@ def _params(n: int) -> str:
     return str(n)
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def _maps(n: int) -> str:
-    return f"{n} map" if n == 1 else f"{n} maps"
+    return _plural(n, "map")
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str = "") -> list[str]:
@@ -385,10 +389,13 @@ def _markdown(report: Mapping[str, Any]) -> str:
     lines.append("  The OpenFWI targets use the real velocity maps (training maps from the train zip, test maps "
                  "from the test zip) with gathers simulated by the `deepwave` physics at OpenFWI geometry "
                  "(5 shots, 1000 samples at 1 ms, 70 receivers, 15 Hz Ricker). \"In distribution\" means the "
-                 "foundation model was pretrained on the family's generated counterpart (its own flatvel-a / "
-                 "curvevel-a generators); the OpenFWI maps themselves were never seen.")
+                 "foundation model was pretrained on the family's generated counterpart (this package's own "
+                 "generators, calibrated against OpenFWI maps); the OpenFWI maps themselves were never seen.")
     if card and card.get("data"):
         seen = {d["name"] for d in card["data"]}
+        both = [v["openfwi_family"] for v in tgt.values() if v.get("openfwi_family")]
+        lines.append("  Generated counterparts of the OpenFWI targets in the pretraining data (per the model "
+                     "card): " + ", ".join(f"`{fam}` {'yes' if fam in seen else 'no'}" for fam in both) + ".")
         held = [v["dataset"] for v in tgt.values() if v["dataset"] != "openfwi" and v["dataset"] not in seen]
         if held:
             lines.append(f"  Not in the foundation model's pretraining data (per its model card): "
@@ -400,7 +407,7 @@ def _markdown(report: Mapping[str, Any]) -> str:
     lines += [
         f"* **Fractions**: 100 % = the first {s['n_train']} training maps of the target; {fr}.",
         f"* **Training**: every run takes the same {s['steps']} AdamW optimisation steps (batch {s['batch_size']}, or "
-        f"every map when a fraction has fewer; {s['warmup_steps']} warm-up steps then cosine decay; learning rate "
+        f"every map when a fraction has fewer; {_plural(s['warmup_steps'], 'warm-up step')} then cosine decay; learning rate "
         f"{s['lr']:g} for every method, not tuned per method), L1 label loss, seed {s['seed']}, through "
         f"`engine.train.train`. No validation split and no model selection: the weights after the last step are "
         f"scored on the test maps, so no test map guides any choice.",
@@ -420,7 +427,7 @@ def _markdown(report: Mapping[str, Any]) -> str:
               "![SSIM against training data](study_ssim.png)", ""]
     for target in report["targets"]:
         lines += [f"### {report['labels'][target]}", ""] + _grid_table(report, target, True) + [""]
-    lines += ["### Findings", ""] + [f"* {x}." for x in report["findings"]["summary"]] + [""]
+    lines += ["### Findings", ""] + [f"* {_cap(x)}." for x in report["findings"]["summary"]] + [""]
     lines += [f"* {x}." for x in report["findings"]["cells"]] + [""]
     lines += ["### Ratios to full fine-tuning (same target and fraction)", ""] + _ratio_table(report, True) + [""]
     lines += ["Test maps of each target (first test map; methods at "
@@ -449,14 +456,15 @@ def _markdown(report: Mapping[str, Any]) -> str:
 
     if report["openfwi"]:
         lines += ["## Beside OpenFWI's published InversionNet", ""] + _openfwi_table(report, True) + [""]
-        best_time = max((row["train_time"] for row in report["rows"] if row.get("fraction") == 1.0), default=0.0)
+        full_rows = [row for row in report["rows"] if row["method"] != "foundation" and row["fraction"] == 1.0]
+        best_time = max((row["train_time"] for row in full_rows), default=0.0)
+        epochs = max((row["epochs"] for row in full_rows), default=0)
         lines += [
             f"The scales differ by orders of magnitude, so this is orientation, not a contest. InversionNet was "
             f"trained on {OPENFWI_TRAIN_MAPS:,} maps per family for many epochs on GPUs and scored on "
             f"{OPENFWI_TEST_MAPS:,} test maps. Here each target has {s['n_train']} training maps "
             f"({100 * s['n_train'] / OPENFWI_TRAIN_MAPS:.1f} % of that), {s['steps']} steps of at most "
-            f"{s['batch_size']} maps (each map seen about {s['steps'] * s['batch_size'] / s['n_train']:.0f} times at "
-            f"100 %), at most {best_time / 60:.1f} min of training on one CPU core, a "
+            f"{s['batch_size']} maps (each map seen {epochs} times at 100 %), at most {best_time / 60:.1f} min of training on one CPU core, a "
             f"{_params(report['rows'][0]['total']) if report['rows'] else '?'}-parameter `vit` tiny, and "
             f"{s['n_test']} test maps from OpenFWI's test file. The foundation model was pretrained on generated "
             f"families (its own flatvel/curvevel generators, calibrated against OpenFWI maps), never on OpenFWI "
@@ -510,13 +518,17 @@ def _readme_block(report: Mapping[str, Any]) -> str:
              f"on {c['hardware']['cpu_count']} CPU cores in {c['wall_time'] / 60:.0f} min. Test SSIM "
              f"(OpenFWI definition) at {frac_text} of the training maps:", ""]
     lines += _table(header, rows, "lr" + "r" * len(report["targets"]))
-    lines += [""] + [f"* {x}." for x in report["findings"]["summary"]]
+    lines += [""] + [f"* {_cap(x)}." for x in report["findings"]["summary"]]
     lines += ["", "![SSIM against training data](benchmarks/results/study_ssim.png)", "",
               "MAE, RMSE, memory, time, the physics comparison (physics-consistent fine-tuning, label-free "
               "adaptation, refinement) and OpenFWI's published InversionNet figures beside ours, with how the "
               "scales differ: [benchmarks/results/study.md](benchmarks/results/study.md). Reproduce:", "",
               "```bash", c["command"], "```", README_END]
     return "\n".join(lines)
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _example_fraction(report: Mapping[str, Any]) -> float:
