@@ -397,6 +397,7 @@ class TaskStore:
         self.path = path
         self.fingerprint = fingerprint
         self.results: dict[str, dict[str, Any]] = {}
+        self.sessions: list[float] = []  # wall time of earlier, interrupted sessions
         if path.is_file():
             try:
                 data = json.loads(path.read_text())
@@ -404,12 +405,22 @@ class TaskStore:
                 data = {}
             if data.get("fingerprint") == fingerprint:
                 self.results = data.get("results", {})
+                self.sessions = list(data.get("sessions", []))
+        self.session_start = time.perf_counter()
 
-    def put(self, key: str, result: dict[str, Any]) -> None:
+    def _write(self, sessions: list[float]) -> None:
         from fwi_plugins.io_utils import atomic_write_text
 
+        atomic_write_text(self.path, json.dumps({"fingerprint": self.fingerprint, "sessions": sessions,
+                                                 "results": self.results}))
+
+    def elapsed(self) -> float:
+        """Wall time of this session so far."""
+        return time.perf_counter() - self.session_start
+
+    def put(self, key: str, result: dict[str, Any]) -> None:
         self.results[key] = result
-        atomic_write_text(self.path, json.dumps({"fingerprint": self.fingerprint, "results": self.results}))
+        self._write([*self.sessions, self.elapsed()])
 
 
 def run_all(tasks: list[Task], settings: Settings, store: TaskStore, workers: int, threads: int) -> None:
@@ -656,6 +667,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tasks = plan(settings)
     store = TaskStore(work / "runs.json", settings.fingerprint())
+    store.session_start = started
     run_all(tasks, settings, store, max(1, args.workers), threads)
     missing = [t.key for t in tasks if t.key not in store.results]
 
@@ -680,7 +692,9 @@ def main(argv: list[str] | None = None) -> int:
                      "cpu_count": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version()},
         "started": wall_clock_start,
         "load_time": load_time,
-        "wall_time": time.perf_counter() - started,
+        # Earlier sessions count too when the study was interrupted and resumed.
+        "wall_time": sum(store.sessions) + (time.perf_counter() - started),
+        "sessions": len(store.sessions) + 1,
         "command": reproduce_command(args),
     }
     report = build_report(context, store.results, tasks)
