@@ -12,7 +12,7 @@ from ..specs import BackboneSpec
 from .backbone_options import InversionNetOptions, ViTOptions
 
 #: Shipped weights live in ``fwi_plugins/weights/<file>.safetensors``; a name maps to a file stem.
-_VIT_WEIGHTS: dict[str, str] = {}
+_VIT_WEIGHTS: dict[str, str] = {"default": "vit-tiny-openfwi", "vit-tiny-openfwi": "vit-tiny-openfwi"}
 
 
 def shipped(files: dict[str, str]) -> dict[str, str]:
