@@ -72,10 +72,9 @@ def test_run_writes_a_complete_run_directory(tmp_path, manager):
     from fwi_plugins.engine.run import run
 
     calls = []
-    config = run_config(tmp_path, figures=True, pretrained="default")
-    with pytest.warns(UserWarning, match="ships no pretrained weights"):
-        metrics = run(config, get_spec=manager.get, notify=lambda hook, **kw: calls.append((hook, kw)),
-                      summary=False)
+    config = run_config(tmp_path, figures=True, pretrained="none")
+    metrics = run(config, get_spec=manager.get, notify=lambda hook, **kw: calls.append((hook, kw)),
+                  summary=False)
     out = tmp_path / "run"
     for name in ("config.toml", "config.json", "metrics.json", "adapter/adapter_config.json",
                  "adapter/normalization.json", "predictions/truth.nc", "predictions/zero-shot.nc",
@@ -100,8 +99,7 @@ def test_run_writes_a_complete_run_directory(tmp_path, manager):
     # The written configuration runs again as it is, and finds its finished training.
     again = load_config(out / "config.toml")
     assert again.resolve(manager.get).config.to_dict() == json.loads((out / "config.json").read_text())
-    with pytest.warns(UserWarning, match="from scratch"):
-        metrics2 = run(again, get_spec=manager.get, summary=False)
+    metrics2 = run(again, get_spec=manager.get, summary=False)
     assert metrics2["training"]["resumed_from"] == 2
     assert metrics2["adapted"] == metrics["adapted"]
 
@@ -234,3 +232,12 @@ def test_main_job_with_deepwave_at_tiny_size(tmp_path, monkeypatch):
     config = run_config(tmp_path, epochs=2).with_updates(components={"physics": [Component("deepwave")]})
     metrics = run(config, get_spec=manager.get, summary=False)
     assert np.isfinite(metrics["refined"]["data_misfit"])
+
+
+def test_default_weights_of_a_backbone_that_ships_none_warn_and_start_from_scratch(manager):
+    from fwi_plugins.engine.run import load_foundation
+
+    spec = manager.get("backbone", "inversionnet")
+    assert not spec.pretrained
+    with pytest.warns(UserWarning, match="ships no pretrained weights"):
+        assert load_foundation(object(), spec, "default") == {"source": "none", "metadata": {}}
