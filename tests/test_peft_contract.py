@@ -153,10 +153,12 @@ def test_several_adapters_switch_and_merge(bname, mname, tmp_path):
         peft_utils.set_adapter(loaded, "third")
 
 
-def test_lora_on_vit_trains_under_one_percent_at_base_size():
+@pytest.mark.parametrize("size", ["tiny", "base"])
+def test_lora_on_vit_trains_under_one_percent(size):
+    """With its defaults, on the shipped foundation's size (tiny) and at base size."""
     from fwi_plugins import api
 
-    model = api.build_backbone("vit", {"size": "base"})
+    model = api.build_backbone("vit", {"size": size})
     model = api.apply_peft(model, "lora", {}, backbone="vit")
     trainable, total = peft_utils.count_parameters(model)
     assert trainable / total < 0.01, trainable / total
