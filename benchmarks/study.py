@@ -578,6 +578,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--readme", type=Path, default=ROOT / "README.md",
                    help="README whose results block is rewritten")
     p.add_argument("--no-readme", action="store_true", help="leave the README alone")
+    p.add_argument("--report-only", action="store_true",
+                   help="write the report from the finished runs in the store without running the others")
     p.add_argument("--smoke", action="store_true",
                    help="a check of the whole path in minutes: random weights, few maps, few steps; "
                         "writes to runs/study-smoke, never to the README")
@@ -668,7 +670,8 @@ def main(argv: list[str] | None = None) -> int:
     tasks = plan(settings)
     store = TaskStore(work / "runs.json", settings.fingerprint())
     store.session_start = started
-    run_all(tasks, settings, store, max(1, args.workers), threads)
+    if not args.report_only:
+        run_all(tasks, settings, store, max(1, args.workers), threads)
     missing = [t.key for t in tasks if t.key not in store.results]
 
     from study_report import build_report, write_outputs
@@ -712,7 +715,7 @@ def reproduce_command(args: argparse.Namespace) -> str:
     defaults = parse_args([])
     parts = ["OMP_NUM_THREADS=1", "python", "benchmarks/study.py"]
     for name, value in vars(args).items():
-        if name in ("readme", "no_readme", "out", "work", "cache_dir"):
+        if name in ("readme", "no_readme", "out", "work", "cache_dir", "report_only"):
             continue
         default = getattr(defaults, name)
         if args.smoke and name in ("n_train", "n_test", "steps", "fractions", "misfit_samples",

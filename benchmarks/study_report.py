@@ -493,7 +493,7 @@ def _markdown(report: Mapping[str, Any]) -> str:
             f"families (its own flatvel/curvevel generators, calibrated against OpenFWI maps), never on OpenFWI "
             f"maps.", ""]
     if c["failed"]:
-        lines += ["## Runs that failed", ""] + [f"* `{k}`" for k in c["failed"]] + [""]
+        lines += ["## Runs without a result (failed, or not run)", ""] + [f"* `{k}`" for k in c["failed"]] + [""]
     lines += ["All figures are in `study.json` beside this file."]
     return "\n".join(lines) + "\n"
 
