@@ -115,6 +115,7 @@ class Settings:
     """Everything a run depends on; its hash names the resumable task store."""
 
     foundation: str
+    foundation_sha256: str
     targets: tuple[str, ...]
     methods: tuple[str, ...]
     fractions: tuple[float, ...]
@@ -136,9 +137,12 @@ class Settings:
     refine_lr: float
     device: str
     smoke: bool
+    peft_options: str = ""
 
     def fingerprint(self) -> str:
-        text = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        # The weights' content, not their path, identifies the foundation (shipping them moves the file).
+        values = {k: v for k, v in dataclasses.asdict(self).items() if k != "foundation"}
+        text = json.dumps(values, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -149,6 +153,18 @@ def schedule(n_maps: int, settings: Settings) -> dict[str, Any]:
     epochs = max(1, round(settings.steps / per_epoch))
     return {"batch_size": batch, "epochs": epochs, "steps": epochs * per_epoch,
             "warmup_epochs": min(settings.warmup_steps, epochs * per_epoch) / per_epoch}
+
+
+def peft_options(text: str) -> dict[str, dict[str, str]]:
+    """``"lora.r=8,lora.alpha=16"`` -> ``{"lora": {"r": "8", "alpha": "16"}}``."""
+    out: dict[str, dict[str, str]] = {}
+    for item in (i.strip() for i in text.split(",") if i.strip()):
+        key, _, value = item.partition("=")
+        method, _, name = key.partition(".")
+        if not (method and name and value):
+            raise SystemExit(f"--peft-options: expected METHOD.KEY=VALUE, got {item!r}")
+        out.setdefault(method.strip(), {})[name.strip()] = value.strip()
+    return out
 
 
 def n_maps(fraction: float, n_train: int) -> int:
@@ -241,7 +257,9 @@ def build_model(method: str | None, settings: Settings, target: Target) -> tuple
     if method is None:  # zero-shot: the foundation model as it is
         return model, 0, count_parameters(model)[1]
     torch.manual_seed(settings.seed + 1)
-    model = api.apply_peft(model, "full" if scratch else method, backbone=FOUNDATION["backbone"])
+    name = "full" if scratch else method
+    model = api.apply_peft(model, name, peft_options(settings.peft_options).get(name, {}),
+                           backbone=FOUNDATION["backbone"])
     trainable, total = count_parameters(model)
     return model, trainable, total
 
@@ -556,6 +574,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=None, help="peak AdamW learning rate (default: the engine's)")
     p.add_argument("--warmup-steps", type=int, default=6, help="linear warm-up steps before cosine decay")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--peft-options", default="lora.r=8,lora.alpha=16",
+                   help="PEFT options pinned for the study, METHOD.KEY=VALUE,... (the rest: each plugin's defaults)")
     p.add_argument("--physics-targets", default="curvefault-b,salt",
                    help="targets of the physics comparison (out of distribution)")
     p.add_argument("--physics-method", default="lora")
@@ -593,7 +613,7 @@ def settings_from(args: argparse.Namespace, foundation: str) -> Settings:
         return tuple(s.strip() for s in text.split(",") if s.strip())
 
     return Settings(
-        foundation=foundation, targets=items(args.targets), methods=items(args.methods),
+        foundation=foundation, foundation_sha256=_sha256(FOUNDATION["path"]), targets=items(args.targets), methods=items(args.methods),
         fractions=tuple(float(f) for f in items(args.fractions)), n_train=args.n_train, n_test=args.n_test,
         steps=args.steps, batch_size=args.batch_size,
         lr=args.lr if args.lr is not None else TrainOptions().lr, warmup_steps=args.warmup_steps, seed=args.seed,
@@ -602,7 +622,15 @@ def settings_from(args: argparse.Namespace, foundation: str) -> Settings:
         lambda_physics=args.lambda_physics, labelfree_batch=args.labelfree_batch,
         misfit_samples=args.misfit_samples, refine_iterations=args.refine_iterations,
         refine_lr=args.refine_lr if args.refine_lr is not None else _refine_default_lr(),
-        device=args.device, smoke=args.smoke)
+        device=args.device, smoke=args.smoke, peft_options=args.peft_options)
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _shown_path(path: str) -> str:
@@ -696,8 +724,9 @@ def main(argv: list[str] | None = None) -> int:
         "started": wall_clock_start,
         "load_time": load_time,
         # Earlier sessions count too when the study was interrupted and resumed.
-        "wall_time": sum(store.sessions) + (time.perf_counter() - started),
-        "sessions": len(store.sessions) + 1,
+        # A report-only session runs nothing: the time is that of the sessions that ran the study.
+        "wall_time": sum(store.sessions) + (0.0 if args.report_only else time.perf_counter() - started),
+        "sessions": len(store.sessions) + (0 if args.report_only else 1),
         "command": reproduce_command(args),
     }
     report = build_report(context, store.results, tasks)
