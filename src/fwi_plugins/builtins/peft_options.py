@@ -67,20 +67,11 @@ class LoHaOptions:
 
 
 @dataclass(frozen=True, kw_only=True)
-class LoKrOptions:
-    """Options of ``lokr`` (low-rank Kronecker product updates)."""
+class LoKrOptions(LoHaOptions):
+    """Options of ``lokr`` (low-rank Kronecker product updates): LoHa's, plus the split."""
 
     r: int = option(8, "rank of the larger Kronecker factor")
-    alpha: float = option(8.0, "scaling numerator: the update is scaled by alpha / r")
     decompose_factor: int = option(-1, "factor size of the Kronecker split; -1 picks the most square")
-    rank_dropout: float = option(0.0, "dropout of whole ranks during training")
-    module_dropout: float = option(0.0, "probability of skipping a layer's update during training")
-    targets: tuple[str, ...] = option((), _TARGETS_HELP)
-    train_head: bool = option(True, _HEAD_HELP)
-
-    def __post_init__(self) -> None:
-        _positive(self, "r", "alpha")
-        _probability(self, "rank_dropout", "module_dropout")
 
 
 @dataclass(frozen=True, kw_only=True)
