@@ -1,12 +1,20 @@
-"""Atomic file writes: a file either appears whole or not at all."""
+"""Atomic file writes (a file either appears whole or not at all) and small TOML/JSON reads."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 
 @contextlib.contextmanager
@@ -40,3 +48,18 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+def read_toml_or_json(path: Path, *, what: str, error: type[Exception]) -> Any:
+    """Parse a ``.toml`` or ``.json`` file; any other suffix or a syntax error raises ``error``.
+
+    ``what`` names the file's role in the message ("a survey file", "a configuration file").
+    """
+    try:
+        if path.suffix == ".json":
+            return json.loads(path.read_text())
+        if path.suffix == ".toml":
+            return tomllib.loads(path.read_text())
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise error(f"{path}: not valid {path.suffix[1:].upper()}: {exc}") from None
+    raise error(f"{path}: {what} ends in .toml or .json")

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +18,6 @@ import numpy as np
 
 from .errors import SurveyError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -185,15 +180,9 @@ class Survey:
         path = Path(path)
         if not path.is_file():
             raise SurveyError(f"survey file {path} does not exist (or use a preset: openfwi, small)")
-        try:
-            if path.suffix == ".json":
-                data = json.loads(path.read_text())
-            elif path.suffix == ".toml":
-                data = tomllib.loads(path.read_text())
-            else:
-                raise SurveyError(f"{path}: a survey file ends in .toml or .json")
-        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise SurveyError(f"{path}: not valid {path.suffix[1:].upper()}: {exc}") from None
+        from .io_utils import read_toml_or_json
+
+        data = read_toml_or_json(path, what="a survey file", error=SurveyError)
         return cls.from_dict(data.get("survey", data), source=str(path))
 
     # -- checks ------------------------------------------------------------------

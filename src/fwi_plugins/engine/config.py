@@ -33,7 +33,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,13 +40,9 @@ from typing import Any, Literal
 
 from .. import options as _options
 from ..errors import ConfigError, FWIError, OptionError, UnknownNameError
-from ..io_utils import atomic_write_text
+from ..io_utils import atomic_write_text, read_toml_or_json
 from ..options import option
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 __all__ = [
     "COMMANDS",
@@ -96,6 +91,9 @@ class TrainOptions:
     device: Literal["auto", "cpu", "cuda"] = option("auto", "where to train: a GPU when present (auto), "
                                                             "or cpu / cuda")
     amp: bool = option(True, "bfloat16 mixed precision for the network on CUDA (physics stays float32)")
+    select_best: bool = option(True, "end with the weights of the epoch that scored best on the validation "
+                                     "split (val_mae, or val_misfit without labels); epoch 0 is the "
+                                     "starting network, so adapting never ends worse on validation")
     eval_batch_size: int = option(16, "samples per batch when predicting for evaluation")
     progress: bool = option(True, "show progress bars")
 
@@ -435,15 +433,7 @@ def load_config(path: str | Path) -> RunConfig:
         path = path / "config.toml"
     if not path.is_file():
         raise ConfigError(f"configuration file {path} does not exist")
-    try:
-        if path.suffix == ".json":
-            data = json.loads(path.read_text())
-        elif path.suffix == ".toml":
-            data = tomllib.loads(path.read_text())
-        else:
-            raise ConfigError(f"{path}: a configuration file ends in .toml or .json")
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid {path.suffix[1:].upper()}: {exc}") from None
+    data = read_toml_or_json(path, what="a configuration file", error=ConfigError)
     return RunConfig.from_dict(data, source=str(path), base_dir=path.resolve().parent)
 
 
