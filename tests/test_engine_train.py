@@ -108,8 +108,10 @@ def test_training_reduces_label_loss_and_calls_hooks(tmp_path):
     result = T.train(model, data, val, options=opts(epochs=4), normalization=UnitScale(),
                      checkpoint_dir=tmp_path / "ckpt", run_dir=tmp_path,
                      notify=lambda hook, **kw: calls.append((hook, kw)))
-    assert [h["epoch"] for h in result.history] == [1, 2, 3, 4]
-    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    # Epoch 0 is the validation of the starting network (for select_best).
+    assert [h["epoch"] for h in result.history] == [0, 1, 2, 3, 4]
+    assert "train_loss" not in result.history[0] and "val_mae" in result.history[0]
+    assert result.history[-1]["train_loss"] < result.history[1]["train_loss"]
     assert "val_mae" in result.history[-1] and "val_mae_ms" in result.history[-1]
     assert [c[0] for c in calls] == ["fwi_epoch_end"] * 4
     assert calls[-1][1]["stage"] == "adapt" and calls[-1][1]["epoch"] == 4
@@ -157,7 +159,9 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path):
     assert resumed.resumed_from == 2
     for k, v in params(whole).items():
         assert torch.equal(v, params(again)[k]), k
-    assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in expected.history]
+    assert resumed.history == [dict(h, epoch_time=r["epoch_time"]) if "epoch_time" in h else h
+                               for h, r in zip(expected.history, resumed.history)]
+    assert resumed.best_epoch == expected.best_epoch
     assert resumed.steps == expected.steps
 
 
@@ -221,8 +225,8 @@ def test_label_free_adaptation_reduces_data_misfit():
                      normalization=UnitScale(), physics=physics)
     after = _misfit(model, val, physics)
     assert after < 0.3 * before, (before, after)
-    assert "val_misfit" in result.history[-1] and "val_mae" not in result.history[-1]
-    assert result.history[-1]["val_misfit"] == pytest.approx(after, rel=1e-4)
+    assert "val_misfit" in result.final and "val_mae" not in result.final
+    assert result.final["val_misfit"] == pytest.approx(after, rel=1e-4)
 
 
 def _misfit(model, data, physics):
@@ -235,7 +239,7 @@ def test_physics_term_joins_the_label_loss():
     physics = LinearPhysics()
     result = T.train(build(), make_data(8), None, options=opts(epochs=1, lambda_physics=0.5),
                      normalization=UnitScale(), physics=physics)
-    h = result.history[0]
+    h = result.history[-1]
     assert h["train_loss"] == pytest.approx(h["train_label_loss"] + 0.5 * h["train_physics_loss"], rel=1e-5)
 
 
@@ -284,3 +288,27 @@ def test_row_stack_reads_rows_across_parts_without_concatenating():
     T.train(m2, stacked, stacked, options=opts(epochs=1), normalization=UnitScale())
     for k, v in params(m1).items():
         assert torch.equal(v, params(m2)[k])
+
+
+def test_select_best_keeps_the_starting_network_when_training_only_hurts(tmp_path):
+    data, val = make_data(8), make_data(4, 1)
+    model = build()
+    start = params(model)
+    result = T.train(model, data, val, options=opts(epochs=2, lr=5.0, warmup_epochs=0), normalization=UnitScale(),
+                     checkpoint_dir=tmp_path)
+    assert result.best_epoch == 0
+    assert result.final["epoch"] == 0
+    for k, v in start.items():
+        assert torch.equal(v, params(model)[k]), k
+    # The selected weights travel with the checkpoint: a finished run reloads to the same choice.
+    assert (T.latest_checkpoint(tmp_path) / "best.safetensors").is_file()
+    again = build(seed=4)
+    T.train(again, data, val, options=opts(epochs=2, lr=5.0, warmup_epochs=0), normalization=UnitScale(),
+            checkpoint_dir=tmp_path)
+    trainable = {n for n, p in again.named_parameters() if p.requires_grad}
+    for k in trainable:
+        assert torch.equal(start[k], params(again)[k]), k
+    without = build()
+    T.train(without, data, val, options=opts(epochs=2, lr=5.0, warmup_epochs=0, select_best=False),
+            normalization=UnitScale())
+    assert any(not torch.equal(v, params(without)[k]) for k, v in start.items())

@@ -169,7 +169,7 @@ def pretrain(config: RunConfig | ResolvedConfig, *, get_spec: GetSpec | None = N
         "validation_by_dataset": per_family,
         "training": {"history": result.history, "epochs": result.epochs, "steps": result.steps,
                      "samples_per_epoch": samples, "wall_time": result.wall_time,
-                     "resumed_from": result.resumed_from},
+                     "resumed_from": result.resumed_from, "best_epoch": result.best_epoch},
         "parameters": total,
         "timing": {"data": data_time, "train": train_time, "total": time.perf_counter() - started},
     }
@@ -242,6 +242,7 @@ def _model_card(resolved: ResolvedConfig, *, out: Path, datasets: list[Any], siz
         "options": dict(config.options),
         "steps": metrics["training"]["steps"],
         "epochs": metrics["training"]["epochs"],
+        "selected_epoch": metrics["training"]["best_epoch"],
         "wall_time_s": metrics["training"]["wall_time"],
         "hardware": hardware(device, world_size),
         "validation": metrics["validation"],
@@ -293,6 +294,8 @@ def model_card_markdown(card: Mapping[str, Any]) -> str:
     for name, m in card["validation_by_dataset"].items():
         lines.append(f"| {name} | {m['mae']:.4f} | {m['rmse']:.4f} | {m['ssim']:.4f} | {m['mae_ms']:.1f} |")
     overall = ", ".join(f"{k} = {v:.4g}" for k, v in card["validation"].items())
-    lines += ["", f"Mixture (last epoch): {overall or 'n/a'}.", "",
+    chosen = card.get("selected_epoch")
+    which = f"epoch {chosen}, the best on validation, whose weights these are" if chosen is not None else "last epoch"
+    lines += ["", f"Mixture ({which}): {overall or 'n/a'}.", "",
               "## Normalisation", "", f"`{json.dumps(card['normalization'])}`", ""]
     return "\n".join(lines)

@@ -451,7 +451,8 @@ def run(config: RunConfig | ResolvedConfig, *, get_spec: GetSpec | None = None, 
         metrics["refined"] = metrics_refined
     metrics.update({
         "training": {"history": result.history, "epochs": result.epochs, "steps": result.steps,
-                     "wall_time": result.wall_time, "resumed_from": result.resumed_from},
+                     "wall_time": result.wall_time, "resumed_from": result.resumed_from,
+                     "best_epoch": result.best_epoch},
         "refinement": refine_info,
         "parameters": {"trainable": int(trainable), "total": int(total),
                        "fraction": float(trainable) / max(1, int(total))},

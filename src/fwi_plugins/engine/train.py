@@ -286,7 +286,8 @@ def _optimizer_unflat(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, An
 
 
 def save_checkpoint(directory: str | Path, *, epoch: int, model: nn.Module,
-                    optimizer: torch.optim.Optimizer | None, state: Mapping[str, Any], keep: int = 1) -> Path:
+                    optimizer: torch.optim.Optimizer | None, state: Mapping[str, Any], keep: int = 1,
+                    extra: Mapping[str, Mapping[str, torch.Tensor]] | None = None) -> Path:
     """Write ``directory/epoch-NNNN/`` whole or not at all, then point ``latest.json`` at it.
 
     Args:
@@ -295,6 +296,8 @@ def save_checkpoint(directory: str | Path, *, epoch: int, model: nn.Module,
         model: the network (unwrapped; its full state dict is saved).
         optimizer: saved as tensors + JSON (never pickled), or ``None``.
         state: JSON-able scalars (step, epoch, history, ...).
+        extra: more tensor files to keep with the checkpoint, ``{stem: tensors}`` written
+            as ``stem.safetensors`` (the best epoch's weights, for example).
         keep: how many epoch folders to keep; older ones are removed once the new one is live.
 
     Returns:
@@ -314,6 +317,9 @@ def save_checkpoint(directory: str | Path, *, epoch: int, model: nn.Module,
         if optimizer is not None:
             tensors, meta = _optimizer_flat(optimizer)
             save_file(tensors, str(tmp / "optimizer.safetensors"))
+        for stem, tensors in (extra or {}).items():
+            save_file({k: v.detach().to("cpu").clone().contiguous() for k, v in tensors.items()},
+                      str(tmp / f"{stem}.safetensors"))
         payload = {"format": CHECKPOINT_FORMAT, "epoch": epoch, **state, "optimizer": meta}
         (tmp / "state.json").write_text(json.dumps(payload, indent=1))
     atomic_write_text(directory / "latest.json", json.dumps({"epoch": epoch, "path": final.name}) + "\n")
@@ -367,6 +373,8 @@ class TrainResult:
         steps: optimisation steps in total.
         wall_time: seconds spent training, summed over interrupted sessions.
         resumed_from: the epoch a checkpoint was loaded from (0 for a fresh start).
+        best_epoch: with ``select_best``, the epoch whose weights the model ends with
+            (0: the starting network); ``None`` without selection.
     """
 
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -374,9 +382,15 @@ class TrainResult:
     steps: int = 0
     wall_time: float = 0.0
     resumed_from: int = 0
+    best_epoch: int | None = None
 
     @property
     def final(self) -> dict[str, Any]:
+        """The last epoch's record, or the selected epoch's with ``select_best``."""
+        if self.best_epoch is not None:
+            for record in self.history:
+                if record.get("epoch") == self.best_epoch:
+                    return record
         return self.history[-1] if self.history else {}
 
 
@@ -418,6 +432,7 @@ def _physics_velocity(unit: torch.Tensor, normalization: Any, physics: Any) -> t
 
 def _fingerprint(options: TrainOptions, n_train: int, steps_per_epoch: int, world_size: int) -> dict[str, Any]:
     return {"epochs": options.epochs, "batch_size": options.batch_size, "lr": options.lr,
+            "select_best": options.select_best,
             "weight_decay": options.weight_decay, "warmup_epochs": options.warmup_epochs,
             "lambda_physics": options.lambda_physics, "labels": options.labels, "seed": options.seed,
             "n_train": n_train, "steps_per_epoch": steps_per_epoch, "world_size": world_size}
@@ -492,6 +507,10 @@ def train(model: nn.Module, train_data: TrainData, val_data: TrainData | None, *
     fingerprint = _fingerprint(options, len(train_data), steps_per_epoch, info.world_size)
     result = TrainResult()
     start_epoch = 1
+    selecting = options.select_best and val_data is not None and len(val_data) > 0
+    best_epoch: int | None = None
+    best_score: float | None = None
+    best_state: dict[str, torch.Tensor] | None = None
     if checkpoint_dir is not None:
         found = latest_checkpoint(checkpoint_dir)
         if found is not None:
@@ -507,6 +526,11 @@ def train(model: nn.Module, train_data: TrainData, val_data: TrainData | None, *
                                  steps=int(state["step"]), wall_time=float(state["wall_time"]),
                                  resumed_from=int(state["epoch"]))
             start_epoch = result.epochs + 1
+            best_epoch, best_score = state.get("best_epoch"), state.get("best_score")
+            if (found / "best.safetensors").is_file():
+                from safetensors.torch import load_file
+
+                best_state = load_file(str(found / "best.safetensors"), device="cpu")
             if info.is_main and start_epoch <= options.epochs:
                 print(f"resuming {stage} from {found} (epoch {result.epochs} of {options.epochs})",
                       file=sys.stderr)
@@ -516,6 +540,14 @@ def train(model: nn.Module, train_data: TrainData, val_data: TrainData | None, *
 
     x_all, y_all = train_data.gathers, train_data.velocity
     step = result.steps
+    score_key = "val_mae" if val_data is not None and val_data.velocity is not None else "val_misfit"
+    if selecting and start_epoch == 1:
+        # Epoch 0: the network before any update, so that selection can keep it.
+        metrics0 = _validate(model, val_data, options=options, normalization=normalization,
+                             physics=physics if use_physics else None, device=device, info=info)
+        if score_key in metrics0:
+            best_epoch, best_score, best_state = 0, metrics0[score_key], _selectable_state(model)
+            result.history.append({"epoch": 0, "step": 0, **metrics0})
     for epoch in range(start_epoch, options.epochs + 1):
         started = time.perf_counter()
         # Re-seeding from (seed, epoch) instead of saving generator states makes a resumed
@@ -577,6 +609,8 @@ def train(model: nn.Module, train_data: TrainData, val_data: TrainData | None, *
             metrics.update(_validate(model, val_data, options=options, normalization=normalization,
                                      physics=physics if use_physics else None, device=device, info=info))
         metrics["epoch_time"] = time.perf_counter() - started
+        if selecting and score_key in metrics and (best_score is None or metrics[score_key] < best_score):
+            best_epoch, best_score, best_state = epoch, metrics[score_key], _selectable_state(model)
         result.history.append(metrics)
         result.epochs, result.steps = epoch, step
         result.wall_time += metrics["epoch_time"]
@@ -584,14 +618,29 @@ def train(model: nn.Module, train_data: TrainData, val_data: TrainData | None, *
             if checkpoint_dir is not None:
                 save_checkpoint(checkpoint_dir, epoch=epoch, model=model, optimizer=optimizer,
                                 state={"step": step, "history": result.history, "wall_time": result.wall_time,
-                                       "fingerprint": fingerprint, "stage": stage})
+                                       "fingerprint": fingerprint, "stage": stage, "best_epoch": best_epoch,
+                                       "best_score": best_score},
+                                extra={"best": best_state} if best_state is not None else None)
             if options.progress:
                 print(_epoch_line(stage, metrics, options.epochs), file=sys.stderr)
             notify("fwi_epoch_end", run_dir=Path(run_dir) if run_dir else None, stage=stage, epoch=epoch,
                    metrics=dict(metrics))
         _barrier(info)
+    if selecting and best_state is not None and best_epoch != result.epochs:
+        model.load_state_dict({k: v.to(device) for k, v in best_state.items()}, strict=False)
+        if info.is_main and options.progress:
+            print(f"{stage}: keeping epoch {best_epoch} ({score_key} {best_score:.4g}), the best on validation",
+                  file=sys.stderr)
+    result.best_epoch = best_epoch if selecting else None
     model.eval()
     return result
+
+
+def _selectable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """What training changes: trainable parameters and buffers (frozen weights never move)."""
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    buffers = {name for name, _ in model.named_buffers()}
+    return {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items() if k in trainable | buffers}
 
 
 def _epoch_line(stage: str, metrics: Mapping[str, Any], epochs: int) -> str:
