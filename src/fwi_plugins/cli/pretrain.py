@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .common import ComponentName, echo_json, handles_errors, plugin_option
-from .run import _print_config, build_config, options_epilog
+from .run import build_config, options_epilog, print_dry_run
 
 
 @click.command("pretrain", epilog=options_epilog("pretrain"))
@@ -56,14 +56,7 @@ def pretrain(plugins: tuple[str, ...], backbone: str | None, datasets: tuple[str
         overrides=overrides, flags={"device": device, "seed": seed}, out=out, defaults=defaults)
     resolved = config.resolve(manager.get)
     if dry_run:
-        import dataclasses
-
-        from ..engine.run import default_out
-
-        if not resolved.config.out:
-            resolved = dataclasses.replace(
-                resolved, config=dataclasses.replace(resolved.config, out=str(default_out(resolved.config))))
-        _print_config(resolved.config, as_json)
+        print_dry_run(resolved, as_json)
         return
     from ..engine.pretrain import pretrain as pretrain_job
 

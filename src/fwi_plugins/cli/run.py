@@ -115,17 +115,22 @@ def run(plugins: tuple[str, ...], backbone: str | None, peft: str | None, physic
 
     resolved = resolve(config, manager.get)
     if dry_run:
-        from ..engine.run import default_out
-
-        if not resolved.config.out:
-            import dataclasses
-
-            resolved = dataclasses.replace(
-                resolved, config=dataclasses.replace(resolved.config, out=str(default_out(resolved.config))))
-        _print_config(resolved.config, as_json)
+        print_dry_run(resolved, as_json)
         return
     from ..engine.run import run as run_job
 
     metrics = run_job(resolved, notify=manager.notify, summary=not as_json)
     if as_json:
         echo_json(metrics)
+
+
+def print_dry_run(resolved: Any, as_json: bool) -> None:
+    """Print the resolved configuration of ``--dry-run``, with the output folder it would use."""
+    import dataclasses
+
+    from ..engine.run import default_out
+
+    if not resolved.config.out:
+        resolved = dataclasses.replace(
+            resolved, config=dataclasses.replace(resolved.config, out=str(default_out(resolved.config))))
+    _print_config(resolved.config, as_json)
