@@ -128,3 +128,15 @@ plugin_option = click.option(
     "--plugin", "plugins", multiple=True, metavar="MODULE_OR_PATH", is_eager=True,
     help="Load an extra plugin module or .py file (repeatable).", callback=_load_plugins_callback,
 )
+
+
+def job_flags(func: F) -> F:
+    """``--device``, ``--seed``, ``--dry-run`` and ``--json``: the flags every training job takes."""
+    for flag in reversed((
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where to train (default auto)."),
+        click.option("--seed", type=int, help="Random seed."),
+        click.option("--dry-run", is_flag=True, help="Resolve and check everything, print the configuration, stop."),
+        click.option("--json", "as_json", is_flag=True, help="Print the configuration or metrics as JSON."),
+    )):
+        func = flag(func)
+    return func

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import ComponentName, echo_json, handles_errors, plugin_option
+from .common import ComponentName, echo_json, handles_errors, job_flags, plugin_option
 from .run import build_config, options_epilog, print_dry_run
 
 
@@ -23,10 +23,7 @@ from .run import build_config, options_epilog, print_dry_run
               help="Start from a configuration file (or an output directory's config.toml).")
 @click.option("--out", type=click.Path(file_okay=False), metavar="DIR",
               help="Output directory (default runs/pretrain-BACKBONE; an existing one resumes).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where to train (default auto).")
-@click.option("--seed", type=int, help="Random seed.")
-@click.option("--dry-run", is_flag=True, help="Resolve and check everything, print the configuration, stop.")
-@click.option("--json", "as_json", is_flag=True, help="Print the configuration or metrics as JSON.")
+@job_flags
 @handles_errors
 def pretrain(plugins: tuple[str, ...], backbone: str | None, datasets: tuple[str, ...], physics: str | None,
              overrides: tuple[str, ...], config_file: str | None, out: str | None, device: str | None,

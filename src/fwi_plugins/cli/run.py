@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ..errors import ConfigError
-from .common import ComponentName, echo_json, handles_errors, parse_overrides, plugin_option, split_overrides
+from .common import ComponentName, echo_json, handles_errors, job_flags, parse_overrides, plugin_option, split_overrides
 
 #: The dataset ``fwi run`` adapts to when none is named: a generated OpenFWI-like family,
 #: small enough by default that the whole job takes minutes on a laptop CPU.
@@ -81,10 +81,7 @@ def options_epilog(command: str) -> str:
               help="Start from a configuration file (or a run directory's config.toml).")
 @click.option("--out", type=click.Path(file_okay=False), metavar="DIR",
               help="Run directory (default runs/BACKBONE-PEFT-DATASET; an existing one resumes).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where to train (default auto).")
-@click.option("--seed", type=int, help="Random seed.")
-@click.option("--dry-run", is_flag=True, help="Resolve and check everything, print the configuration, stop.")
-@click.option("--json", "as_json", is_flag=True, help="Print the configuration or metrics as JSON.")
+@job_flags
 @handles_errors
 def run(plugins: tuple[str, ...], backbone: str | None, peft: str | None, physics: str | None, dataset: str | None,
         pretrained: str | None, labels: str | None, overrides: tuple[str, ...], config_file: str | None,
