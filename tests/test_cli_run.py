@@ -71,8 +71,8 @@ def test_dry_run_prints_the_resolved_configuration(cli, tmp_path):
     assert result.exit_code == 0, result.output
     config = json.loads(result.output)
     assert config["options"]["epochs"] == 3 and config["peft"]["options"]["r"] == 4
-    assert config["dataset"]["name"] == "flatvel-a"  # the default target
-    assert config["out"] == "runs/vit-lora-flatvel-a"
+    assert config["dataset"]["name"] == "salt"  # the default target
+    assert config["out"] == "runs/vit-lora-salt"
     assert not (tmp_path / "runs").exists()
     toml = cli("run", "--backbone", "vit", "--peft", "lora", "--physics", "linear-test", "--dry-run")
     assert toml.exit_code == 0 and "[options]" in toml.output and "[backbone]" in toml.output

@@ -29,13 +29,14 @@ def smoothed(v: np.ndarray, passes: int = 12) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def test_refinement_cuts_the_data_misfit_by_80_percent_and_moves_toward_the_truth():
+@pytest.mark.parametrize("step", ["normalized", "adam"])
+def test_refinement_cuts_the_data_misfit_by_80_percent_and_moves_toward_the_truth(step):
     physics = api.build_physics("deepwave", survey=SURVEY)
     truth = layered()
     start = smoothed(truth)
     observed = physics.simulate(torch.from_numpy(truth)).detach()
     steps: list[int] = []
-    result = refine(start, observed, physics=physics, iterations=30, lr=0.005, progress=False,
+    result = refine(start, observed, physics=physics, iterations=30, lr=0.005, step=step, progress=False,
                     callback=lambda i, misfit, v: steps.append(i))
 
     assert isinstance(result, RefineResult)
@@ -78,7 +79,48 @@ def test_bad_inputs_are_named():
         refine(layered(), observed[..., :5], physics=physics, iterations=1, progress=False)
     with pytest.raises(DataError, match=r"2 initial model\(s\) but 1"):
         refine(np.concatenate([layered()] * 2), observed, physics=physics, iterations=1, progress=False)
+    with pytest.raises(OptionError, match="step 'lbfgs'"):
+        refine(layered(), observed, physics=physics, iterations=1, step="lbfgs", progress=False)
+    with pytest.raises(OptionError, match="smooth"):
+        refine(layered(), observed, physics=physics, iterations=1, smooth=-1.0, progress=False)
     with pytest.raises(OptionError, match="iterations"):
         refine(layered(), observed, physics=physics, iterations=0, progress=False)
     with pytest.raises(OptionError, match="vmin < vmax"):
         refine(layered(), observed, physics=physics, iterations=1, vmin=3000.0, vmax=2000.0, progress=False)
+
+
+def test_normalized_step_moves_the_most_sensitive_cell_by_lr():
+    physics = api.build_physics("deepwave", survey=SURVEY)
+    observed = physics.simulate(torch.from_numpy(layered())).detach()
+    start = smoothed(layered())
+    result = refine(start, observed, physics=physics, iterations=1, lr=0.01, vmin=1500.0, vmax=4500.0,
+                    progress=False)
+    change = np.abs(result.velocity - start)
+    assert change.max() == pytest.approx(0.01 * 3000.0, rel=1e-4)
+    # The update follows the gradient's shape: most cells move far less than the largest step.
+    assert np.median(change) < 0.5 * change.max()
+
+
+def test_gradient_smoothing_gives_a_smoother_update():
+    physics = api.build_physics("deepwave", survey=SURVEY)
+    observed = physics.simulate(torch.from_numpy(layered())).detach()
+    start = smoothed(layered())
+
+    def roughness(smooth: float) -> float:
+        update = refine(start, observed, physics=physics, iterations=1, smooth=smooth, progress=False).velocity - start
+        return float(np.abs(np.diff(update, axis=-1)).mean() + np.abs(np.diff(update, axis=-2)).mean()) / float(
+            np.abs(update).max())
+
+    assert roughness(2.0) < 0.85 * roughness(0.0)
+
+
+def test_gaussian_blur_keeps_constants_and_shape():
+    from fwi_plugins.engine.refine import gaussian_blur
+
+    flat = torch.full((2, 1, 9, 12), 3.0)
+    assert torch.allclose(gaussian_blur(flat, 1.5), flat)
+    spike = torch.zeros(1, 1, 15, 15)
+    spike[0, 0, 7, 7] = 1.0
+    blurred = gaussian_blur(spike, 1.0)
+    assert blurred.shape == spike.shape
+    assert float(blurred.sum()) == pytest.approx(1.0, abs=1e-5) and float(blurred.max()) < 0.2

@@ -37,8 +37,12 @@ def _frequencies(text: str | None) -> tuple[float, ...] | None:
               help="Physics option, e.g. -o physics.misfit=envelope (repeatable; see: fwi show physics NAME).")
 @click.option("--iterations", type=click.IntRange(min=1), default=50, show_default=True,
               help="Gradient steps in all.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.005, show_default=True,
-              help="Adam step size as a fraction of the velocity range (vmax - vmin).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.01, show_default=True,
+              help="Step size as a fraction of the velocity range (vmax - vmin).")
+@click.option("--step", "step_rule", type=click.Choice(["normalized", "adam"]), default="normalized",
+              show_default=True, help="Update rule: steepest descent scaled to a largest step of --lr, or Adam.")
+@click.option("--smooth", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Smooth the gradient with a Gaussian of this many grid cells (0: none).")
 @click.option("--frequencies", default=None, metavar="F1,F2,...",
               help="Frequency continuation: low-pass cutoffs in Hz, fitted from low to high.")
 @click.option("--vmin", type=float, default=None, help="Lower velocity bound in m/s (default: the survey's).")
@@ -49,7 +53,8 @@ def _frequencies(text: str | None) -> tuple[float, ...] | None:
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 @handles_errors
 def refine(initial_path: Path, observed_path: Path, survey_name: str | None, physics_name: str,
-           overrides: tuple[str, ...], iterations: int, lr: float, frequencies: str | None,
+           overrides: tuple[str, ...], iterations: int, lr: float, step_rule: str, smooth: float,
+           frequencies: str | None,
            vmin: float | None, vmax: float | None, device: str, out_dir: Path, progress: bool) -> None:
     """Refine a velocity model by full-waveform inversion through a physics plugin.
 
@@ -115,6 +120,7 @@ def refine(initial_path: Path, observed_path: Path, survey_name: str | None, phy
         "command": "refine", "initial": str(initial_path), "observed": str(observed_path),
         "survey": survey.to_dict(), "physics": spec.name, "physics_options": to_dict(options),
         "physics_version": physics.version, "iterations": iterations, "lr": lr,
+        "step": step_rule, "smooth": smooth,
         "frequencies": list(cutoffs) if cutoffs else None, "vmin": lo, "vmax": hi,
     }
     from ..io_utils import atomic_write_text
@@ -124,7 +130,8 @@ def refine(initial_path: Path, observed_path: Path, survey_name: str | None, phy
     atomic_write_text(out_dir / "config.json", json.dumps(settings, indent=2) + "\n")
     get_plugin_manager().notify("fwi_run_started", run_dir=out_dir, config=settings)
 
-    result = run_refine(velocity, observed, physics=physics, iterations=iterations, lr=lr, vmin=vmin,
+    result = run_refine(velocity, observed, physics=physics, iterations=iterations, lr=lr, step=step_rule,
+                        smooth=smooth, vmin=vmin,
                         vmax=vmax, frequencies=cutoffs, device=device, progress=progress)
 
     write_velocity(out_dir / "velocity.nc", result.velocity, dx=survey.dx,

@@ -8,7 +8,7 @@ options and the output directory. It is written into every run directory as
 The file layout (TOML shown; JSON has the same structure)::
 
     command = "run"
-    out = "runs/vit-lora-flatvel-a"
+    out = "runs/vit-lora-salt"
 
     [options]
     epochs = 6
@@ -22,7 +22,7 @@ The file layout (TOML shown; JSON has the same structure)::
     name = "lora"
 
     [[dataset]]          # pretrain takes several datasets; run takes one
-    name = "flatvel-a"
+    name = "salt"
 
 Validation happens in :meth:`RunConfig.resolve`, before any work starts: every unknown
 key is reported with a "Did you mean" hint and every bad value names its key.
@@ -83,6 +83,8 @@ class TrainOptions:
     min_lr_ratio: float = option(0.0, "final learning rate as a fraction of lr at the end of cosine decay")
     grad_clip: float = option(1.0, "clip the gradient norm to this value (0 disables clipping)")
     lambda_physics: float = option(0.0, "weight of the physics data-misfit term in the loss (0 disables it)")
+    lambda_ssim: float = option(0.0, "weight of a structural term (1 - SSIM, OpenFWI's window) added to the L1 "
+                                      "label loss; 0 disables it")
     physics_samples: int = option(2, "samples of each batch that the physics term simulates "
                                       "(0 = the whole batch); bounds the cost of the physics term")
     labels: Literal["full", "none"] = option("full", "'full' trains on velocity labels; 'none' adapts "
@@ -99,7 +101,8 @@ class TrainOptions:
 
     def __post_init__(self) -> None:
         _positive(self, "epochs", "batch_size", "eval_batch_size")
-        _finite_non_negative(self, "lr", "weight_decay", "warmup_epochs", "grad_clip", "lambda_physics")
+        _finite_non_negative(self, "lr", "weight_decay", "warmup_epochs", "grad_clip", "lambda_physics",
+                             "lambda_ssim")
         if self.lr <= 0:
             raise ValueError(f"option 'lr' must be positive, got {self.lr!r}")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
@@ -115,6 +118,10 @@ class TrainOptions:
 class RunOptions(TrainOptions):
     """Options of the main job, ``fwi run``."""
 
+    epochs: int = option(8, "passes over the training data")
+    batch_size: int = option(16, "samples per optimisation step (per process under torchrun)")
+    lambda_ssim: float = option(1.0, "weight of a structural term (1 - SSIM, OpenFWI's window) added to the L1 "
+                                     "label loss; 0 disables it")
     pretrained: str = option("default", "foundation weights: 'default' (the backbone's shipped weights, "
                                         "if any), a shipped NAME, a .safetensors PATH, or 'none'")
     train_fraction: float = option(1.0, "fraction of the target training split to adapt on (0 < f <= 1)")
@@ -123,7 +130,11 @@ class RunOptions(TrainOptions):
     refine_samples: int = option(2, "test predictions refined by physics-based FWI (0 = no refinement)")
     refine_iterations: int = option(10, "FWI iterations per refined prediction")
     refine_lr: float = option(0.01, "FWI step size as a fraction of the velocity range (0.01 of 1500-4500 m/s "
-                                    "is about 30 m/s per iteration)")
+                                    "is at most 30 m/s per iteration)")
+    refine_step: Literal["normalized", "adam"] = option(
+        "normalized", "FWI update rule: steepest descent scaled so the largest step is refine_lr, or Adam "
+                      "(every cell moves about refine_lr: a faster misfit drop, noisier models)")
+    refine_smooth: float = option(0.0, "smooth the FWI gradient with a Gaussian of this many grid cells (0: none)")
     refine_frequencies: tuple[float, ...] = option((), "low-pass cutoffs in Hz for frequency continuation "
                                                       "during refinement, low to high (empty = full band)")
     figures: bool = option(True, "write PNG figures into the run directory")
@@ -142,7 +153,7 @@ class RunOptions(TrainOptions):
         for name in ("n_eval", "n_misfit", "refine_samples", "refine_iterations"):
             if getattr(self, name) < 0:
                 raise ValueError(f"option {name!r} must be >= 0, got {getattr(self, name)!r}")
-        _finite_non_negative(self, "refine_lr")
+        _finite_non_negative(self, "refine_lr", "refine_smooth")
         if not self.pretrained.strip():
             raise ValueError("option 'pretrained' is empty; use 'default', 'none', a NAME or a PATH")
 

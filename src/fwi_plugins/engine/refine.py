@@ -9,8 +9,12 @@ Typical use is to polish a network's prediction so that it explains the recorded
     result = refine(predicted, observed, physics=physics, iterations=100, frequencies=(5, 10))
     result.velocity, result.history
 
-The velocity is optimised with Adam in units of the allowed velocity range and projected
-back into ``[vmin, vmax]`` after every step. Frequency continuation fits low-passed data
+The velocity is optimised in units of the allowed velocity range and projected back into
+``[vmin, vmax]`` after every step. The default ``step="normalized"`` is steepest descent
+with each model's gradient scaled so that its largest entry moves ``lr``: the update keeps
+the gradient's shape, so cells the data barely constrain barely move. ``step="adam"``
+moves every cell about ``lr`` per step whatever its gradient; it lowers the misfit
+faster but leaves high-wavenumber noise in poorly illuminated cells. Frequency continuation fits low-passed data
 first (both observed and simulated go through the same filter), which keeps the early
 updates smooth and away from cycle-skipped minima.
 """
@@ -18,15 +22,20 @@ updates smooth and away from cycle-skipped minima.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..errors import DataError, OptionError
 
-__all__ = ["RefineResult", "lowpass", "refine"]
+__all__ = ["STEPS", "RefineResult", "gaussian_blur", "lowpass", "refine"]
+
+#: The update rules :func:`refine` offers.
+STEPS = ("normalized", "adam")
 
 
 @dataclass
@@ -121,16 +130,41 @@ def _stages(iterations: int, frequencies: Sequence[float] | None) -> list[tuple[
     return [(f, base + (extra if i == len(cutoffs) - 1 else 0)) for i, f in enumerate(cutoffs)]
 
 
+def _normalized_step(param: torch.Tensor, lr: float) -> None:
+    """Steepest descent with each model's largest update set to ``lr``."""
+    with torch.no_grad():
+        grad = param.grad
+        peak = grad.abs().amax(dim=tuple(range(1, grad.ndim)), keepdim=True)
+        param -= lr * grad / peak.clamp_min(torch.finfo(grad.dtype).tiny)
+
+
+def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian smoothing of ``(N, C, Z, X)`` images; edges are reflected."""
+    radius = max(1, int(math.ceil(3.0 * sigma)))
+    x = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
+    g = torch.exp(-(x**2) / (2.0 * sigma**2))
+    g = g / g.sum()
+    n, c, z, w = images.shape
+    flat = images.reshape(n * c, 1, z, w)
+    flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="reflect" if w > radius else "replicate"),
+                    g.view(1, 1, 1, -1))
+    flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="reflect" if z > radius else "replicate"),
+                    g.view(1, 1, -1, 1))
+    return flat.reshape(n, c, z, w)
+
+
 def refine(
     initial: Any,
     observed: Any,
     *,
     physics: Any,
     iterations: int = 50,
-    lr: float = 0.005,
+    lr: float = 0.01,
+    step: str = "normalized",
     vmin: float | None = None,
     vmax: float | None = None,
     frequencies: Sequence[float] | None = None,
+    smooth: float = 0.0,
     device: str | torch.device | None = None,
     progress: bool = True,
     callback: Callable[[int, float, torch.Tensor], None] | None = None,
@@ -144,11 +178,17 @@ def refine(
             survey.
         physics: a built physics object (:class:`fwi_plugins.physics.Physics`).
         iterations: number of gradient steps in all.
-        lr: Adam step size as a fraction of ``vmax - vmin`` (the default 0.005 of 1500..4500 m/s
-            is about 15 m/s per step).
+        lr: step size as a fraction of ``vmax - vmin`` (the default 0.01 of 1500..4500 m/s
+            is at most 30 m/s per cell per step).
+        step: ``"normalized"`` (steepest descent, each model's gradient scaled to a largest
+            entry of ``lr``) or ``"adam"`` (Adam, which moves every cell about ``lr``).
         vmin, vmax: velocity bounds in m/s; default the survey's range.
         frequencies: low-pass cutoffs in Hz for frequency continuation, fitted from low
             to high with the iterations split evenly; ``None`` fits the full band.
+        smooth: standard deviation in grid cells of a Gaussian that smooths the gradient
+            before each step (0: none). Adam scales every cell's step alike, so cells the
+            data barely constrain move as far as the rest; smoothing the gradient keeps the
+            update as smooth as the wavelengths that can resolve it.
         device: where to compute; default the initial tensor's device (CPU for numpy),
             ``"auto"`` picks CUDA when present.
         progress: show a progress bar.
@@ -184,12 +224,16 @@ def refine(
         raise OptionError(f"refine: velocity bounds must satisfy 0 < vmin < vmax, got {lo:g} and {hi:g}")
     if not lr > 0:
         raise OptionError(f"refine: lr must be positive, got {lr}")
+    if step not in STEPS:
+        raise OptionError(f"refine: step {step!r} is not known; expected one of {', '.join(STEPS)}")
+    if not (np.isfinite(smooth) and smooth >= 0):
+        raise OptionError(f"refine: smooth must be a finite number of grid cells >= 0, got {smooth}")
     stages = _stages(iterations, frequencies)
 
     scale = hi - lo
     # Optimising v / (vmax - vmin) makes lr a fraction of the velocity range, whatever the units.
     param = (v0.clamp(lo, hi) / scale).requires_grad_(True)
-    optimizer = torch.optim.Adam([param], lr=lr)
+    optimizer = torch.optim.Adam([param], lr=lr) if step == "adam" else None
 
     def objective(cutoff: float | None) -> torch.Tensor:
         simulated = physics.simulate(param * scale)
@@ -212,14 +256,19 @@ def refine(
             if cutoff is not None:
                 filtered_obs = lowpass(d_obs, cutoff, survey.dt)
             for _ in range(n_iter):
-                optimizer.zero_grad(set_to_none=True)
+                param.grad = None
                 simulated = physics.simulate(param * scale)
                 if cutoff is None:
                     loss = physics.misfit(simulated, d_obs)
                 else:
                     loss = physics.misfit(lowpass(simulated, cutoff, survey.dt), filtered_obs)
                 loss.backward()
-                optimizer.step()
+                if smooth > 0:
+                    param.grad = gaussian_blur(param.grad, smooth)
+                if optimizer is not None:
+                    optimizer.step()
+                else:
+                    _normalized_step(param, lr)
                 with torch.no_grad():
                     param.clamp_(lo / scale, hi / scale)
                 value = float(loss.detach())

@@ -431,8 +431,9 @@ def run(config: RunConfig | ResolvedConfig, *, get_spec: GetSpec | None = None, 
 
         t0 = time.perf_counter()
         outcome = refine(adapted_pred[:k], test_x[:k], physics=physics, iterations=opts.refine_iterations,
-                         lr=opts.refine_lr, vmin=ds.survey.vmin, vmax=ds.survey.vmax,
-                         frequencies=opts.refine_frequencies or None, device=device, progress=progress)
+                         lr=opts.refine_lr, step=opts.refine_step, smooth=opts.refine_smooth,
+                         vmin=ds.survey.vmin, vmax=ds.survey.vmax, frequencies=opts.refine_frequencies or None,
+                         device=device, progress=progress)
         refined = np.asarray(outcome.velocity, np.float32).reshape(adapted_pred[:k].shape)
         refine_info = outcome.to_dict()
         truth_k = test_truth[:k] if test_truth is not None else None

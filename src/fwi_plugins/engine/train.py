@@ -247,6 +247,31 @@ def lr_factor(step: int, *, total_steps: int, warmup_steps: int, min_ratio: floa
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def ssim_torch(predicted: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """Differentiable mean SSIM of ``(N, 1, Z, X)`` maps on the ``[0, 1]`` scale.
+
+    The same definition as :func:`fwi_plugins.engine.metrics.ssim` (Gaussian window of
+    11 pixels, sigma 1.5, zero padding), written with ``conv2d`` so it can be a loss.
+    """
+    from .metrics import SSIM_C1, SSIM_C2, gaussian_window
+
+    g = torch.as_tensor(gaussian_window(), dtype=predicted.dtype, device=predicted.device)
+    kernel = (g[:, None] * g[None, :])[None, None]
+    pad = kernel.shape[-1] // 2
+
+    def blur(images: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.conv2d(images, kernel, padding=pad)
+
+    p, t = predicted.reshape(-1, 1, *predicted.shape[-2:]), truth.reshape(-1, 1, *truth.shape[-2:])
+    mu_p, mu_t = blur(p), blur(t)
+    var_p = blur(p * p) - mu_p**2
+    var_t = blur(t * t) - mu_t**2
+    cov = blur(p * t) - mu_p * mu_t
+    numerator = (2.0 * mu_p * mu_t + SSIM_C1) * (2.0 * cov + SSIM_C2)
+    denominator = (mu_p**2 + mu_t**2 + SSIM_C1) * (var_p + var_t + SSIM_C2)
+    return (numerator / denominator).mean()
+
+
 # -- checkpoints -------------------------------------------------------------------------
 def _state_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
     # Cloning breaks shared storage (tied weights), which safetensors refuses to write.
@@ -576,6 +601,8 @@ def train(model: nn.Module, train_data: TrainData, val_data: TrainData | None, *
                 y = normalization.velocity_to_unit(
                     torch.from_numpy(np.ascontiguousarray(y_all[idx])).to(device))  # type: ignore[index]
                 label_loss = (pred - y).abs().mean()
+                if options.lambda_ssim > 0:
+                    label_loss = label_loss + options.lambda_ssim * (1.0 - ssim_torch(pred / 2 + 0.5, y / 2 + 0.5))
                 loss = loss + label_loss
             if use_physics:
                 k = len(idx) if options.physics_samples == 0 else min(len(idx), options.physics_samples)
