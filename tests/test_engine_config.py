@@ -64,6 +64,7 @@ def test_defaults_are_valid_and_documented():
     ("epochs", "0"), ("batch_size", "-1"), ("lr", "0"), ("lr", "abc"), ("weight_decay", "-1"),
     ("labels", "some"), ("device", "tpu"), ("train_fraction", "1.5"), ("refine_samples", "-2"),
     ("warmup_epochs", "nan"), ("min_lr_ratio", "2"), ("pretrained", " "), ("refine_frequencies", "5,-1"),
+    ("lambda_ssim", "-1"), ("refine_step", "lbfgs"), ("refine_smooth", "inf"),
 ])
 def test_bad_run_option_fails_naming_the_key(key, value):
     with pytest.raises(OptionError, match=key):

@@ -35,8 +35,8 @@ def test_refine_writes_model_history_and_figures(files):
     out = files / "out"
     result = invoke("--initial", str(files / "initial.npy"), "--observed", str(files / "observed.npy"),
                     "--survey", str(files / "survey.toml"), "--physics", "deepwave", "-o", "physics.accuracy=4",
-                    "--iterations", "8", "--lr", "0.03", "--frequencies", "10,20", "--device", "cpu",
-                    "--out", str(out), "--no-progress")
+                    "--iterations", "8", "--lr", "0.03", "--step", "adam", "--smooth", "1", "--frequencies", "10,20",
+                    "--device", "cpu", "--out", str(out), "--no-progress")
     assert result.exit_code == 0, result.output
     assert "lower) after 8 iterations" in result.output
     velocity, attrs = read_velocity(out / "velocity.nc")
@@ -47,6 +47,7 @@ def test_refine_writes_model_history_and_figures(files):
     assert len(history["history"]) == 8
     assert history["final_misfit"] < history["initial_misfit"]
     assert history["settings"]["physics"] == "deepwave" and history["settings"]["frequencies"] == [10.0, 20.0]
+    assert history["settings"]["step"] == "adam" and history["settings"]["smooth"] == 1.0
     for png in ("velocity.png", "misfit.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     metrics = json.loads((out / "metrics.json").read_text())
