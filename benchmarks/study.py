@@ -124,6 +124,7 @@ class Settings:
     steps: int
     batch_size: int
     lr: float
+    lambda_ssim: float
     warmup_steps: int
     seed: int
     physics_targets: tuple[str, ...]
@@ -356,6 +357,7 @@ def run_task(task: Task, settings: Settings) -> dict[str, Any]:
     options = TrainOptions(
         epochs=plan_["epochs"], batch_size=plan_["batch_size"], lr=settings.lr,
         warmup_epochs=plan_["warmup_epochs"], lambda_physics=lam,
+        lambda_ssim=settings.lambda_ssim if labels else 0.0,
         physics_samples=settings.physics_samples if labels else 0,
         labels="full" if labels else "none", seed=settings.seed, device=settings.device, progress=False)
     data = TrainData(gathers=target.train_x[:n], velocity=target.train_y[:n] if labels else None)
@@ -573,6 +575,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=78, help="optimisation steps of every run")
     p.add_argument("--batch-size", type=int, default=16, help="maps per step (fewer when a fraction has fewer)")
     p.add_argument("--lr", type=float, default=None, help="peak AdamW learning rate (default: the engine's)")
+    p.add_argument("--lambda-ssim", type=float, default=None,
+                   help="weight of the (1 - SSIM) term of the label loss (default: fwi run's)")
     p.add_argument("--warmup-steps", type=int, default=6, help="linear warm-up steps before cosine decay")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--peft-options", default="lora.r=8,lora.alpha=16",
@@ -611,7 +615,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def settings_from(args: argparse.Namespace, foundation: str) -> Settings:
-    from fwi_plugins.engine.config import TrainOptions
+    from fwi_plugins.engine.config import RunOptions, TrainOptions
 
     def items(text: str) -> tuple[str, ...]:
         return tuple(s.strip() for s in text.split(",") if s.strip())
@@ -620,7 +624,9 @@ def settings_from(args: argparse.Namespace, foundation: str) -> Settings:
         foundation=foundation, foundation_sha256=_sha256(FOUNDATION["path"]), targets=items(args.targets), methods=items(args.methods),
         fractions=tuple(float(f) for f in items(args.fractions)), n_train=args.n_train, n_test=args.n_test,
         steps=args.steps, batch_size=args.batch_size,
-        lr=args.lr if args.lr is not None else TrainOptions().lr, warmup_steps=args.warmup_steps, seed=args.seed,
+        lr=args.lr if args.lr is not None else TrainOptions().lr,
+        lambda_ssim=args.lambda_ssim if args.lambda_ssim is not None else RunOptions().lambda_ssim,
+        warmup_steps=args.warmup_steps, seed=args.seed,
         physics_targets=items(args.physics_targets), physics_method=args.physics_method,
         physics_fraction=args.physics_fraction, physics_samples=args.physics_samples,
         lambda_physics=args.lambda_physics, labelfree_batch=args.labelfree_batch,

@@ -33,6 +33,11 @@ METHOD_LABELS = {"scratch": "from scratch", "full": "full fine-tuning", "lora": 
                  "ia3": "IA3", "loha": "LoHa", "lokr": "LoKr", "foundation": "zero-shot (foundation)"}
 
 
+def _ssim_term(settings: dict) -> str:
+    weight = settings.get("lambda_ssim", 0.0)
+    return f" + {weight:g} x (1 - SSIM)" if weight else ""
+
+
 def _label(method: str) -> str:
     return METHOD_LABELS.get(method, method)
 
@@ -553,7 +558,8 @@ def _readme_block(report: Mapping[str, Any]) -> str:
     lines = [README_START,
              f"`benchmarks/study.py` adapts the foundation model (`{c['foundation']['path']}`, `vit` "
              f"{c['foundation']['backbone_options'].get('size', '')}) to real OpenFWI families (in distribution) "
-             f"and generated families held out of pretraining (out of distribution), with {frac_text} of {s['n_train']} training maps and {s['steps']} steps per run, "
+             f"and generated families held out of pretraining (out of distribution), with {frac_text} of {s['n_train']} training maps and {s['steps']} steps per run "
+             f"(loss: L1{_ssim_term(s)}), "
              f"on {c['hardware']['cpu_count']} CPU cores in {c['wall_time'] / 60:.0f} min. Test SSIM "
              f"(OpenFWI definition) at {frac_text} of the training maps:", ""]
     lines += _table(header, rows, "lr" + "r" * len(report["targets"]))
