@@ -17,14 +17,42 @@ tested the moment it registers.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from .options import describe
 from .specs import BackboneSpec, ComponentSpec, DatasetSpec, IOShape, PeftMethodSpec, PhysicsSpec
 from .survey import Survey
+
+_PLUGIN_SWITCHES = ("FWI_DISABLE_PLUGINS", "FWI_DISABLE_PLUGIN_AUTOLOAD", "FWI_STRICT_PLUGINS")
+
+
+@contextlib.contextmanager
+def isolated_plugins(monkeypatch: Any, cache_dir: str | Path) -> Iterator[None]:
+    """A fresh plugin manager, no plugin switches from the environment, a private cache.
+
+    For a plugin's ``conftest.py``, with pytest's ``monkeypatch``::
+
+        @pytest.fixture(autouse=True)
+        def _isolated(monkeypatch, tmp_path_factory):
+            with isolated_plugins(monkeypatch, tmp_path_factory.mktemp("fwi-cache")):
+                yield
+    """
+    from .manager import reset_plugin_manager
+
+    for var in _PLUGIN_SWITCHES:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("FWI_CACHE_DIR", str(cache_dir))
+    reset_plugin_manager()
+    try:
+        yield
+    finally:
+        reset_plugin_manager()
+
 
 #: A small shape every backbone must handle: tests stay fast on 2 CPU cores.
 TINY_SHAPE = IOShape(shots=2, time=64, receivers=16, depth=16, width=16)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .common import ComponentName, echo_json, handles_errors, job_flags, plugin_option
-from .run import build_config, options_epilog, print_dry_run
+from .common import ComponentName, handles_errors, job_flags, plugin_option
+from .run import build_config, launch, options_epilog
 
 
 @click.command("pretrain", epilog=options_epilog("pretrain"))
@@ -51,12 +51,4 @@ def pretrain(plugins: tuple[str, ...], backbone: str | None, datasets: tuple[str
         "pretrain", config_file=config_file,
         components={"backbone": backbone, "dataset": list(datasets) or None, "physics": physics},
         overrides=overrides, flags={"device": device, "seed": seed}, out=out, defaults=defaults)
-    resolved = config.resolve(manager.get)
-    if dry_run:
-        print_dry_run(resolved, as_json)
-        return
-    from ..engine.pretrain import pretrain as pretrain_job
-
-    metrics = pretrain_job(resolved, notify=manager.notify, summary=not as_json)
-    if as_json:
-        echo_json(metrics)
+    launch(config, manager, dry_run=dry_run, as_json=as_json)

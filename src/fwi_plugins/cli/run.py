@@ -108,16 +108,22 @@ def run(plugins: tuple[str, ...], backbone: str | None, peft: str | None, physic
         components={"backbone": backbone, "peft": peft, "physics": physics, "dataset": dataset},
         overrides=overrides, flags={"pretrained": pretrained, "labels": labels, "device": device, "seed": seed},
         out=out, defaults={"dataset": DEFAULT_DATASET})
-    manager = get_plugin_manager()
+    launch(config, get_plugin_manager(), dry_run=dry_run, as_json=as_json)
+
+
+def launch(config: Any, manager: Any, *, dry_run: bool, as_json: bool) -> None:
+    """Resolve a training job's configuration, then print it (``--dry-run``) or run it."""
     from ..engine.run import resolve
 
     resolved = resolve(config, manager.get)
     if dry_run:
         print_dry_run(resolved, as_json)
         return
-    from ..engine.run import run as run_job
-
-    metrics = run_job(resolved, notify=manager.notify, summary=not as_json)
+    if resolved.config.command == "pretrain":
+        from ..engine.pretrain import pretrain as job
+    else:
+        from ..engine.run import run as job
+    metrics = job(resolved, notify=manager.notify, summary=not as_json)
     if as_json:
         echo_json(metrics)
 

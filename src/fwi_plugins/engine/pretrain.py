@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .config import PretrainOptions, ResolvedConfig, RunConfig
-from .run import GetSpec, Notify, _io_shape, _no_notify, _sync_first, hardware, load_arrays, prepare_run_dir, resolve
+from .run import GetSpec, Notify, _io_shape, _no_notify, _sync_first, hardware, load_arrays, start_job
 
 __all__ = ["mixture_weights", "model_card_markdown", "pretrain"]
 
@@ -81,17 +81,13 @@ def pretrain(config: RunConfig | ResolvedConfig, *, get_spec: GetSpec | None = N
     Returns:
         The content of ``metrics.json`` (also in ``model_card.json``).
     """
-    from .train import RowStack, TrainData, seed_everything, setup_distributed, train
+    from .train import RowStack, TrainData, seed_everything, train
 
     started = time.perf_counter()
     notify = notify or _no_notify
-    resolved = resolve(config, get_spec)
-    if resolved.config.command != "pretrain":
-        raise ConfigError(f"key 'command' is {resolved.config.command!r}; use run() for it")
+    resolved, info, out = start_job(config, "pretrain", get_spec)
     opts: PretrainOptions = resolved.options
-    info = setup_distributed(opts.device)
     device = info.device
-    out, resolved = prepare_run_dir(resolved, is_main=info.is_main)
     progress = opts.progress and info.is_main
     if info.is_main:
         notify("fwi_run_started", run_dir=out, config=resolved.config.to_dict())

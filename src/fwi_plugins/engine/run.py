@@ -191,6 +191,21 @@ def prepare_run_dir(resolved: ResolvedConfig, *, is_main: bool = True) -> tuple[
     return out, resolved
 
 
+def start_job(config: RunConfig | ResolvedConfig, command: str,
+              get_spec: GetSpec | None = None) -> tuple[ResolvedConfig, Any, Path]:
+    """The first steps of every job: resolve, check the command, join the process group,
+    prepare the run directory. Returns ``(resolved, dist_info, run_dir)``."""
+    from .train import setup_distributed
+
+    resolved = resolve(config, get_spec)
+    if resolved.config.command != command:
+        other = "pretrain" if command == "run" else "run"
+        raise ConfigError(f"key 'command' is {resolved.config.command!r}; use {other}() for it")
+    info = setup_distributed(resolved.options.device)
+    out, resolved = prepare_run_dir(resolved, is_main=info.is_main)
+    return resolved, info, out
+
+
 def _lookup(config: RunConfig, dotted: str) -> Any:
     from .config import _flatten
 
@@ -329,17 +344,13 @@ def run(config: RunConfig | ResolvedConfig, *, get_spec: GetSpec | None = None, 
     """
     import torch
 
-    from .train import TrainData, seed_everything, setup_distributed, train
+    from .train import TrainData, seed_everything, train
 
     started = time.perf_counter()
     notify = notify or _no_notify
-    resolved = resolve(config, get_spec)
-    if resolved.config.command != "run":
-        raise ConfigError(f"key 'command' is {resolved.config.command!r}; use pretrain() for it")
+    resolved, info, out = start_job(config, "run", get_spec)
     opts: RunOptions = resolved.options
-    info = setup_distributed(opts.device)
     device = info.device
-    out, resolved = prepare_run_dir(resolved, is_main=info.is_main)
     config_dict = resolved.config.to_dict()
     progress = opts.progress and info.is_main
     if info.is_main:
