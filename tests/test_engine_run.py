@@ -13,6 +13,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
 
 from fwi_plugins import PhysicsSpec, hookimpl
 from fwi_plugins.engine.config import Component, RunConfig, load_config
@@ -244,3 +246,54 @@ def test_default_weights_of_a_backbone_that_ships_none_warn_and_start_from_scrat
     assert not spec.pretrained
     with pytest.warns(UserWarning, match="ships no pretrained weights"):
         assert load_foundation(object(), spec, "default") == {"source": "none", "metadata": {}}
+
+
+# -- fwi pretrain -o init=...: pretraining continues from given weights, on their scale --
+def pretrain_config(out, **options) -> RunConfig:
+    base = {"epochs": 1, "batch_size": 4, "device": "cpu", "progress": False, "samples_per_epoch": 4,
+            "select_best": False}
+    base.update(options)
+    return RunConfig(command="pretrain", out=str(out), options=base, components={
+        "backbone": (Component("vit", TINY_VIT),), "physics": (Component("linear-test"),),
+        "dataset": (Component("flatvel-a", TINY_DATA),)})
+
+
+def test_init_starts_from_the_given_weights_and_keeps_their_normalisation(tmp_path, manager):
+    from fwi_plugins.engine.pretrain import pretrain
+
+    pretrain(pretrain_config(tmp_path / "first"), get_spec=manager.get, summary=False)
+    first = str(tmp_path / "first" / "weights.safetensors")
+    with safe_open(first, framework="pt") as f:
+        first_norm = json.loads(f.metadata()["normalization"])
+
+    # lr ~ 0: a continued pretraining that starts from `first` must end (almost) where it began,
+    # and one that starts from random weights must not.
+    pretrain(pretrain_config(tmp_path / "cont", init=first, lr=1e-12, weight_decay=0.0), get_spec=manager.get,
+             summary=False)
+    pretrain(pretrain_config(tmp_path / "fresh", lr=1e-12, weight_decay=0.0, seed=5), get_spec=manager.get,
+             summary=False)
+    a = load_file(first)
+    cont = load_file(str(tmp_path / "cont" / "weights.safetensors"))
+    fresh = load_file(str(tmp_path / "fresh" / "weights.safetensors"))
+    assert all((a[k] - cont[k]).abs().max() < 1e-6 for k in a)
+    assert any((a[k] - fresh[k]).abs().max() > 1e-3 for k in a)
+
+    with safe_open(str(tmp_path / "cont" / "weights.safetensors"), framework="pt") as f:
+        assert json.loads(f.metadata()["normalization"]) == first_norm
+    card = json.loads((tmp_path / "cont" / "model_card.json").read_text())
+    assert card["init"] == first
+    assert "Initialised from the weights" in (tmp_path / "cont" / "model_card.md").read_text()
+
+
+def test_init_that_does_not_fit_names_the_option(tmp_path, manager):
+    from fwi_plugins.engine.pretrain import pretrain
+
+    with pytest.raises(ConfigError, match="option 'init'.*does not exist"):
+        pretrain(pretrain_config(tmp_path / "x", init=str(tmp_path / "nothing.safetensors")), get_spec=manager.get,
+                 summary=False)
+    pretrain(pretrain_config(tmp_path / "first"), get_spec=manager.get, summary=False)
+    wider = dict(TINY_VIT, dim="32")
+    config = pretrain_config(tmp_path / "y", init=str(tmp_path / "first" / "weights.safetensors"))
+    config = config.with_updates(components={"backbone": [Component("vit", wider)]})
+    with pytest.raises(ConfigError, match="option 'init'.*does not fit"):
+        pretrain(config, get_spec=manager.get, summary=False)

@@ -139,6 +139,9 @@ class RunOptions(TrainOptions):
                                                       "during refinement, low to high (empty = full band)")
     figures: bool = option(True, "write PNG figures into the run directory")
     cache_dir: str = option("", "simulation cache folder ('' = the dataset's default cache)")
+    init: str = option("", "weights to start from: a shipped name of the backbone or a .safetensors path "
+                           "('' = random initialisation); their normalisation is kept, so training "
+                           "continues on the scale the weights learned")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -170,6 +173,9 @@ class PretrainOptions(TrainOptions):
     samples_per_epoch: int = option(0, "training samples drawn per epoch (0 = the mixture's total size)")
     name: str = option("foundation", "name written into the weights' metadata and the model card")
     cache_dir: str = option("", "simulation cache folder ('' = the dataset's default cache)")
+    init: str = option("", "weights to start from: a shipped name of the backbone or a .safetensors path "
+                           "('' = random initialisation); their normalisation is kept, so training "
+                           "continues on the scale the weights learned")
 
     def __post_init__(self) -> None:
         super().__post_init__()

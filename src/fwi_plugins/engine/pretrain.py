@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, FWIError
 from .config import PretrainOptions, ResolvedConfig, RunConfig
 from .run import GetSpec, Notify, _io_shape, _no_notify, _sync_first, hardware, load_arrays, start_job
 
@@ -65,6 +65,32 @@ def _common_normalization(normalizations: list[Any], gathers: list[np.ndarray]) 
     hi = max(float(g.max()) for g in gathers if len(g))
     base = dataclasses.replace(first, data_min=None, data_max=None)
     return base.fit_gathers(np.array([lo, hi], np.float32))
+
+
+def _load_init(model: Any, spec: Any, init: str) -> dict[str, str]:
+    """Load the ``init`` weights into ``model``; their header metadata (empty without ``init``)."""
+    if not init.strip():
+        return {}
+    from ..weights import load_pretrained
+
+    try:
+        return load_pretrained(model, spec, init.strip())
+    except FWIError as exc:
+        raise ConfigError(f"option 'init': {exc}") from exc
+
+
+def _init_normalization(metadata: Mapping[str, str], datasets: list[Any]) -> Any:
+    """The normalisation stored with the ``init`` weights, checked against the datasets' velocity range."""
+    raw = metadata.get("normalization")
+    if not raw:
+        return None
+    stored = type(datasets[0].normalization).from_dict(json.loads(raw))
+    for d in datasets:
+        if (d.normalization.vmin, d.normalization.vmax) != (stored.vmin, stored.vmax):
+            raise ConfigError(f"option 'init': the weights were trained for velocities {stored.vmin:g}-"
+                              f"{stored.vmax:g} m/s, dataset {d.name!r} spans {d.normalization.vmin:g}-"
+                              f"{d.normalization.vmax:g} m/s; give the dataset the same vmin and vmax")
+    return stored
 
 
 def pretrain(config: RunConfig | ResolvedConfig, *, get_spec: GetSpec | None = None,
@@ -118,8 +144,11 @@ def pretrain(config: RunConfig | ResolvedConfig, *, get_spec: GetSpec | None = N
     t0 = time.perf_counter()
     train_parts, val_parts = _sync_first(info, lambda: (load_all("train"), load_all("val")))
     data_time = time.perf_counter() - t0
-    normalization = _common_normalization([d.normalization for d in datasets],
-                                          [g for g, _ in train_parts if g is not None])
+    seed_everything(opts.seed)
+    model = bspec.load()(resolved.component_option("backbone"), shape=_io_shape(datasets[0].survey))
+    init_metadata = _load_init(model, bspec, opts.init)
+    normalization = _init_normalization(init_metadata, datasets) or _common_normalization(
+        [d.normalization for d in datasets], [g for g, _ in train_parts if g is not None])
     sizes = [len(g) for g, _ in train_parts]
     weights = mixture_weights(sizes, opts.weights)
     # Row stacks instead of concatenation: the datasets keep their arrays, so a copy would
@@ -136,8 +165,6 @@ def pretrain(config: RunConfig | ResolvedConfig, *, get_spec: GetSpec | None = N
         warnings.warn("no dataset has a validation split: pretraining runs without validation "
                       "(the test splits are never used for it)", UserWarning, stacklevel=2)
 
-    seed_everything(opts.seed)
-    model = bspec.load()(resolved.component_option("backbone"), shape=_io_shape(datasets[0].survey))
     samples = opts.samples_per_epoch or len(train_data)
     t0 = time.perf_counter()
     # With several families, the physics term uses the first family's survey: all share one shape.
@@ -235,6 +262,7 @@ def _model_card(resolved: ResolvedConfig, *, out: Path, datasets: list[Any], siz
         "physics": (dict(config.components["physics"][0].to_dict()) if config.components.get("physics") else None),
         "normalization": normalization.to_dict(),
         "seed": resolved.options.seed,
+        "init": resolved.options.init or None,
         "options": dict(config.options),
         "steps": metrics["training"]["steps"],
         "epochs": metrics["training"]["epochs"],
@@ -265,6 +293,8 @@ def model_card_markdown(card: Mapping[str, Any]) -> str:
         f"{card['steps']} steps in {card['epochs']} epochs, {card['wall_time_s']:.0f} s on {where} "
         f"({hw['processes']} process{'es' if hw['processes'] > 1 else ''}, torch {hw['torch']}).",
         "",
+        *([f"Initialised from the weights `{card['init']}` (see their own model card), then trained as below.",
+           ""] if card.get("init") else []),
         "## Reproduce",
         "",
         "```",

@@ -456,7 +456,8 @@ def _physics_velocity(unit: torch.Tensor, normalization: Any, physics: Any) -> t
 
 
 def _fingerprint(options: TrainOptions, n_train: int, steps_per_epoch: int, world_size: int) -> dict[str, Any]:
-    return {"epochs": options.epochs, "batch_size": options.batch_size, "lr": options.lr,
+    extra = {"init": options.init} if getattr(options, "init", "") else {}
+    return {**extra, "epochs": options.epochs, "batch_size": options.batch_size, "lr": options.lr,
             "select_best": options.select_best,
             "weight_decay": options.weight_decay, "warmup_epochs": options.warmup_epochs,
             "lambda_physics": options.lambda_physics, "labels": options.labels, "seed": options.seed,
