@@ -229,22 +229,100 @@ class _StateHolder:
         return self._state
 
 
+def import_peft() -> Any:
+    """Import peft with the Hugging Face Hub switched off.
+
+    peft (through ``huggingface_hub``) resolves any name it cannot find locally as a Hub
+    repository id; nothing here should ever reach the network, so offline mode is set
+    before the import (and on ``huggingface_hub`` itself, should it be imported already).
+    """
+    import sys
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:
+        constants.HF_HUB_OFFLINE = True
+    import peft
+
+    return peft
+
+
 def _read_config(directory: Path) -> dict[str, Any]:
     path = directory / CONFIG_NAME
     if not path.is_file():
         raise FWIError(f"{directory} holds no saved adapter: {CONFIG_NAME} is missing")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(config, dict):
+        raise DataError(f"{path}: expected a JSON object of adapter settings, found a {type(config).__name__}")
+    return config
 
 
 def _named_subdirs(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.is_dir() and (p / CONFIG_NAME).is_file())
 
 
+def _check_weights_file(folder: Path) -> Path:
+    """``folder``'s safetensors weights; a pickled or missing weights file is refused here.
+
+    Checked before any library sees the folder: peft would unpickle ``adapter_model.bin``
+    with ``torch.load`` and look a folder without weights up on the Hugging Face Hub.
+    """
+    from .weights import _PICKLE_SUFFIXES
+
+    path = folder / WEIGHTS_NAME
+    if path.is_file():
+        return path
+    pickled = sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _PICKLE_SUFFIXES)
+    if pickled:
+        raise DataError(f"{folder / pickled[0]}: pickled adapter weights are not loaded (they can run code); "
+                        f"expected {WEIGHTS_NAME} (peft: model.save_pretrained(folder, safe_serialization=True))")
+    raise DataError(f"{folder} holds no {WEIGHTS_NAME}: an adapter is loaded only from a local safetensors file")
+
+
+def check_adapter_folder(directory: str | Path) -> list[tuple[str, Path, dict[str, Any]]]:
+    """The adapters saved in ``directory``, checked without loading any weights.
+
+    Returns:
+        ``(name, folder, settings)`` per adapter, the top-level one first.
+
+    Raises:
+        FWIError: not a folder, or a settings file or weights file that is missing,
+            malformed or pickled.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        what = "is not a folder" if directory.exists() else "does not exist"
+        raise DataError(f"adapter directory {directory} {what} (expected a folder with {CONFIG_NAME} and "
+                        f"{WEIGHTS_NAME})")
+    config = _read_config(directory)
+    _check_weights_file(directory)
+    entries = [(str(config.get("adapter_name", DEFAULT)) if config.get("format") == FORMAT else DEFAULT,
+                directory, config)]
+    if not (config.get("format") == FORMAT and config.get("fwi_method") != "adapter"):
+        for sub in _named_subdirs(directory):
+            entries.append((sub.name, sub, _read_config(sub)))
+            _check_weights_file(sub)
+    return entries
+
+
+def _read_weights(path: Path, device: Any) -> dict[str, Any]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device=str(device))
+    except (SafetensorError, OSError) as exc:
+        raise DataError(f"{path}: not a readable safetensors file ({exc})") from exc
+
+
 def load_adapted(model: nn.Module, directory: str | Path, *, trainable: bool = False) -> nn.Module:
     """Rebuild an adapted model from :func:`save_adapted`'s directory onto a fresh backbone.
+
+    Only local safetensors weights are read: a pickled weights file is refused and no
+    path is ever looked up on the Hugging Face Hub.
 
     Args:
         model: the backbone, freshly built with the options and shape it was trained with
@@ -257,7 +335,8 @@ def load_adapted(model: nn.Module, directory: str | Path, *, trainable: bool = F
         The adapted model, holding every adapter found, the top-level one active.
     """
     directory = Path(directory)
-    config = _read_config(directory)
+    entries = check_adapter_folder(directory)
+    config = entries[0][2]
     if config.get("format") == FORMAT:
         if config.get("fwi_method") == "trainable":
             return _load_generic(model, directory, config, trainable=trainable)
@@ -265,28 +344,73 @@ def load_adapted(model: nn.Module, directory: str | Path, *, trainable: bool = F
         if not trainable:
             adapted.requires_grad_(False)
         return adapted
-    from peft import PeftModel
+    return _load_peft(model, entries, trainable=trainable)
+
+
+def _peft_config(folder: Path, settings: dict[str, Any], *, trainable: bool) -> Any:
+    """peft's config object from ``adapter_config.json``'s settings, as peft itself reads them."""
+    from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING
+
+    where = folder / CONFIG_NAME
+    kind = settings.get("peft_type")
+    if kind not in PEFT_TYPE_TO_CONFIG_MAPPING:
+        raise DataError(f"{where}: peft_type {kind!r} is not a peft method (known: "
+                        f"{', '.join(sorted(map(str, PEFT_TYPE_TO_CONFIG_MAPPING)))})")
+    settings = {k: v for k, v in settings.items() if k != "runtime_config"}
+    cls = PEFT_TYPE_TO_CONFIG_MAPPING[kind]
+    try:
+        config = cls.from_peft_type(**cls.check_kwargs(**settings))
+    except (TypeError, ValueError, KeyError) as exc:
+        raise DataError(f"{where}: not a valid {kind} configuration ({exc})") from exc
+    if config.is_prompt_learning:
+        raise DataError(f"{where}: prompt-learning adapters ({kind}) do not apply to these backbones")
+    config.inference_mode = not trainable
+    return config
+
+
+def _load_peft(model: nn.Module, entries: list[tuple[str, Path, dict[str, Any]]], *, trainable: bool) -> nn.Module:
+    """peft's ``PeftModel.from_pretrained``, with configs and weights read here, never by peft."""
+    import_peft()
+    from peft import PeftModel, set_peft_model_state_dict
 
     from .builtins.adapter import freeze_statistics
 
+    configs = [(name, folder, _peft_config(folder, settings, trainable=trainable))
+               for name, folder, settings in entries]
+    device = next(model.parameters()).device
+    name0, folder0, config0 = configs[0]
     try:
-        adapted = PeftModel.from_pretrained(model, str(directory), is_trainable=trainable)
-        for sub in _named_subdirs(directory):
-            adapted.load_adapter(str(sub), adapter_name=sub.name, is_trainable=trainable)
-    except (RuntimeError, ValueError, KeyError) as exc:
-        raise DataError(f"{directory}: the saved adapter does not fit {type(model).__name__} "
+        adapted = PeftModel(model, config0, adapter_name=name0)
+        for name, _, config in configs[1:]:
+            adapted.add_adapter(name, config)
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise DataError(f"{folder0 / CONFIG_NAME}: the adapter does not fit {type(model).__name__} "
                         f"(built with other options or shape?): {exc}") from exc
+    for name, folder, _ in configs:
+        path = folder / WEIGHTS_NAME
+        state = _read_weights(path, device)
+        try:
+            result = set_peft_model_state_dict(adapted, state, adapter_name=name)
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise DataError(f"{path}: the saved adapter does not fit {type(model).__name__} "
+                            f"(built with other options or shape?): {exc}") from exc
+        missing = [k for k in result.missing_keys if f".{name}." in k or k.endswith(f".{name}")]
+        if missing:
+            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            raise DataError(f"{path} does not fit {type(model).__name__} (built with other options or shape?): "
+                            f"missing {', '.join(missing[:5])}{more}")
+        if trainable:
+            adapted.set_requires_grad(name)
+    if not trainable:
+        adapted.requires_grad_(False)
+        adapted.eval()
     freeze_statistics(adapted)
     return adapted
 
 
 def _load_generic(model: nn.Module, directory: Path, config: dict[str, Any], *, trainable: bool) -> nn.Module:
-    from safetensors.torch import load_file
-
-    path = directory / WEIGHTS_NAME
-    if not path.is_file():
-        raise FWIError(f"{directory} holds no {WEIGHTS_NAME}")
-    state = load_file(str(path), device=str(next(model.parameters()).device))
+    path = _check_weights_file(directory)
+    state = _read_weights(path, next(model.parameters()).device)
     own = model.state_dict()
     wrong = [k for k in state if k not in own or tuple(own[k].shape) != tuple(state[k].shape)]
     if wrong:
@@ -300,24 +424,24 @@ def _load_generic(model: nn.Module, directory: Path, config: dict[str, Any], *, 
 
 
 def _load_own(model: nn.Module, directory: Path, config: dict[str, Any]) -> Any:
-    from safetensors.torch import load_file
-
     from .builtins.adapter import AdaptedModel
     from .weights import check_state
 
     method = config.get("fwi_method")
     if method not in ("adapter", "full", "frozen"):
         raise DataError(f"{directory / CONFIG_NAME}: unknown method {method!r}")
-    adapted = AdaptedModel(model, method=method, head=config.get("head", ()), options=config.get("options"),
-                           points=config.get("points", ()))
+    try:
+        adapted = AdaptedModel(model, method=method, head=config.get("head", ()), options=config.get("options"),
+                               points=config.get("points", ()))
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise DataError(f"{directory / CONFIG_NAME}: settings that do not fit {type(model).__name__} "
+                        f"({exc})") from exc
     device = next(model.parameters()).device
     entries = [(config.get("adapter_name", DEFAULT), directory)]
     entries += [(sub.name, sub) for sub in _named_subdirs(directory)] if method == "adapter" else []
     for name, where in entries:
-        path = where / WEIGHTS_NAME
-        if not path.is_file():
-            raise FWIError(f"{where} holds no {WEIGHTS_NAME}")
-        state = load_file(str(path), device=str(device))
+        path = _check_weights_file(where)
+        state = _read_weights(path, device)
         if method == "adapter":
             adapted.add_adapter(name)
             expected = adapted.adapter_state(name)

@@ -6,7 +6,8 @@ the plain ``nn.Module`` backbone; ``adapter``, ``full`` and ``frozen`` are
 ``apply(model, options, *, targets, head) -> nn.Module`` and leaves exactly the
 parameters the method trains with ``requires_grad``.
 
-peft is imported inside the factories: importing it costs seconds.
+peft is imported inside the factories (importing it costs seconds), offline: see
+:func:`~fwi_plugins.peft_utils.import_peft`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from torch import nn
 
 from ..errors import OptionError
 from ..options import to_dict
+from ..peft_utils import import_peft
 from .adapter import AdaptedModel, as_peft_targets, freeze_statistics, matches, select
 from .peft_options import AdapterOptions, IA3Options, LoHaOptions, LoKrOptions, LoraOptions
 
@@ -30,6 +32,7 @@ def _targets(method: str, chosen: Sequence[str], default: Sequence[str]) -> tupl
 
 
 def _with_peft(model: nn.Module, config: Any, method: str, targets: tuple[str, ...]) -> nn.Module:
+    import_peft()
     from peft import get_peft_model
 
     select(model, as_peft_targets(targets), what=method)  # a clear error before peft's own
@@ -48,6 +51,7 @@ def _save(head: Sequence[str], train_head: bool) -> list[str] | None:
 def apply_lora(model: nn.Module, options: LoraOptions | None = None, *, targets: Sequence[str] = (),
                head: Sequence[str] = ()) -> nn.Module:
     """LoRA (Hu et al. 2021) through peft: ``W + (alpha / r) B A`` on linear and conv layers."""
+    import_peft()
     from peft import LoraConfig
 
     o = options or LoraOptions()
@@ -60,6 +64,7 @@ def apply_lora(model: nn.Module, options: LoraOptions | None = None, *, targets:
 def apply_ia3(model: nn.Module, options: IA3Options | None = None, *, targets: Sequence[str] = (),
               head: Sequence[str] = ()) -> nn.Module:
     """IA3 (Liu et al. 2022) through peft: learned per-channel scales of activations."""
+    import_peft()
     from peft import IA3Config
 
     o = options or IA3Options()
@@ -76,6 +81,7 @@ def apply_ia3(model: nn.Module, options: IA3Options | None = None, *, targets: S
 def apply_loha(model: nn.Module, options: LoHaOptions | None = None, *, targets: Sequence[str] = (),
                head: Sequence[str] = ()) -> nn.Module:
     """LoHa (Hyeon-Woo et al. 2022) through peft: Hadamard product of two low-rank updates."""
+    import_peft()
     from peft import LoHaConfig
 
     o = options or LoHaOptions()
@@ -88,6 +94,7 @@ def apply_loha(model: nn.Module, options: LoHaOptions | None = None, *, targets:
 def apply_lokr(model: nn.Module, options: LoKrOptions | None = None, *, targets: Sequence[str] = (),
                head: Sequence[str] = ()) -> nn.Module:
     """LoKr (Yeh et al. 2023) through peft: Kronecker product with a low-rank factor."""
+    import_peft()
     from peft import LoKrConfig
 
     o = options or LoKrOptions()

@@ -86,7 +86,9 @@ def predict(model: torch.nn.Module, gathers: Any, *, normalization: Normalizatio
             array indexable by sample slices. Only one batch is read at a time.
         normalization: the dataset's :class:`~fwi_plugins.data.Normalization`; supplies
             ``transform`` (``gathers_to_unit``) and ``velocity_from_unit`` unless they are
-            given explicitly.
+            given explicitly. Default: the normalisation of the pretrained weights the
+            model was built with (``model.pretrained_cfg``), when neither
+            ``transform`` nor ``velocity_from_unit`` is given.
         transform: raw gathers to the network's input scale (numpy or tensor in, same
             out); without it and ``normalization``, gathers go in as they are.
         velocity_from_unit: the network's output scale back to m/s.
@@ -104,11 +106,17 @@ def predict(model: torch.nn.Module, gathers: Any, *, normalization: Normalizatio
     import torch
     from tqdm.auto import tqdm
 
+    from ..pretrained import config_of
+
+    if normalization is None and transform is None and velocity_from_unit is None:
+        carried = config_of(model)
+        normalization = carried.normalization if carried is not None else None
     if normalization is not None:
         transform = transform or normalization.gathers_to_unit
         velocity_from_unit = velocity_from_unit or normalization.velocity_from_unit
     if velocity_from_unit is None:
-        raise TypeError("predict needs normalization= or velocity_from_unit= to return m/s")
+        raise TypeError("predict needs normalization= or velocity_from_unit= to return m/s (the model "
+                        "carries no normalisation of pretrained weights)")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise OptionError(f"batch_size must be a positive integer, got {batch_size!r}")
     n, _ = _sample_count(gathers)
@@ -152,32 +160,46 @@ def load_model(backbone: str, options: Mapping[str, Any] | Any = None, weights_p
     Args:
         backbone: registered backbone name (``fwi list``).
         options: backbone options (a mapping of values or its option dataclass).
-        weights_path: a ``.safetensors`` file of full weights for this backbone.
+        weights_path: a ``.safetensors`` file of full weights for this backbone (for
+            example from ``fwi pretrain`` or a full fine-tune).
         adapter_dir: a directory saved by :func:`fwi_plugins.peft_utils.save_adapted`
             (peft layout); the adapter is loaded on top of the weights.
-        pretrained: named weights shipped with the backbone (or a ``.safetensors`` path),
-            loaded before ``weights_path``.
-        shape: the sizes the network is built for (OpenFWI's by default).
+        pretrained: named weights shipped with the backbone (``"default"``), a
+            ``.safetensors`` path, or ``"none"``; see :func:`fwi_plugins.api.build_backbone`.
+            Give the weights once: ``pretrained`` or ``weights_path``.
+        shape: the sizes the network is built for (default: the weights', else OpenFWI's).
+
+    Either way, the weights are applied as :func:`fwi_plugins.api.build_backbone`
+    applies them: their options, shape and normalisation (``model.pretrained_cfg``).
 
     Returns:
         The model, in eval mode.
+
+    Raises:
+        OptionError: both ``weights_path`` and ``pretrained``, or an option that does
+            not fit the weights.
     """
     from .. import api
 
     if weights_path is not None and not Path(weights_path).is_file():
         raise DataError(f"weights file {weights_path} does not exist (expected a .safetensors file)")
-    if adapter_dir is not None and not Path(adapter_dir).is_dir():
-        raise DataError(f"adapter directory {adapter_dir} does not exist (expected a folder with "
-                        f"adapter_config.json)")
-    model = api.build_backbone(backbone, options, shape=shape, pretrained=pretrained)
-    if weights_path is not None:
-        from ..weights import load_pretrained
+    if adapter_dir is not None:  # every file checked before the backbone is built
+        from ..peft_utils import check_adapter_folder
 
-        load_pretrained(model, api.get_spec("backbone", backbone), str(weights_path))
+        check_adapter_folder(adapter_dir)
+    if weights_path is not None and pretrained is not None:
+        raise OptionError(f"weights given twice (pretrained {pretrained!r} and weights file {weights_path}); "
+                          f"give one")
+    source = str(weights_path) if weights_path is not None else pretrained
+    model = api.build_backbone(backbone, options, shape=shape, pretrained=source)
     if adapter_dir is not None:
         from ..peft_utils import load_adapted
+        from ..pretrained import attach, config_of
 
+        config = config_of(model)
         adapted = load_adapted(model, adapter_dir)
         model = adapted if adapted is not None else model
+        if config_of(model) is None and config is not None:
+            attach(model, config)
     model.eval()
     return model
