@@ -37,7 +37,10 @@ def _gathers(n: int = 3) -> np.ndarray:
 
 
 def _run(*args: str):
-    return CliRunner().invoke(main, ["predict", "--backbone", "vit", *VIT, "--device", "cpu", "--quiet", *args])
+    # The tiny network here is not the shipped foundation's: untrained unless weights are given.
+    untrained = [] if {"--weights", "--pretrained"} & set(args) else ["--pretrained", "none"]
+    return CliRunner().invoke(main, ["predict", "--backbone", "vit", *VIT, "--device", "cpu", "--quiet", *untrained,
+                                     *args])
 
 
 def test_predict_from_npy_writes_three_formats_and_calls_the_hook(tmp_path):

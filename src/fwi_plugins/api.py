@@ -63,18 +63,22 @@ def build(kind: str, name: str, options: Mapping[str, Any] | Any = None, /, *arg
 
 def build_backbone(name: str, options: Mapping[str, Any] | Any = None, *, shape: IOShape | None = None,
                    pretrained: str | None = None) -> Any:
-    """Build a backbone network for ``shape`` (OpenFWI sizes by default).
+    """Build a backbone network, untrained or with pretrained weights.
 
-    ``pretrained`` names shipped weights (see ``fwi show backbone NAME``) or a
-    ``.safetensors`` path; they are loaded into the network.
+    Args:
+        name: registered backbone name.
+        options: backbone options. With weights, they override the weights' own options
+            only where compatible (a differing architecture option is an error naming it).
+        shape: the sizes to build for; default: the weights' (OpenFWI's without weights).
+        pretrained: ``"default"`` (the backbone's shipped foundation), another shipped
+            name (``fwi show backbone NAME``) or a ``.safetensors`` path: the network is
+            built the way the weights were and carries their normalisation, so
+            :func:`predict` needs nothing more. ``"none"``: the default weights'
+            architecture, untrained. ``None``: ``options`` as given, untrained.
     """
-    spec = get_spec("backbone", name)
-    model = spec.load()(spec.parse_options(options), shape=shape or IOShape())
-    if pretrained:
-        from .weights import load_pretrained
+    from .pretrained import build_backbone as _build
 
-        load_pretrained(model, spec, pretrained)  # type: ignore[arg-type]
-    return model
+    return _build(get_spec("backbone", name), options, shape=shape, pretrained=pretrained)  # type: ignore[arg-type]
 
 
 def apply_peft(model: Any, name: str, options: Mapping[str, Any] | Any = None, *,
@@ -112,7 +116,11 @@ def simulate(velocity: Any, physics: Any, *, batch_size: int | None = None, prog
 
 
 def predict(model: Any, gathers: Any, **kwargs: Any) -> Any:
-    """Velocity in m/s from gathers with a built network; see :func:`fwi_plugins.engine.predict.predict`."""
+    """Velocity in m/s from raw gathers with a built network; see :func:`fwi_plugins.engine.predict.predict`.
+
+    A network built with pretrained weights brings their normalisation; others need
+    ``normalization=``.
+    """
     from .engine.predict import predict as _predict
 
     return _predict(model, gathers, **kwargs)

@@ -24,9 +24,16 @@ _MISSING = dataclasses.MISSING
 _UNIONS = (typing.Union, types.UnionType)
 
 
-def option(default: Any = _MISSING, help: str = "", *, choices: tuple[str, ...] | None = None) -> Any:
-    """Declare a dataclass field with help text (and, optionally, allowed string values)."""
-    metadata = {"help": help}
+def option(default: Any = _MISSING, help: str = "", *, choices: tuple[str, ...] | None = None,
+           architecture: bool = True) -> Any:
+    """Declare a dataclass field with help text (and, optionally, allowed string values).
+
+    ``architecture=False`` marks a backbone option that pretrained weights do not fix
+    (dropout, say): it may take another value than the one the weights were trained with.
+    """
+    metadata: dict[str, Any] = {"help": help}
+    if not architecture:
+        metadata["architecture"] = False
     if choices is not None:
         metadata["choices"] = tuple(choices)
     if isinstance(default, (list, dict, set)):

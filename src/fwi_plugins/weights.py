@@ -58,6 +58,27 @@ def save_weights(model: nn.Module, path: str | Path, metadata: Mapping[str, Any]
     return path
 
 
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors file, from its JSON header alone (no torch, no tensors).
+
+    Raises:
+        DataError: the file cannot be read or its header is not a safetensors header.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            size = int.from_bytes(handle.read(8), "little")
+            if not 0 < size < 100_000_000:
+                raise ValueError(f"header length {size}")
+            header = json.loads(handle.read(size))
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable safetensors file ({exc})") from None
+    metadata = header.get("__metadata__") or {}
+    return {str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, dict) else {}
+
+
 def resolve_pretrained(spec: BackboneSpec, name_or_path: str | Path) -> Path:
     """The file behind a pretrained name of ``spec``, or a ``.safetensors`` path.
 

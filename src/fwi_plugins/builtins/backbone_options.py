@@ -34,7 +34,7 @@ class ViTOptions:
     pos_embed: Literal["sincos", "learned"] = option(
         "sincos", "positional embedding: fixed 2-D sine-cosine (works at any shape) or learned")
     decoder_dim: int = option(64, "channels of the convolutional decoder")
-    dropout: float = option(0.0, "dropout in attention and MLP outputs")
+    dropout: float = option(0.0, "dropout in attention and MLP outputs", architecture=False)
 
     def __post_init__(self) -> None:
         for name in ("patch_time", "patch_receiver", "decoder_dim"):

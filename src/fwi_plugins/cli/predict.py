@@ -175,12 +175,53 @@ def _parse_grid(value: str | None) -> tuple[int, int] | None:
     return nz, nx
 
 
+def _weights_source(backbone: str, pretrained: str | None, weights: Path | None,
+                    options: Mapping[str, Any]) -> tuple[str, Any]:
+    """What ``--pretrained``/``--weights`` ask for, checked against ``options`` before any data is read.
+
+    Returns:
+        ``(pretrained value, the weights' PretrainedConfig or None for none)``.
+    """
+    import warnings
+
+    from ..api import get_spec
+    from ..errors import DataError, OptionError
+    from ..pretrained import NONE, backbone_options
+
+    spec = get_spec("backbone", backbone)
+    if weights is not None and pretrained is not None:
+        raise OptionError(f"--pretrained {pretrained} and --weights {weights} both name the weights; give one")
+    if weights is not None and not weights.is_file():
+        raise DataError(f"weights file {weights} does not exist (expected a .safetensors file)")
+    source = str(weights) if weights is not None else (pretrained or "default")
+    if source.strip().lower() == "default" and not spec.pretrained:
+        raise OptionError(f"--pretrained: backbone {backbone!r} ships no pretrained weights; pass --weights "
+                          f"FILE.safetensors (from fwi pretrain), or --pretrained none for an untrained network")
+    _, config = backbone_options(spec, options, source)  # an option the weights fix fails here, named
+    if source.strip().lower() == NONE:
+        warnings.warn(f"--pretrained none: {backbone} starts from random weights (untrained), so its "
+                      f"predictions are not a velocity estimate", UserWarning, stacklevel=2)
+    return source, config
+
+
+def _built_options(backbone: str, options: Mapping[str, Any], source: str) -> dict[str, Any]:
+    from ..api import get_spec
+    from ..options import to_dict
+    from ..pretrained import backbone_options
+
+    spec = get_spec("backbone", backbone)
+    return to_dict(spec.parse_options(backbone_options(spec, options, source)[0]))
+
+
 @click.command("predict")
 @click.option("--backbone", required=True, type=ComponentName("backbone"), metavar="NAME",
               help="Backbone network (fwi list backbone).")
-@click.option("--pretrained", metavar="NAME|PATH", help="Shipped weights of the backbone, or a .safetensors file.")
+@click.option("--pretrained", metavar="NAME|PATH|none",
+              help="Shipped weights of the backbone (default: its default foundation), a .safetensors file, "
+                   "or none for an untrained network.")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.safetensors",
-              help="Full weights of the backbone (for example from fwi pretrain or a full fine-tune).")
+              help="Full weights of the backbone (for example from fwi pretrain or a full fine-tune), "
+                   "instead of --pretrained.")
 @click.option("--adapter", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="PEFT adapter folder (peft layout) saved by fwi run, loaded on top of the weights.")
 @click.option("--input", "input_path", required=True, type=click.Path(path_type=Path), metavar="FILE",
@@ -188,7 +229,8 @@ def _parse_grid(value: str | None) -> tuple[int, int] | None:
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Output folder: velocity.nc, velocity.sgy and velocity.png.")
 @click.option("-o", "--option", "overrides", multiple=True, metavar="backbone.KEY=VALUE",
-              help="Backbone option (repeatable); must match the options the weights were trained with.")
+              help="Backbone option (repeatable); default: the options the weights were built with, "
+                   "which an option may only repeat.")
 @click.option("--normalization", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.json",
               help="Normalisation the model was trained with; default: found beside the adapter/weights.")
 @click.option("--grid", metavar="ZxX", help="Velocity grid in cells; default: the input's survey, else R x R.")
@@ -203,11 +245,14 @@ def predict(backbone: str, pretrained: str | None, weights: Path | None, adapter
             dx: float | None, batch_size: int, device: str, quiet: bool, plugins: tuple[str, ...]) -> None:
     """Predict velocity from shot gathers, in batches, and write it as netCDF, SEG-Y and PNG.
 
+    The backbone is built the way its weights were (options, normalisation), from the
+    backbone's default foundation unless --pretrained or --weights says otherwise.
+
     \b
     Examples:
+      fwi predict --backbone vit --input shots.npy --out pred/
+      fwi predict --backbone vit --adapter runs/r/adapter --input field.sgy --out pred/ --device cuda
       fwi predict --backbone vit --weights foundation.safetensors --input shots.npy --out pred/
-      fwi predict --backbone vit --weights foundation.safetensors --adapter runs/r/adapter \\
-                  --input field.sgy --out pred/ --device cuda
     """
     import warnings
 
@@ -228,15 +273,25 @@ def predict(backbone: str, pretrained: str | None, weights: Path | None, adapter
     if dx is not None and not dx > 0:
         raise OptionError(f"--dx {dx}: expected a positive spacing in metres")
     target = resolve_device(device)  # fail on a bad device before reading anything
+    source, weights_config = _weights_source(backbone, pretrained, weights, per_kind["backbone"])
 
     with open_gathers(input_path) as (gathers, attrs):
         n, shots, nt, receivers = gathers.shape
         survey = survey_from_attrs(attrs, where=f"--input {input_path}")
-        nz, nx = requested_grid or ((survey.nz, survey.nx) if survey else (receivers, receivers))
+        native = weights_config.shape if weights_config is not None else None
+        if requested_grid:
+            nz, nx = requested_grid
+        elif survey:
+            nz, nx = survey.nz, survey.nx
+        elif native and (native.shots, native.time, native.receivers) == (shots, nt, receivers):
+            nz, nx = native.depth, native.width
+        else:
+            nz, nx = receivers, receivers
         spacing = dx or (survey.dx if survey else 10.0)
         shape = IOShape(shots=shots, time=nt, receivers=receivers, depth=nz, width=nx)
 
-        norm, norm_source = find_normalization(normalization, weights, adapter)
+        norm, norm_source = find_normalization(normalization, weights_config.path if weights_config else None,
+                                               adapter)
         if norm is None:
             lo, hi = _fit_gathers_range(gathers, batch_size)
             norm = Normalization.openfwi().fit_gathers(np.array([lo, hi], dtype=np.float64))
@@ -249,7 +304,7 @@ def predict(backbone: str, pretrained: str | None, weights: Path | None, adapter
             norm = norm.fit_gathers(np.array([lo, hi], dtype=np.float64))
             norm_source += " (gathers range fitted on --input)"
 
-        model = load_model(backbone, per_kind["backbone"], weights, adapter, pretrained=pretrained, shape=shape)
+        model = load_model(backbone, per_kind["backbone"], adapter_dir=adapter, pretrained=source, shape=shape)
         velocity = run_predict(model, gathers, normalization=norm, batch_size=batch_size, device=target,
                                progress=not quiet)
 
@@ -259,9 +314,9 @@ def predict(backbone: str, pretrained: str | None, weights: Path | None, adapter
     provenance = {
         "generator": "fwi predict",
         "backbone": backbone,
-        "backbone_options": dict(per_kind["backbone"]),
-        "pretrained": pretrained,
-        "weights": str(weights) if weights else None,
+        "backbone_options": _built_options(backbone, per_kind["backbone"], source),
+        "pretrained": source,
+        "weights": str(weights_config.path) if weights_config else None,
         "adapter": str(adapter) if adapter else None,
         "input": str(input_path),
         "normalization": norm.to_dict(),

@@ -73,71 +73,35 @@ def resolve(config: RunConfig | ResolvedConfig, get_spec: GetSpec | None = None)
     return with_pretrained_options(config, get_spec).resolve(get_spec)
 
 
-def _pretrained_choice(spec: Any, pretrained: str) -> str | None:
-    """The weights name or path ``pretrained`` stands for, or ``None`` for none."""
-    choice = pretrained.strip()
-    if choice.lower() == "none":
-        return None
-    if choice.lower() == "default":
-        shipped = dict(getattr(spec, "pretrained", {}) or {})
-        if not shipped:
-            return None
-        return "default" if "default" in shipped else sorted(shipped)[0]
-    return choice
-
-
-def read_safetensors_metadata(path: str | Path) -> dict[str, str]:
-    """The ``__metadata__`` of a safetensors file, from its JSON header alone (no torch, no tensors)."""
-    from ..errors import DataError
-
-    path = Path(path)
-    try:
-        with path.open("rb") as handle:
-            size = int.from_bytes(handle.read(8), "little")
-            if not 0 < size < 100_000_000:
-                raise ValueError(f"header length {size}")
-            header = json.loads(handle.read(size))
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable safetensors file ({exc})") from None
-    return dict(header.get("__metadata__") or {})
-
-
 def with_pretrained_options(config: RunConfig, get_spec: GetSpec) -> RunConfig:
-    """Fill the backbone options the chosen foundation weights were trained with.
+    """Build the backbone the way its foundation weights were built.
 
-    Weights written by ``fwi pretrain`` record their backbone and its options; a network
-    built with other options could not hold them. Options given explicitly win (and fail
-    to load, with a message naming the tensors, if they do not fit).
+    Weights written by ``fwi pretrain`` record their backbone and its options; options
+    given explicitly override them only where compatible (see
+    :func:`fwi_plugins.pretrained.backbone_options`). ``pretrained = "none"`` (the
+    scratch baseline) takes the architecture of the backbone's default weights.
 
     Raises:
         ConfigError: the weights belong to another backbone.
+        OptionError: an option the weights fix, given another value.
         UnknownNameError: ``pretrained`` is neither a shipped name nor a file.
     """
     import dataclasses
 
+    from ..pretrained import backbone_options
     from .config import Component
 
     items = config.components.get("backbone") or ()
     if config.command != "run" or not items:
         return config
     spec = get_spec("backbone", items[0].name)
-    choice = _pretrained_choice(spec, str(config.options.get("pretrained", "default")))
-    if choice is None:
-        return config
-    from ..weights import resolve_pretrained
-
-    metadata = read_safetensors_metadata(resolve_pretrained(spec, choice))
-    owner = metadata.get("backbone")
-    if owner and owner.lower().replace("_", "-") != spec.name:
-        raise ConfigError(f"option 'pretrained': {choice} holds weights of backbone {owner!r}, not {spec.name!r}; "
-                          f"use --backbone {owner}")
     try:
-        trained = json.loads(metadata.get("backbone_options", "{}"))
-    except json.JSONDecodeError:
+        options, _ = backbone_options(spec, items[0].options, str(config.options.get("pretrained", "default")))
+    except ConfigError as exc:
+        raise ConfigError(f"option 'pretrained': {exc}") from None
+    if options == dict(items[0].options):
         return config
-    if not isinstance(trained, dict) or not trained:
-        return config
-    merged = Component(items[0].name, {**trained, **items[0].options})
+    merged = Component(items[0].name, options)
     return dataclasses.replace(config, components={**config.components, "backbone": (merged, *items[1:])})
 
 
@@ -272,7 +236,9 @@ def load_foundation(model: Any, spec: Any, pretrained: str) -> dict[str, Any]:
         ``{"source": ..., "metadata": {...}}``; ``source`` is ``"none"`` when the network
         starts from its random initialisation.
     """
-    choice = _pretrained_choice(spec, pretrained)
+    from ..pretrained import choose
+
+    choice = choose(spec, pretrained)
     if choice is None:
         if pretrained.strip().lower() == "default":
             warnings.warn(f"backbone {spec.name!r} ships no pretrained weights: starting from scratch, so the "
