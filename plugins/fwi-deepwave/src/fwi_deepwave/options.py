@@ -18,7 +18,7 @@ class DeepwaveOptions:
     pml_width: int | None = option(None, "absorbing boundary width in cells; default: the survey's pml_width")
     max_vel: float | None = option(
         None, "velocity (m/s) fixing the internal time step and PML; default: the survey's vmax. "
-              "Models are clamped to it so the time step never changes during an inversion")
+              "A faster model is an error (with check; clamped to it without)")
     misfit: Literal["l2", "trace-l2", "ncc", "envelope"] = option(
         "l2", "data misfit: l2 (mean squared error), trace-l2 (each trace scaled to unit energy), "
               "ncc (1 - normalised zero-lag cross-correlation per trace), envelope (L2 of Hilbert envelopes)")

@@ -45,8 +45,8 @@ class DeepwavePhysics:
         survey: the survey.
         options: the options.
         pml_width: absorbing boundary width in cells.
-        max_vel: the velocity fixing deepwave's internal time step and PML profile; models
-            are clamped to at most this value.
+        max_vel: the velocity fixing deepwave's internal time step and PML profile; with
+            ``check`` a faster model is refused, without it the model is clamped to it.
         version: cache key part: plugin and deepwave versions plus every setting that
             changes the simulated data.
     """
@@ -87,6 +87,12 @@ class DeepwavePhysics:
             raise DataError(f"simulate: velocity must have shape (batch, 1, depth, x), got {tuple(velocity.shape)}")
         if self.options.check:
             self.survey.check_velocity(velocity, accuracy=self.options.accuracy)
+            fastest = float(velocity.detach().max())
+            if fastest > self.max_vel * (1 + 1e-6):
+                raise SurveyError(f"velocity reaches {fastest:g} m/s, above the physics' max_vel "
+                                  f"{self.max_vel:g} m/s: the model would be clamped and the gathers simulated "
+                                  f"for a different model; raise -o physics.max_vel to at least {fastest:g} "
+                                  f"(or leave it unset: the survey's vmax {self.survey.vmax:g} m/s)")
         elif velocity.shape[-2:] != (self.survey.nz, self.survey.nx):
             raise SurveyError(f"velocity has grid {tuple(velocity.shape[-2:])}, the survey expects "
                               f"({self.survey.nz}, {self.survey.nx})")
