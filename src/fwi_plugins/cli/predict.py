@@ -175,7 +175,7 @@ def _parse_grid(value: str | None) -> tuple[int, int] | None:
     return nz, nx
 
 
-def _weights_source(backbone: str, pretrained: str | None, weights: Path | None,
+def weights_source(backbone: str, pretrained: str | None, weights: Path | None,
                     options: Mapping[str, Any]) -> tuple[str, Any]:
     """What ``--pretrained``/``--weights`` ask for, checked against ``options`` before any data is read.
 
@@ -204,13 +204,49 @@ def _weights_source(backbone: str, pretrained: str | None, weights: Path | None,
     return source, config
 
 
-def _built_options(backbone: str, options: Mapping[str, Any], source: str) -> dict[str, Any]:
+def predict_velocity(gathers: Any, *, backbone: str, options: Mapping[str, Any], source: str, weights_config: Any,
+                     adapter: Path | None, normalization: Path | None, shape: Any, batch_size: int, device: Any,
+                     progress: bool, where: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """Velocity (m/s) from ``gathers`` with the model the command's options name, and its provenance.
+
+    The normalisation is the one the model was trained with (see :func:`find_normalization`);
+    without one, the gathers' own range is used, with a warning.
+    """
+    import warnings
+
     from ..api import get_spec
+    from ..data import Normalization
+    from ..engine.predict import load_model, predict as run_predict
     from ..options import to_dict
     from ..pretrained import backbone_options
 
+    norm, norm_source = find_normalization(normalization, weights_config.path if weights_config else None, adapter)
+    if norm is None:
+        lo, hi = _fit_gathers_range(gathers, batch_size)
+        norm = Normalization.openfwi().fit_gathers(np.array([lo, hi], dtype=np.float64))
+        norm_source = f"fitted on {where}"
+        warnings.warn(f"no normalisation stored with the model; gathers are scaled by the input's own "
+                      f"range and velocity by {norm.vmin:g}-{norm.vmax:g} m/s (pass --normalization FILE)",
+                      stacklevel=2)
+    elif not norm.fitted:
+        lo, hi = _fit_gathers_range(gathers, batch_size)
+        norm = norm.fit_gathers(np.array([lo, hi], dtype=np.float64))
+        norm_source += f" (gathers range fitted on {where})"
+
+    model = load_model(backbone, options, adapter_dir=adapter, pretrained=source, shape=shape)
+    velocity = run_predict(model, gathers, normalization=norm, batch_size=batch_size, device=device,
+                           progress=progress)
     spec = get_spec("backbone", backbone)
-    return to_dict(spec.parse_options(backbone_options(spec, options, source)[0]))
+    provenance = {
+        "backbone": backbone,
+        "backbone_options": to_dict(spec.parse_options(backbone_options(spec, options, source)[0])),
+        "pretrained": source,
+        "weights": str(weights_config.path) if weights_config else None,
+        "adapter": str(adapter) if adapter else None,
+        "normalization": norm.to_dict(),
+        "normalization_source": norm_source,
+    }
+    return velocity, {k: v for k, v in provenance.items() if v is not None}
 
 
 @click.command("predict")
@@ -254,12 +290,10 @@ def predict(backbone: str, pretrained: str | None, weights: Path | None, adapter
       fwi predict --backbone vit --adapter runs/r/adapter --input field.sgy --out pred/ --device cuda
       fwi predict --backbone vit --weights foundation.safetensors --input shots.npy --out pred/
     """
-    import warnings
-
     from ..data import Normalization
     from ..data.io import survey_from_attrs, write_velocity
     from ..engine.figures import velocity_comparison
-    from ..engine.predict import load_model, predict as run_predict, resolve_device
+    from ..engine.predict import resolve_device
     from ..errors import OptionError
     from ..manager import get_plugin_manager
     from ..specs import IOShape
@@ -273,7 +307,7 @@ def predict(backbone: str, pretrained: str | None, weights: Path | None, adapter
     if dx is not None and not dx > 0:
         raise OptionError(f"--dx {dx}: expected a positive spacing in metres")
     target = resolve_device(device)  # fail on a bad device before reading anything
-    source, weights_config = _weights_source(backbone, pretrained, weights, per_kind["backbone"])
+    source, weights_config = weights_source(backbone, pretrained, weights, per_kind["backbone"])
 
     with open_gathers(input_path) as (gathers, attrs):
         n, shots, nt, receivers = gathers.shape
@@ -290,39 +324,16 @@ def predict(backbone: str, pretrained: str | None, weights: Path | None, adapter
         spacing = dx or (survey.dx if survey else 10.0)
         shape = IOShape(shots=shots, time=nt, receivers=receivers, depth=nz, width=nx)
 
-        norm, norm_source = find_normalization(normalization, weights_config.path if weights_config else None,
-                                               adapter)
-        if norm is None:
-            lo, hi = _fit_gathers_range(gathers, batch_size)
-            norm = Normalization.openfwi().fit_gathers(np.array([lo, hi], dtype=np.float64))
-            norm_source = "fitted on --input"
-            warnings.warn(f"no normalisation stored with the model; gathers are scaled by the input's own "
-                          f"range and velocity by {norm.vmin:g}-{norm.vmax:g} m/s (pass --normalization FILE)",
-                          stacklevel=1)
-        elif not norm.fitted:
-            lo, hi = _fit_gathers_range(gathers, batch_size)
-            norm = norm.fit_gathers(np.array([lo, hi], dtype=np.float64))
-            norm_source += " (gathers range fitted on --input)"
-
-        model = load_model(backbone, per_kind["backbone"], adapter_dir=adapter, pretrained=source, shape=shape)
-        velocity = run_predict(model, gathers, normalization=norm, batch_size=batch_size, device=target,
-                               progress=not quiet)
+        velocity, provenance = predict_velocity(
+            gathers, backbone=backbone, options=per_kind["backbone"], source=source, weights_config=weights_config,
+            adapter=adapter, normalization=normalization, shape=shape, batch_size=batch_size, device=target,
+            progress=not quiet, where="--input")
 
     if velocity.shape[-2:] != (nz, nx):
         raise OptionError(f"the model predicts a {velocity.shape[-2]} x {velocity.shape[-1]} grid, not the "
                           f"{nz} x {nx} asked for; pass --grid to match the weights")
-    provenance = {
-        "generator": "fwi predict",
-        "backbone": backbone,
-        "backbone_options": _built_options(backbone, per_kind["backbone"], source),
-        "pretrained": source,
-        "weights": str(weights_config.path) if weights_config else None,
-        "adapter": str(adapter) if adapter else None,
-        "input": str(input_path),
-        "normalization": norm.to_dict(),
-        "normalization_source": norm_source,
-    }
-    provenance = {k: v for k, v in provenance.items() if v is not None}
+    provenance = {"generator": "fwi predict", **provenance, "input": str(input_path)}
+    norm = Normalization.from_dict(provenance["normalization"])
     out.mkdir(parents=True, exist_ok=True)
     nc_path = write_velocity(out / "velocity.nc", velocity, dx=spacing, attrs=provenance)
     sgy_path = write_velocity(out / "velocity.sgy", velocity, dx=spacing, attrs=provenance)

@@ -24,8 +24,20 @@ def _frequencies(text: str | None) -> tuple[float, ...] | None:
 
 
 @click.command("refine")
-@click.option("--initial", "initial_path", required=True, type=click.Path(path_type=Path),
-              help="Starting velocity (m/s): .npy, .nc, .zarr or .sgy; typically a network's prediction.")
+@click.option("--initial", "initial_path", type=click.Path(path_type=Path),
+              help="Starting velocity (m/s): .npy, .nc, .zarr or .sgy; typically a network's prediction. "
+                   "Or give --backbone to start from its prediction.")
+@click.option("--backbone", type=ComponentName("backbone"), metavar="NAME",
+              help="Start from this backbone's prediction of --observed (as fwi predict makes it), "
+                   "instead of --initial.")
+@click.option("--pretrained", metavar="NAME|PATH|none",
+              help="With --backbone: its shipped weights (default: its default foundation) or a .safetensors file.")
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.safetensors",
+              help="With --backbone: full weights (for example from fwi pretrain), instead of --pretrained.")
+@click.option("--adapter", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="With --backbone: a PEFT adapter folder saved by fwi run, loaded on top of the weights.")
+@click.option("--normalization", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.json",
+              help="With --backbone: the normalisation the model was trained with; default: the weights'.")
 @click.option("--observed", "observed_path", required=True, type=click.Path(path_type=Path),
               help="Recorded gathers (sample, shot, time, receiver): .npy, .nc, .zarr or .sgy.")
 @click.option("--survey", "survey_name", default=None, metavar="PRESET|FILE",
@@ -34,7 +46,8 @@ def _frequencies(text: str | None) -> tuple[float, ...] | None:
 @click.option("--physics", "physics_name", type=ComponentName("physics"), default="deepwave", show_default=True,
               help="Forward model (see: fwi list physics).")
 @click.option("-o", "--option", "overrides", multiple=True, metavar="physics.KEY=VALUE",
-              help="Physics option, e.g. -o physics.misfit=envelope (repeatable; see: fwi show physics NAME).")
+              help="Physics option, e.g. -o physics.misfit=envelope, or with --backbone a backbone option "
+                   "(repeatable; see: fwi show physics NAME).")
 @click.option("--iterations", type=click.IntRange(min=1), default=50, show_default=True,
               help="Gradient steps in all.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.01, show_default=True,
@@ -52,7 +65,9 @@ def _frequencies(text: str | None) -> tuple[float, ...] | None:
               show_default=True, help="Directory for velocity.nc, history.json and figures.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 @handles_errors
-def refine(initial_path: Path, observed_path: Path, survey_name: str | None, physics_name: str,
+def refine(initial_path: Path | None, backbone: str | None, pretrained: str | None, weights: Path | None,
+           adapter: Path | None, normalization: Path | None, observed_path: Path, survey_name: str | None,
+           physics_name: str,
            overrides: tuple[str, ...], iterations: int, lr: float, step_rule: str, smooth: float,
            frequencies: str | None,
            vmin: float | None, vmax: float | None, device: str, out_dir: Path, progress: bool) -> None:
@@ -61,15 +76,17 @@ def refine(initial_path: Path, observed_path: Path, survey_name: str | None, phy
     \b
     Writes, in --out:
       velocity.nc    the refined model (m/s), with provenance in its attributes
+      initial.nc     with --backbone: its prediction, the starting model
       history.json   the misfit per iteration, start and end misfit, settings
       config.json    the resolved settings; metrics.json: start and end misfit
       velocity.png   initial and refined models side by side
       misfit.png     the misfit history
 
     \b
-    Example:
+    Examples:
       fwi refine --initial predicted.nc --observed shots.nc --survey openfwi \\
                  --iterations 100 --frequencies 5,10 -o physics.misfit=trace-l2
+      fwi refine --backbone vit --observed shots.nc --iterations 100
     """
     import numpy as np
 
@@ -85,11 +102,25 @@ def refine(initial_path: Path, observed_path: Path, survey_name: str | None, phy
     per_kind, plain = split_overrides(parse_overrides(overrides))
     if plain:
         raise OptionError(f"-o {next(iter(plain))}=...: fwi refine takes only physics.KEY=VALUE options")
+    allowed = ("physics", "backbone") if backbone else ("physics",)
     for kind, values in per_kind.items():
-        if kind != "physics" and values:
-            raise OptionError(f"-o {kind}.{next(iter(values))}=...: fwi refine takes only physics options")
+        if kind not in allowed and values:
+            raise OptionError(f"-o {kind}.{next(iter(values))}=...: fwi refine takes only "
+                              f"{' and '.join(allowed)} options")
+    if (initial_path is None) == (backbone is None):
+        raise OptionError("give the starting model as --initial FILE or --backbone NAME (its prediction), "
+                          "one of the two")
+    model_flags = {"--pretrained": pretrained, "--weights": weights, "--adapter": adapter,
+                   "--normalization": normalization}
+    stray = [flag for flag, value in model_flags.items() if value is not None]
+    if initial_path is not None and stray:
+        raise OptionError(f"{stray[0]} goes with --backbone, not --initial")
+    if backbone is not None:
+        from .predict import weights_source
 
-    velocity, _ = read_velocity(initial_path)
+        # The weights are checked before any data is read.
+        source, weights_config = weights_source(backbone, pretrained, weights, per_kind["backbone"])
+
     observed, observed_attrs = read_gathers(observed_path)
     if survey_name is not None:
         survey = Survey.load(survey_name)
@@ -100,6 +131,24 @@ def refine(initial_path: Path, observed_path: Path, survey_name: str | None, phy
     if observed.shape[1:] != expected:
         raise DataError(f"{observed_path}: gathers have (shot, time, receiver) = {observed.shape[1:]}, "
                         f"the survey expects {expected}")
+    start: dict[str, object] = {}
+    if backbone is not None:
+        from ..engine.predict import resolve_device
+        from ..specs import IOShape
+        from .predict import predict_velocity
+
+        shape = IOShape(shots=survey.n_shots, time=survey.nt, receivers=survey.n_receivers,
+                        depth=survey.nz, width=survey.nx)
+        velocity, start = predict_velocity(
+            observed, backbone=backbone, options=per_kind["backbone"], source=source, weights_config=weights_config,
+            adapter=adapter, normalization=normalization, shape=shape, batch_size=32, device=resolve_device(device),
+            progress=progress, where="--observed")
+        if velocity.shape[-2:] != (survey.nz, survey.nx):
+            raise DataError(f"--backbone {backbone} predicts a {velocity.shape[-2]} x {velocity.shape[-1]} grid, "
+                            f"the survey's is {survey.nz} x {survey.nx}")
+        initial_path = out_dir / "initial.nc"
+    else:
+        velocity, _ = read_velocity(initial_path)
     if velocity.shape[0] != observed.shape[0]:
         raise DataError(f"{initial_path} holds {velocity.shape[0]} model(s) but {observed_path} holds "
                         f"{observed.shape[0]} set(s) of gathers")
@@ -126,7 +175,12 @@ def refine(initial_path: Path, observed_path: Path, survey_name: str | None, phy
     from ..io_utils import atomic_write_text
     from ..manager import get_plugin_manager
 
+    if start:
+        settings["start"] = start
     out_dir.mkdir(parents=True, exist_ok=True)
+    if backbone is not None:
+        write_velocity(initial_path, velocity, dx=survey.dx,
+                       attrs={"generator": "fwi refine", "stage": "initial", **start, "input": str(observed_path)})
     atomic_write_text(out_dir / "config.json", json.dumps(settings, indent=2) + "\n")
     get_plugin_manager().notify("fwi_run_started", run_dir=out_dir, config=settings)
 
