@@ -442,6 +442,10 @@ def _text_fields(text: str) -> dict[str, str]:
 
 def _open_segy(path: Path) -> Any:
     segyio = _segyio()
+    with path.open("rb") as handle:
+        head = handle.read(3600)
+    if len(head) == 3600:  # segyio would fall back to IBM floats for an unknown code
+        _check_format_code(int.from_bytes(head[3224:3226], "big", signed=True), path)
     try:
         return segyio.open(str(path), "r", ignore_geometry=True)
     except Exception as exc:  # segyio raises RuntimeError/OSError/ValueError for damaged files
@@ -468,6 +472,66 @@ def _interval(f: Any, path: Path) -> int:
     return interval
 
 
+# Sample format codes of the binary header (bytes 3225-3226) that segyio decodes.
+SEGY_FORMATS = {1: "4-byte IBM float", 2: "4-byte signed integer", 3: "2-byte signed integer",
+                5: "4-byte IEEE float", 8: "1-byte signed integer", 10: "4-byte unsigned integer",
+                11: "2-byte unsigned integer", 16: "1-byte unsigned integer"}
+
+
+def _sample_format(f: Any, path: Path) -> int:
+    """The binary header's sample format code, checked against what the samples hold.
+
+    segyio falls back to IBM floats for a code it does not know, and IEEE floats read as
+    IBM decode to numbers of the right order of magnitude: both would give wrong data
+    without a word.
+    """
+    segyio = _segyio()
+    code = int(f.bin[segyio.BinField.Format])
+    _check_format_code(code, path)
+    if code == 1 and f.tracecount:
+        _check_ibm(f, path)
+    return code
+
+
+def _check_format_code(code: int, path: Path) -> None:
+    if code not in SEGY_FORMATS:
+        known = ", ".join(f"{k} ({v})" for k, v in SEGY_FORMATS.items())
+        raise DataError(f"{path}: the binary header's sample format code (bytes 3225-3226) is {code}, which is "
+                        f"not a sample format this reader decodes; expected one of {known}")
+
+
+def _check_ibm(f: Any, path: Path) -> None:
+    """Refuse IBM-declared samples that are not IBM floats (most often IEEE floats).
+
+    A nonzero IBM float written by any encoder is normalised: the top hexadecimal digit of
+    its fraction is not zero. IEEE floats read as IBM have that digit zero in about one
+    sample in sixteen.
+    """
+    ns = len(f.samples)
+    offset = 3600 + 3200 * max(int(f.ext_headers), 0)
+    try:
+        words = np.memmap(path, dtype=">u4", mode="r", offset=offset, shape=(f.tracecount, 60 + ns))
+    except (ValueError, OSError):
+        return  # the trace reader reports a truncated file
+    rows = np.unique(np.linspace(0, f.tracecount - 1, min(f.tracecount, 2000)).astype(np.int64))
+    samples = np.asarray(words[rows, 60:])
+    del words
+    nonzero = (samples & 0x7FFFFFFF) != 0
+    unnormalised = int(np.count_nonzero(nonzero & (((samples >> 20) & 0xF) == 0)))
+    total = int(np.count_nonzero(nonzero))
+    if unnormalised > max(2, 0.01 * total):
+        as_ieee = samples.view(">f4")[nonzero]
+        finite = np.isfinite(as_ieee)
+        hint = ""
+        if finite.all():
+            hint = (f"; read as IEEE floats (format 5) they span {float(as_ieee.min()):.3g}.."
+                    f"{float(as_ieee.max()):.3g}")
+        raise DataError(f"{path}: the binary header declares IBM floats (sample format 1), but "
+                        f"{100 * unnormalised / total:.1f}% of the nonzero samples are not valid IBM floats"
+                        f"{hint}. The format code is probably wrong: set it to 5 if the traces hold IEEE "
+                        f"float32")
+
+
 def _scaled(values: np.ndarray, scalar: int) -> np.ndarray:
     """Apply a SEG-Y coordinate scalar (negative divides, positive multiplies, 0 means 1)."""
     values = values.astype(np.float64)
@@ -478,12 +542,38 @@ def _scaled(values: np.ndarray, scalar: int) -> np.ndarray:
     return values
 
 
-def _read_traces(f: Any, path: Path) -> np.ndarray:
+def _read_traces(f: Any, path: Path) -> tuple[np.ndarray, str]:
+    """The traces as float32 and the sample format they were decoded as, in words."""
+    code = _sample_format(f, path)
+    assumed = f"sample format {code} ({SEGY_FORMATS[code]})"
     try:
         data = f.trace.raw[:]
     except Exception as exc:
-        raise DataError(f"{path}: cannot read the traces, the file is truncated or corrupt ({exc})") from None
-    return np.asarray(data, dtype=np.float32).reshape(f.tracecount, len(f.samples))
+        raise DataError(f"{path}: cannot read the traces as {assumed}, the file is truncated or corrupt "
+                        f"({exc})") from None
+    return np.asarray(data, dtype=np.float32).reshape(f.tracecount, len(f.samples)), assumed
+
+
+def _text_count(fields: Mapping[str, str], key: str, path: Path) -> int | None:
+    """A positive whole number of this module's text header, or ``None`` if not given."""
+    if key not in fields:
+        return None
+    if not fields[key].isdigit() or int(fields[key]) <= 0:
+        raise DataError(f"{path}: the text header's {key}={fields[key]!r} is not a positive whole number")
+    return int(fields[key])
+
+
+def _text_number(fields: Mapping[str, str], key: str, path: Path) -> float | None:
+    """A number of this module's text header, or ``None`` if the header does not give it."""
+    if key not in fields:
+        return None
+    try:
+        value = float(fields[key])
+    except ValueError:
+        raise DataError(f"{path}: the text header's {key}={fields[key]!r} is not a number") from None
+    if not np.isfinite(value) or value <= 0:
+        raise DataError(f"{path}: the text header's {key}={fields[key]} is not a positive number")
+    return value
 
 
 def _write_segy(path: Path, traces: np.ndarray, interval: int, text: str,
@@ -536,8 +626,12 @@ def _read_segy_velocity(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     with _open_segy(path) as f:
         interval = _interval(f, path)
         fields = _text_fields(f.text[0].decode("ascii", "replace"))
-        traces = _read_traces(f, path)
+        traces, assumed = _read_traces(f, path)
         ffid = np.asarray(f.attributes(segyio.TraceField.FieldRecord)[:])
+    text_dx = _text_number(fields, "DX", path)
+    if text_dx is not None and abs(text_dx * 1000 - interval) > max(1.0, 1e-5 * interval):
+        raise DataError(f"{path}: headers disagree: the binary header's sample interval is {interval} "
+                        f"(depth step {interval / 1000:g} m) but the text header says DX={fields['DX']} m")
     nz = traces.shape[1]
     models = list(dict.fromkeys(ffid.tolist()))
     if len(models) <= 1:
@@ -556,7 +650,7 @@ def _read_segy_velocity(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
             raise DataError(f"{path}: headers disagree with the data: the text header says {key}={fields[key]} "
                             f"but the traces give {actual}")
     velocity = traces.reshape(n, nx, nz).transpose(0, 2, 1)[:, None]
-    attrs: dict[str, Any] = {"dx": float(fields.get("DX", interval / 1000.0))}
+    attrs: dict[str, Any] = {"dx": text_dx or interval / 1000.0, "sample_format": assumed}
     return np.ascontiguousarray(velocity), attrs
 
 
@@ -608,10 +702,14 @@ def _read_segy_gathers(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     with _open_segy(path) as f:
         interval = _interval(f, path)
         fields = _text_fields(f.text[0].decode("ascii", "replace"))
-        traces = _read_traces(f, path)
+        traces, assumed = _read_traces(f, path)
         head = {key: np.asarray(f.attributes(key)[:]) for key in (
             TF.FieldRecord, TF.SourceGroupScalar, TF.ElevationScalar, TF.SourceX, TF.GroupX,
             TF.SourceDepth, TF.ReceiverGroupElevation)}
+    text_dt = _text_number(fields, "DT", path)
+    if text_dt is not None and abs(text_dt * 1e6 - interval) > max(0.5, 1e-5 * interval):
+        raise DataError(f"{path}: headers disagree: the binary header's sample interval is {interval} "
+                        f"microseconds but the text header says DT={fields['DT']} s")
     ntr, nt = traces.shape
     ffid = head[TF.FieldRecord]
     shots = list(dict.fromkeys(ffid.tolist()))
@@ -649,7 +747,7 @@ def _read_segy_gathers(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     gathers = traces.reshape(n_samples, n_shots, n_rec, nt).transpose(0, 1, 3, 2)
     dt = interval * 1e-6
     attrs: dict[str, Any] = {
-        "dt": dt, "nt": nt,
+        "dt": dt, "nt": nt, "sample_format": assumed,
         "source_x": per_sample_src[0].tolist(), "source_z": src_z[:n_shots, 0].tolist(),
         "receiver_x": rec_x[0].tolist(), "receiver_z": rec_z[0].tolist(),
     }
@@ -662,8 +760,9 @@ def _read_segy_gathers(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
 def _survey_from_segy(fields: Mapping[str, str], attrs: Mapping[str, Any], path: Path) -> Survey | None:
     """Rebuild the survey from trace-header geometry (and this module's text header, if present)."""
     rec_x = np.asarray(attrs["receiver_x"])
-    if "DX" in fields:
-        dx = float(fields["DX"])
+    text_dx = _text_number(fields, "DX", path)
+    if text_dx is not None:
+        dx = text_dx
     else:
         steps = np.diff(np.unique(rec_x))
         if steps.size == 0 or steps.min() <= 0:
@@ -675,15 +774,18 @@ def _survey_from_segy(fields: Mapping[str, str], attrs: Mapping[str, Any], path:
     sx, rx = to_grid(attrs["source_x"]), to_grid(rec_x)
     sz = np.asarray(attrs["source_z"]) / dx
     rz = np.asarray(attrs["receiver_z"]) / dx
-    nx = int(fields["NX"]) if "NX" in fields else int(np.ceil(max(sx.max(), rx.max()))) + 1
-    nz = int(fields["NZ"]) if "NZ" in fields else nx
+    nx = _text_count(fields, "NX", path) or int(np.ceil(max(sx.max(), rx.max()))) + 1
+    nz = _text_count(fields, "NZ", path) or nx
     kwargs: dict[str, Any] = dict(
         nz=nz, nx=nx, dx=dx, nt=int(attrs["nt"]), dt=float(attrs["dt"]),
         sources=tuple(zip(sz.tolist(), sx.tolist())), receivers=tuple(zip(rz.tolist(), rx.tolist())))
     for key, name, conv in (("F0", "peak_freq", float), ("PML", "pml_width", int), ("VMIN", "vmin", float),
                             ("VMAX", "vmax", float), ("DELAY", "wavelet_delay", float)):
         if key in fields:
-            kwargs[name] = conv(fields[key])
+            try:
+                kwargs[name] = conv(fields[key])
+            except ValueError:
+                raise DataError(f"{path}: the text header's {key}={fields[key]!r} is not a number") from None
     try:
         return Survey(**kwargs)
     except Exception as exc:
