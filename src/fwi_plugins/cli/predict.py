@@ -204,6 +204,28 @@ def weights_source(backbone: str, pretrained: str | None, weights: Path | None,
     return source, config
 
 
+def _check_acquisition(gathers_shape: tuple[int, ...], weights_config: Any, where: str) -> None:
+    """Refuse gathers whose shots, time samples or receivers differ from what the weights were trained for.
+
+    A network that accepts other sizes (a ViT pads its patches) would still predict, but
+    from an acquisition it never saw; one that does not would blame its weights' shapes.
+    """
+    from ..errors import DataError
+
+    native = weights_config.shape if weights_config is not None else None
+    if native is None:
+        return
+    _, shots, nt, receivers = gathers_shape
+    wrong = [f"{have} {what}, not {want}" for what, have, want in (
+        ("shots", shots, native.shots), ("time samples", nt, native.time), ("receivers", receivers, native.receivers))
+        if have != want]
+    if wrong:
+        raise DataError(f"{where}: the gathers have {'; '.join(wrong)}: the weights {weights_config.label} were "
+                        f"trained for {native.shots} shots x {native.time} time samples x {native.receivers} "
+                        f"receivers. Map the input onto that acquisition (select shots, resample time, pick "
+                        f"receivers) or use weights trained for it")
+
+
 def predict_velocity(gathers: Any, *, backbone: str, options: Mapping[str, Any], source: str, weights_config: Any,
                      adapter: Path | None, normalization: Path | None, shape: Any, batch_size: int, device: Any,
                      progress: bool, where: str) -> tuple[np.ndarray, dict[str, Any]]:
@@ -220,6 +242,7 @@ def predict_velocity(gathers: Any, *, backbone: str, options: Mapping[str, Any],
     from ..options import to_dict
     from ..pretrained import backbone_options
 
+    _check_acquisition(gathers.shape, weights_config, where)
     norm, norm_source = find_normalization(normalization, weights_config.path if weights_config else None, adapter)
     if norm is None:
         lo, hi = _fit_gathers_range(gathers, batch_size)
