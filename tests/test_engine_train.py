@@ -336,3 +336,65 @@ def test_structural_term_joins_the_label_loss():
     assert both.history[-1]["train_label_loss"] > plain.history[-1]["train_label_loss"]
     with pytest.raises(ValueError, match="lambda_ssim"):
         opts(lambda_ssim=-1.0)
+
+
+# -- step and wall-time budgets ------------------------------------------------------------
+class DropNet(TinyNet):
+    """TinyNet with dropout, so a resume that loses the random state shows in the weights."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.drop = nn.Dropout(0.3)
+
+    def forward(self, x):
+        hidden = self.drop(torch.relu(self.body(x.flatten(1))))
+        return torch.tanh(self.head(hidden)).view(-1, 1, Z, X)
+
+
+def test_time_budget_stops_within_an_epoch_and_the_same_call_resumes_bit_identically(tmp_path):
+    data, val = make_data(12), make_data(4, 1)
+    torch.manual_seed(0)
+    whole = DropNet()
+    expected = T.train(whole, data, val, options=opts(epochs=2), normalization=UnitScale(),
+                       checkpoint_dir=tmp_path / "a")
+    assert expected.complete and expected.steps == 6
+
+    # A budget spent at once: every call makes one step, checkpoints within the epoch and stops.
+    calls, result = 0, None
+    while result is None or not result.complete:
+        # The first call starts where the uninterrupted run did; later ones from other weights,
+        # which the checkpoint must override.
+        torch.manual_seed(0 if calls == 0 else calls + 100)
+        model = DropNet()
+        result = T.train(model, data, val, options=opts(epochs=2, max_minutes=1e-9), normalization=UnitScale(),
+                         checkpoint_dir=tmp_path / "b")
+        calls += 1
+        assert calls <= 6
+    assert calls == 6 and result.steps == 6
+    for k, v in params(whole).items():
+        assert torch.equal(v, params(model)[k]), k
+    assert [{k: v for k, v in h.items() if k != "epoch_time"} for h in result.history] == \
+        [{k: v for k, v in h.items() if k != "epoch_time"} for h in expected.history]
+
+
+def test_checkpoints_within_an_epoch_are_taken_and_resumed(tmp_path):
+    data = make_data(12)
+    T.train(build(), data, None, options=opts(epochs=1, max_minutes=1e-9), normalization=UnitScale(),
+            checkpoint_dir=tmp_path)
+    found = T.latest_checkpoint(tmp_path)
+    assert found.name == "epoch-0000-step-00000001"
+    state = json.loads((found / "state.json").read_text())
+    assert state["partial"] == {"epoch": 1, "batch": 1, "sums": state["partial"]["sums"]}
+    assert (found / "rng.safetensors").is_file()
+
+
+def test_max_steps_ends_training_and_the_schedule_there(tmp_path):
+    data = make_data(12)  # 3 steps per epoch
+    result = T.train(build(), data, None, options=opts(epochs=5, max_steps=4, warmup_epochs=2 / 3),
+                     normalization=UnitScale(), checkpoint_dir=tmp_path)
+    assert (result.steps, result.epochs, result.complete) == (4, 2, True)
+    # Warm-up of 2 steps, cosine over the remaining 2: the 4th step (index 3) is half-way down.
+    assert result.history[-1]["lr"] == pytest.approx(3e-3 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    again = T.train(build(), data, None, options=opts(epochs=5, max_steps=4, warmup_epochs=2 / 3),
+                    normalization=UnitScale(), checkpoint_dir=tmp_path)
+    assert again.steps == 4 and len(again.history) == 2

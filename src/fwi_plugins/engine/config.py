@@ -97,12 +97,20 @@ class TrainOptions:
                                      "split (val_mae, or val_misfit without labels); epoch 0 is the "
                                      "starting network, so adapting never ends worse on validation")
     eval_batch_size: int = option(16, "samples per batch when predicting for evaluation")
+    max_steps: int = option(0, "stop after this many optimisation steps in all; the learning-rate schedule "
+                               "ends there (0 = epochs decide)")
+    max_minutes: float = option(0.0, "wall-time budget of one invocation, in minutes: when it is spent the loop "
+                                     "writes a checkpoint and stops, and the same command resumes (0 = none)")
+    checkpoint_minutes: float = option(10.0, "also checkpoint within an epoch every this many minutes "
+                                             "(0 = at the end of each epoch only)")
     progress: bool = option(True, "show progress bars")
 
     def __post_init__(self) -> None:
         _positive(self, "epochs", "batch_size", "eval_batch_size")
         _finite_non_negative(self, "lr", "weight_decay", "warmup_epochs", "grad_clip", "lambda_physics",
-                             "lambda_ssim")
+                             "lambda_ssim", "max_minutes", "checkpoint_minutes")
+        if self.max_steps < 0:
+            raise ValueError(f"option 'max_steps' must be >= 0, got {self.max_steps!r}")
         if self.lr <= 0:
             raise ValueError(f"option 'lr' must be positive, got {self.lr!r}")
         if not 0.0 <= self.min_lr_ratio <= 1.0:

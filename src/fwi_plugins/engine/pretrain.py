@@ -192,7 +192,8 @@ def pretrain(config: RunConfig | ResolvedConfig, *, get_spec: GetSpec | None = N
         "validation_by_dataset": per_family,
         "training": {"history": result.history, "epochs": result.epochs, "steps": result.steps,
                      "samples_per_epoch": samples, "wall_time": result.wall_time,
-                     "resumed_from": result.resumed_from, "best_epoch": result.best_epoch},
+                     "resumed_from": result.resumed_from, "best_epoch": result.best_epoch,
+                     "complete": result.complete},
         "parameters": total,
         "timing": {"data": data_time, "train": train_time, "total": time.perf_counter() - started},
     }
@@ -234,6 +235,9 @@ def pretrain(config: RunConfig | ResolvedConfig, *, get_spec: GetSpec | None = N
                   f"{result.wall_time:.0f} s: {shown or 'no validation'}")
             for name, m in per_family.items():
                 print(f"  {name:<16} MAE {m['mae']:.4f}  SSIM {m['ssim']:.4f}")
+            if not result.complete:
+                print("the time budget stopped pretraining early: these weights are a snapshot; run the same "
+                      "command again to resume")
             print(f"weights: {out / WEIGHTS_FILE}\nuse them: fwi run --backbone {bspec.name} "
                   f"--pretrained {out / WEIGHTS_FILE} ...")
     return metrics
@@ -265,6 +269,7 @@ def _model_card(resolved: ResolvedConfig, *, out: Path, datasets: list[Any], siz
         "init": resolved.options.init or None,
         "options": dict(config.options),
         "steps": metrics["training"]["steps"],
+        "complete": metrics["training"]["complete"],
         "epochs": metrics["training"]["epochs"],
         "selected_epoch": metrics["training"]["best_epoch"],
         "wall_time_s": metrics["training"]["wall_time"],

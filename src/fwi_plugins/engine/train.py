@@ -312,7 +312,8 @@ def _optimizer_unflat(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, An
 
 def save_checkpoint(directory: str | Path, *, epoch: int, model: nn.Module,
                     optimizer: torch.optim.Optimizer | None, state: Mapping[str, Any], keep: int = 1,
-                    extra: Mapping[str, Mapping[str, torch.Tensor]] | None = None) -> Path:
+                    extra: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
+                    step: int | None = None) -> Path:
     """Write ``directory/epoch-NNNN/`` whole or not at all, then point ``latest.json`` at it.
 
     Args:
@@ -324,6 +325,8 @@ def save_checkpoint(directory: str | Path, *, epoch: int, model: nn.Module,
         extra: more tensor files to keep with the checkpoint, ``{stem: tensors}`` written
             as ``stem.safetensors`` (the best epoch's weights, for example).
         keep: how many epoch folders to keep; older ones are removed once the new one is live.
+        step: for a checkpoint within an epoch, the step it was taken at; the folder is then
+            ``epoch-NNNN-step-SSSSSSSS`` (``epoch`` still counts finished epochs).
 
     Returns:
         The epoch folder.
@@ -331,7 +334,7 @@ def save_checkpoint(directory: str | Path, *, epoch: int, model: nn.Module,
     from safetensors.torch import save_file
 
     directory = Path(directory)
-    final = directory / f"epoch-{epoch:04d}"
+    final = directory / (f"epoch-{epoch:04d}" if step is None else f"epoch-{epoch:04d}-step-{step:08d}")
     if final.exists():  # left by a run killed between this rename and the pointer update
         shutil.rmtree(final)
     with atomic_path(final) as tmp:
@@ -400,6 +403,8 @@ class TrainResult:
         resumed_from: the epoch a checkpoint was loaded from (0 for a fresh start).
         best_epoch: with ``select_best``, the epoch whose weights the model ends with
             (0: the starting network); ``None`` without selection.
+        complete: ``False`` when the ``max_minutes`` budget stopped the loop before the end;
+            the checkpoint it wrote lets the same call resume.
     """
 
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -408,6 +413,7 @@ class TrainResult:
     wall_time: float = 0.0
     resumed_from: int = 0
     best_epoch: int | None = None
+    complete: bool = True
 
     @property
     def final(self) -> dict[str, Any]:
@@ -456,7 +462,9 @@ def _physics_velocity(unit: torch.Tensor, normalization: Any, physics: Any) -> t
 
 
 def _fingerprint(options: TrainOptions, n_train: int, steps_per_epoch: int, world_size: int) -> dict[str, Any]:
-    extra = {"init": options.init} if getattr(options, "init", "") else {}
+    extra: dict[str, Any] = {"init": options.init} if getattr(options, "init", "") else {}
+    if options.max_steps:
+        extra["max_steps"] = options.max_steps
     return {**extra, "epochs": options.epochs, "batch_size": options.batch_size, "lr": options.lr,
             "select_best": options.select_best,
             "weight_decay": options.weight_decay, "warmup_epochs": options.warmup_epochs,
@@ -527,12 +535,15 @@ def train(model: nn.Module, train_data: TrainData, val_data: TrainData | None, *
             seed=options.seed, drop_last=False)
     steps_per_epoch = math.ceil(len(sampler) / options.batch_size)
     total_steps = steps_per_epoch * options.epochs
+    if options.max_steps:
+        total_steps = min(total_steps, options.max_steps)
     warmup_steps = round(options.warmup_epochs * steps_per_epoch)
 
     optimizer = torch.optim.AdamW(params, lr=options.lr, weight_decay=options.weight_decay)
     fingerprint = _fingerprint(options, len(train_data), steps_per_epoch, info.world_size)
     result = TrainResult()
     start_epoch = 1
+    partial: dict[str, Any] | None = None  # where a checkpoint taken within an epoch stopped
     selecting = options.select_best and val_data is not None and len(val_data) > 0
     best_epoch: int | None = None
     best_score: float | None = None
@@ -553,10 +564,13 @@ def train(model: nn.Module, train_data: TrainData, val_data: TrainData | None, *
                                  resumed_from=int(state["epoch"]))
             start_epoch = result.epochs + 1
             best_epoch, best_score = state.get("best_epoch"), state.get("best_score")
-            if (found / "best.safetensors").is_file():
-                from safetensors.torch import load_file
+            from safetensors.torch import load_file
 
+            if (found / "best.safetensors").is_file():
                 best_state = load_file(str(found / "best.safetensors"), device="cpu")
+            if state.get("partial"):
+                partial = dict(state["partial"])
+                partial["rng"] = load_file(str(found / "rng.safetensors"))["cpu"]
             if info.is_main and start_epoch <= options.epochs:
                 print(f"resuming {stage} from {found} (epoch {result.epochs} of {options.epochs})",
                       file=sys.stderr)
@@ -567,7 +581,19 @@ def train(model: nn.Module, train_data: TrainData, val_data: TrainData | None, *
     x_all, y_all = train_data.gathers, train_data.velocity
     step = result.steps
     score_key = "val_mae" if val_data is not None and val_data.velocity is not None else "val_misfit"
-    if selecting and start_epoch == 1:
+    budget_start = last_checkpoint = time.perf_counter()
+
+    def checkpoint(epoch_done: int, *, within: dict[str, Any] | None = None) -> None:
+        state = {"step": step, "history": result.history, "wall_time": result.wall_time, "fingerprint": fingerprint,
+                 "stage": stage, "best_epoch": best_epoch, "best_score": best_score}
+        extra: dict[str, dict[str, torch.Tensor]] = {"best": best_state} if best_state is not None else {}
+        if within is not None:
+            state["partial"] = within
+            extra["rng"] = {"cpu": torch.get_rng_state()}
+        save_checkpoint(checkpoint_dir, epoch=epoch_done, model=model, optimizer=optimizer, state=state,
+                        extra=extra or None, step=step if within is not None else None)
+
+    if selecting and start_epoch == 1 and partial is None:
         # Epoch 0: the network before any update, so that selection can keep it.
         metrics0 = _validate(model, val_data, options=options, normalization=normalization,
                              physics=physics if use_physics else None, device=device, info=info)
@@ -575,6 +601,8 @@ def train(model: nn.Module, train_data: TrainData, val_data: TrainData | None, *
             best_epoch, best_score, best_state = 0, metrics0[score_key], _selectable_state(model)
             result.history.append({"epoch": 0, "step": 0, **metrics0})
     for epoch in range(start_epoch, options.epochs + 1):
+        if options.max_steps and step >= options.max_steps:
+            break
         started = time.perf_counter()
         # Re-seeding from (seed, epoch) instead of saving generator states makes a resumed
         # run draw exactly what an uninterrupted one would.
@@ -583,9 +611,16 @@ def train(model: nn.Module, train_data: TrainData, val_data: TrainData | None, *
         order = list(iter(sampler))
         net.train()
         sums = {"loss": 0.0, "label": 0.0, "physics": 0.0, "n": 0.0}
-        bar = tqdm(total=steps_per_epoch, desc=f"{stage} {epoch}/{options.epochs}", unit="step",
-                   disable=not (options.progress and info.is_main), leave=False, file=sys.stderr)
-        for b in range(steps_per_epoch):
+        first_batch = 0
+        if partial is not None and partial["epoch"] == epoch:
+            # Continue a checkpoint taken within this epoch: same order, same random state.
+            first_batch, sums = int(partial["batch"]), dict(partial["sums"])
+            torch.set_rng_state(partial["rng"])
+            partial = None
+        bar = tqdm(total=steps_per_epoch, initial=first_batch, desc=f"{stage} {epoch}/{options.epochs}",
+                   unit="step", disable=not (options.progress and info.is_main), leave=False, file=sys.stderr)
+        out_of_time = False
+        for b in range(first_batch, steps_per_epoch):
             idx = np.sort(np.asarray(order[b * options.batch_size:(b + 1) * options.batch_size]))
             if len(idx) == 0:
                 continue
@@ -625,7 +660,30 @@ def train(model: nn.Module, train_data: TrainData, val_data: TrainData | None, *
                 sums["physics"] += float(physics_loss.detach()) * n
             bar.update(1)
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+            if options.max_steps and step >= options.max_steps:
+                break  # this epoch ends here, validated and checkpointed as any other
+            now = time.perf_counter()
+            out_of_time = _agree(options.max_minutes > 0 and now - budget_start >= 60 * options.max_minutes,
+                                 info, device)
+            due = _agree(options.checkpoint_minutes > 0 and now - last_checkpoint >= 60 * options.checkpoint_minutes,
+                         info, device)
+            if (out_of_time or due) and b + 1 < steps_per_epoch:
+                if info.is_main and checkpoint_dir is not None:
+                    result.wall_time += now - started
+                    checkpoint(epoch - 1, within={"epoch": epoch, "batch": b + 1, "sums": sums})
+                    result.wall_time -= now - started
+                last_checkpoint = now
+                _barrier(info)
+                if out_of_time:
+                    break
         bar.close()
+        if out_of_time and b + 1 < steps_per_epoch:
+            result.complete = False
+            result.steps = step
+            if info.is_main and options.progress:
+                print(f"{stage}: the {options.max_minutes:g}-minute budget is spent at step {step}; "
+                      f"run the same command again to resume", file=sys.stderr)
+            break
         sums = _all_reduce_sums(sums, info, device if device.startswith("cuda") else "cpu")
         metrics: dict[str, Any] = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"],
                                    "train_loss": sums["loss"] / max(sums["n"], 1.0)}
@@ -644,16 +702,16 @@ def train(model: nn.Module, train_data: TrainData, val_data: TrainData | None, *
         result.wall_time += metrics["epoch_time"]
         if info.is_main:
             if checkpoint_dir is not None:
-                save_checkpoint(checkpoint_dir, epoch=epoch, model=model, optimizer=optimizer,
-                                state={"step": step, "history": result.history, "wall_time": result.wall_time,
-                                       "fingerprint": fingerprint, "stage": stage, "best_epoch": best_epoch,
-                                       "best_score": best_score},
-                                extra={"best": best_state} if best_state is not None else None)
+                checkpoint(epoch)
+                last_checkpoint = time.perf_counter()
             if options.progress:
                 print(_epoch_line(stage, metrics, options.epochs), file=sys.stderr)
             notify("fwi_epoch_end", run_dir=Path(run_dir) if run_dir else None, stage=stage, epoch=epoch,
                    metrics=dict(metrics))
         _barrier(info)
+        if (options.max_steps and step >= options.max_steps) or out_of_time:
+            result.complete = not out_of_time or epoch == options.epochs or step >= total_steps
+            break
     if selecting and best_state is not None and best_epoch != result.epochs:
         model.load_state_dict({k: v.to(device) for k, v in best_state.items()}, strict=False)
         if info.is_main and options.progress:
@@ -662,6 +720,14 @@ def train(model: nn.Module, train_data: TrainData, val_data: TrainData | None, *
     result.best_epoch = best_epoch if selecting else None
     model.eval()
     return result
+
+
+def _agree(flag: bool, info: DistInfo, device: str) -> bool:
+    """``flag`` on any process, agreed by all (a stop decided by one rank alone would hang the others)."""
+    if not info.distributed:
+        return flag
+    reduced = _all_reduce_sums({"flag": float(flag)}, info, device if device.startswith("cuda") else "cpu")
+    return reduced["flag"] > 0
 
 
 def _selectable_state(model: nn.Module) -> dict[str, torch.Tensor]:
