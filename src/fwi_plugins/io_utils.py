@@ -17,16 +17,85 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
+#: Temporaries of atomic writes are named ``.<name>.<random>.part``: hidden, and
+#: recognisable as leftovers of a killed write (see :func:`remove_leftovers`).
+PART_SUFFIX = ".part"
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system allows."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere the only way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
+def respect_umask(path: str | Path) -> None:
+    """Give a file or folder made by ``tempfile`` (always 0600 / 0700) the mode the umask asks for.
+
+    A folder's contents are set too, so a folder filled and then renamed into place reads
+    like one written in place.
+    """
+    path = Path(path)
+    mask = current_umask()
+    if path.is_dir():
+        os.chmod(path, 0o777 & ~mask)
+        for inner in path.rglob("*"):
+            if not inner.is_symlink():
+                os.chmod(inner, (0o777 if inner.is_dir() else 0o666) & ~mask)
+    elif path.exists():
+        os.chmod(path, 0o666 & ~mask)
+
+
+def is_leftover(path: Path) -> bool:
+    """Whether ``path`` is the temporary of an atomic write that never finished."""
+    return path.name.startswith(".") and path.name.endswith(PART_SUFFIX)
+
+
+def remove_leftovers(folder: str | Path) -> list[Path]:
+    """Delete the temporaries that killed atomic writes left anywhere under ``folder``.
+
+    Only for a folder no other process is writing to: a write in progress looks the same.
+
+    Returns:
+        What was removed.
+    """
+    import shutil
+
+    found = [p for p in Path(folder).rglob(f".*{PART_SUFFIX}") if is_leftover(p)]
+    removed = []
+    for path in sorted(found, key=lambda p: len(p.parts)):
+        if not path.exists() and not path.is_symlink():
+            continue  # inside a leftover folder removed already
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        removed.append(path)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds.
+
+    What appears has the mode the umask asks for, as if written in place.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PART_SUFFIX, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        respect_umask(tmp_path)
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import DataError, FWIError, OptionError
+from .io_utils import PART_SUFFIX, respect_umask
 
 if TYPE_CHECKING:
     from torch import nn
@@ -164,7 +165,7 @@ def save_adapted(model: nn.Module, directory: str | Path) -> Path:
     """
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=PART_SUFFIX, dir=directory.parent))
     try:
         if is_peft_model(model):
             model.save_pretrained(str(tmp), safe_serialization=True)
@@ -172,6 +173,7 @@ def save_adapted(model: nn.Module, directory: str | Path) -> Path:
             _save_own(model, tmp)
         else:
             _save_generic(model, tmp)
+        respect_umask(tmp)
         _replace_into(tmp, directory)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

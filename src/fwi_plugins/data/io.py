@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
-from ..io_utils import atomic_path
+from ..io_utils import atomic_path, respect_umask
 from ..survey import Survey
 
 VELOCITY_SUFFIXES = (".npy", ".nc", ".zarr", ".sgy", ".segy")
@@ -321,6 +321,7 @@ def _atomic_dir(path: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
     try:
         yield tmp
+        respect_umask(tmp)
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
             os.replace(path, old / path.name)

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from ..io_utils import atomic_path
+from ..io_utils import atomic_path, is_leftover, remove_leftovers
 from .config import ResolvedConfig, RunConfig, RunOptions
 
 __all__ = ["default_out", "hardware", "prepare_run_dir", "resolve", "run"]
@@ -134,10 +134,13 @@ def prepare_run_dir(resolved: ResolvedConfig, *, is_main: bool = True) -> tuple[
     config = dataclasses.replace(config, out=str(out))
     resolved = dataclasses.replace(resolved, config=config)
     existing = out / "config.json"
-    if existing.is_file():
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a directory")
+    work = _work_done(out)
+    if existing.is_file() and work:
         try:
             old = RunConfig.from_dict(json.loads(existing.read_text()), source=str(existing))
-        except (json.JSONDecodeError, ConfigError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, ConfigError) as exc:
             raise ConfigError(f"{out} holds an unreadable config.json ({exc}); choose another --out") from None
         changed = config.diff(old, ignore=_RESUMABLE_DIFFS)
         if changed:
@@ -146,13 +149,34 @@ def prepare_run_dir(resolved: ResolvedConfig, *, is_main: bool = True) -> tuple[
                 f"{out} holds a run with a different configuration (key {key!r}: "
                 f"{_lookup(old, key)!r} there, {_lookup(config, key)!r} now); "
                 f"choose another --out, or delete that directory to start over")
-    elif out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} exists and is not a directory")
+    elif work:  # a folder of someone's files: a run would overwrite config.* and metrics.json
+        raise ConfigError(f"--out {out} is not empty and is not a run directory (it holds no config.json, but "
+                          f"{work[0]}); choose a new or empty folder")
+    # A run that wrote nothing but its configuration (it failed on a bad input, say) does
+    # not hold its folder: the corrected command starts it again.
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(out)  # temporaries of writes a killed run never finished
         config.save(out / "config.toml")
         config.save(out / "config.json")
     return out, resolved
+
+
+def _work_done(out: Path) -> list[str]:
+    """The files in ``out`` that a run's configuration alone does not account for (sorted)."""
+    if not out.is_dir():
+        return []
+    found = []
+    for path in out.rglob("*"):
+        relative = path.relative_to(out)
+        if any(is_leftover(Path(part)) for part in relative.parts):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            continue
+        if relative.as_posix() in ("config.toml", "config.json"):
+            continue
+        found.append(relative.as_posix())
+    return sorted(found)
 
 
 def start_job(config: RunConfig | ResolvedConfig, command: str,
