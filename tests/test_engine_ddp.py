@@ -1,16 +1,23 @@
-"""Distributed training: two gloo processes on CPU launched by torchrun, as on a GPU cluster.
+"""Distributed training: two gloo processes on CPU, as torchrun starts them on a GPU cluster.
 
 Two processes with 4 samples each per step must train the network the single process
 trains with 8 per step: DistributedSampler splits each global batch between the ranks
 and DDP averages their gradients.
+
+The default suite starts the two ranks itself with torchrun's environment (``RANK``,
+``WORLD_SIZE``, ``MASTER_ADDR``/``MASTER_PORT``) and trains the single-process reference
+in the test's own process meanwhile; the slow test goes through ``torchrun`` itself.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -76,15 +83,52 @@ WORKER = textwrap.dedent('''
 ''')
 
 
-@pytest.mark.slow
-def test_two_gloo_processes_train_like_one_with_the_whole_batch(tmp_path):
-    from safetensors.torch import load_file
+def _clean_env() -> dict[str, str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "LOCAL_WORLD_SIZE"):
+        env.pop(key, None)
+    return env
 
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_gloo_processes_train_like_one_with_the_whole_batch(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(key, None)
+    (tmp_path / "ddp").mkdir()
+    (tmp_path / "single").mkdir()
+    port = str(_free_port())
+    ranks = []
+    for rank in (0, 1):
+        env = {**_clean_env(), "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
+               "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
+        ranks.append(subprocess.Popen([sys.executable, str(script), str(tmp_path / "ddp"), "4"], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    # The reference trains here while the ranks start: one process, the whole batch of 8.
+    spec = importlib.util.spec_from_file_location("ddp_worker", script)
+    worker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(worker)
+    worker.main(str(tmp_path / "single"), 8)
+    for rank, process in enumerate(ranks):
+        try:
+            output, _ = process.communicate(timeout=120)
+        finally:
+            for p in ranks:
+                if p.poll() is None:
+                    p.kill()
+        assert process.returncode == 0, f"rank {rank}: {output[-3000:]}"
+    _check_against_single_process(tmp_path)
+
+
+@pytest.mark.slow
+def test_torchrun_launches_two_gloo_processes_that_train_like_one(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    env = _clean_env()
     (tmp_path / "ddp").mkdir()
     (tmp_path / "single").mkdir()
     launched = subprocess.run(
@@ -94,6 +138,11 @@ def test_two_gloo_processes_train_like_one_with_the_whole_batch(tmp_path):
     single = subprocess.run([sys.executable, str(script), str(tmp_path / "single"), "8"], env=env,
                             capture_output=True, text=True, timeout=300)
     assert single.returncode == 0, single.stderr[-3000:]
+    _check_against_single_process(tmp_path)
+
+
+def _check_against_single_process(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
 
     rank0 = load_file(str(tmp_path / "ddp" / "rank0.safetensors"))
     rank1 = load_file(str(tmp_path / "ddp" / "rank1.safetensors"))
