@@ -205,7 +205,46 @@ def test_spec_with_missing_requirement_reports_what_to_install():
         spec.load()
 
 
-def test_warnings_do_not_leak_between_managers():
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        FWIPluginManager(autoload=False).load_all()
+def test_warnings_do_not_leak_between_managers(site):
+    make_distribution(site, "fwi-broken", "fwi_broken_leak", "raise RuntimeError('boom at import')")
+    with pytest.warns(PluginLoadWarning, match="boom at import"):
+        broken = FWIPluginManager().load_all()
+    assert broken.infos["fwi-broken"].status == "failed"
+    # A later manager that does not load the broken plugin inherits neither its warning nor its failure.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clean = FWIPluginManager(blocked=["fwi-broken"]).load_all()
+        builtins_only = FWIPluginManager(autoload=False).load_all()
+    assert [str(w.message) for w in caught] == []
+    assert clean.infos["fwi-broken"].status == "blocked"
+    assert "fwi-broken" not in builtins_only.infos
+    assert all(info.status == "loaded" for name, info in clean.infos.items() if name != "fwi-broken")
+
+
+def test_every_registration_hook_adds_its_components_with_provenance():
+    from fwi_plugins import DatasetSpec, PeftMethodSpec, hookimpl
+
+    class Plugin:
+        @hookimpl
+        def fwi_backbones(self):
+            yield BackboneSpec(name="hook-net", factory="os:getcwd", description="d")
+
+        @hookimpl
+        def fwi_peft_methods(self):
+            yield PeftMethodSpec(name="hook-tune", factory="os:getcwd", description="d")
+
+        @hookimpl
+        def fwi_datasets(self):
+            yield DatasetSpec(name="hook-data", factory="os:getcwd", description="d")
+
+        @hookimpl
+        def fwi_physics(self):
+            yield PhysicsSpec(name="hook-wave", factory="os:getcwd", description="d")
+
+    manager = FWIPluginManager(autoload=False).load_all()
+    manager.register(Plugin(), name="every-kind")
+    manager._registry = None
+    for kind, name in (("backbone", "hook-net"), ("peft", "hook-tune"), ("dataset", "hook-data"),
+                       ("physics", "hook-wave")):
+        spec = manager.get(kind, name)
+        assert spec.kind == kind and spec.provider.plugin == "every-kind"

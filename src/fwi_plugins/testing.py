@@ -158,7 +158,7 @@ def check_peft_method(spec: PeftMethodSpec, *, options: Any = None) -> Any:
     if not any(p.grad is not None for _, p in trainable):
         raise _fail(spec, "no trainable parameter receives a gradient")
     n_trainable = sum(p.numel() for _, p in trainable)
-    if n_trainable > total_before * 1.5:
+    if n_trainable > total_before:
         raise _fail(spec, f"trains {n_trainable} parameters, more than the network has ({total_before})")
     return adapted
 
