@@ -129,6 +129,8 @@ def read_toml_or_json(path: Path, *, what: str, error: type[Exception]) -> Any:
             return json.loads(path.read_text())
         if path.suffix == ".toml":
             return tomllib.loads(path.read_text())
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise error(f"{path}: not valid {path.suffix[1:].upper()}: {exc}") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
     raise error(f"{path}: {what} ends in .toml or .json")

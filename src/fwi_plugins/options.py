@@ -140,7 +140,7 @@ def _coerce(key: str, raw: Any, tp: Any) -> Any:
             raise OptionError(f"option {key!r}: expected {tp.__name__}, got {raw!r}")
         try:
             value = tp(raw)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: int(1e400) is int(inf)
             raise OptionError(f"option {key!r}: expected {tp.__name__}, got {raw!r}") from None
         if tp is int and isinstance(raw, float) and raw != value:
             raise OptionError(f"option {key!r}: expected an integer, got {raw!r}")

@@ -314,10 +314,14 @@ def _read_weights(path: Path, device: Any) -> dict[str, Any]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from .weights import check_finite
+
     try:
-        return load_file(str(path), device=str(device))
+        tensors = load_file(str(path), device=str(device))
     except (SafetensorError, OSError) as exc:
         raise DataError(f"{path}: not a readable safetensors file ({exc})") from exc
+    check_finite(tensors, source=str(path))
+    return tensors
 
 
 def load_adapted(model: nn.Module, directory: str | Path, *, trainable: bool = False) -> nn.Module:

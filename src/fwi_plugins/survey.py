@@ -52,15 +52,29 @@ class Survey:
     vmax: float = 6000.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "sources", tuple(tuple(map(float, p)) for p in self.sources))
-        object.__setattr__(self, "receivers", tuple(tuple(map(float, p)) for p in self.receivers))
-        for name in ("nz", "nx", "nt"):
-            if int(getattr(self, name)) <= 0:
-                raise SurveyError(f"survey field {name!r} must be a positive integer, got {getattr(self, name)!r}")
-        for name in ("dx", "dt", "peak_freq"):
+        for label in ("sources", "receivers"):
+            points = getattr(self, label)
+            try:
+                points = tuple(tuple(float(v) for v in p) for p in points)
+            except (TypeError, ValueError, OverflowError):
+                raise SurveyError(f"survey field {label!r} must be a list of (z, x) grid positions, "
+                                  f"got {points!r}") from None
+            object.__setattr__(self, label, points)
+        for name in ("nz", "nx", "nt", "pml_width"):
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+            if isinstance(value, bool) or not whole or value < (0 if name == "pml_width" else 1):
+                kind = "a non-negative" if name == "pml_width" else "a positive"
+                raise SurveyError(f"survey field {name!r} must be {kind} integer, got {value!r}")
+            object.__setattr__(self, name, int(value))
+        for name in ("dx", "dt", "peak_freq", "vmin", "vmax"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value)
+                                               and value > 0):
                 raise SurveyError(f"survey field {name!r} must be a positive number, got {value!r}")
+        if self.wavelet_delay is not None and (isinstance(self.wavelet_delay, bool) or not (
+                isinstance(self.wavelet_delay, (int, float)) and math.isfinite(self.wavelet_delay))):
+            raise SurveyError(f"survey field 'wavelet_delay' must be a number of seconds, got {self.wavelet_delay!r}")
         if self.wavelet != "ricker":
             raise SurveyError(f"survey field 'wavelet': {self.wavelet!r} is not known; expected 'ricker'")
         if not self.sources:
@@ -157,7 +171,9 @@ class Survey:
             if preset is not None:
                 raise SurveyError(f"{source}: unknown preset {preset!r}; expected 'openfwi' or 'small'")
             return cls(**data)
-        except TypeError as exc:
+        except SurveyError as exc:
+            raise SurveyError(f"{source}: {exc}") from None
+        except (TypeError, ValueError, OverflowError) as exc:
             raise SurveyError(f"{source}: {exc}") from None
 
     def save(self, path: str | Path) -> Path:
@@ -183,7 +199,12 @@ class Survey:
         from .io_utils import read_toml_or_json
 
         data = read_toml_or_json(path, what="a survey file", error=SurveyError)
-        return cls.from_dict(data.get("survey", data), source=str(path))
+        if isinstance(data, Mapping) and isinstance(data.get("survey"), Mapping):
+            data = data["survey"]
+        if not isinstance(data, Mapping):
+            raise SurveyError(f"{path}: expected a table of survey fields (nz, nx, dx, nt, dt, sources, "
+                              f"receivers, ...), found a {type(data).__name__}")
+        return cls.from_dict(data, source=str(path))
 
     # -- checks ------------------------------------------------------------------
     def check_velocity(self, velocity: Any, *, accuracy: int = 4, name: str = "velocity") -> None:

@@ -137,8 +137,19 @@ def load_pretrained(model: nn.Module, spec: BackboneSpec, name_or_path: str | Pa
     except (SafetensorError, OSError) as exc:
         raise DataError(f"{path}: not a readable safetensors file ({exc})") from exc
     check_state(model, tensors, source=str(path))
+    check_finite(tensors, source=str(path))
     model.load_state_dict(tensors, strict=True)
     return metadata
+
+
+def check_finite(tensors: Mapping[str, Any], *, source: str) -> None:
+    """Raise a :class:`DataError` naming the tensors of ``source`` that hold NaN or infinite values."""
+    import torch
+
+    bad = [k for k, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise DataError(f"{source}: NaN or infinite values in {', '.join(bad[:5])}{more} (diverged training?)")
 
 
 def check_state(model: nn.Module, tensors: Mapping[str, Any], *, source: str, target: str | None = None) -> None:

@@ -208,8 +208,14 @@ def cached_gathers(velocity: np.ndarray, physics: Any, identity: Mapping[str, An
         raise DataError(f"velocity grid {velocity.shape[-2:]} differs from the physics' survey grid "
                         f"({survey.nz}, {survey.nx})")
     key, record = cache_key(identity, velocity, physics)
-    entry = resolve_cache_dir(cache_dir) / key
-    entry.mkdir(parents=True, exist_ok=True)
+    root = resolve_cache_dir(cache_dir)
+    entry = root / key
+    try:
+        entry.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        where = "--cache-dir / $FWI_CACHE_DIR" if cache_dir or os.environ.get("FWI_CACHE_DIR") else "the cache"
+        raise DataError(f"simulation cache {root} ({where}): cannot make a folder there "
+                        f"({exc.strerror or exc}); expected a writable folder") from None
     record_path = entry / "entry.json"
     if not record_path.exists():
         atomic_write_text(record_path, json.dumps(record, indent=1, sort_keys=True))

@@ -140,6 +140,10 @@ def predict(model: torch.nn.Module, gathers: Any, *, normalization: Normalizatio
                     raise DataError(f"the model returned shape {tuple(y.shape)} for a batch of {stop - start}; "
                                     f"expected (batch, 1, depth, x)")
                 velocity = velocity_from_unit(y.float()).cpu().numpy().astype(np.float32, copy=False)
+                if not np.isfinite(velocity).all():  # found here, not when the result is written
+                    bad = start + int(np.flatnonzero(~np.isfinite(velocity).reshape(len(velocity), -1).all(1))[0])
+                    raise DataError(f"the network predicts NaN or infinite velocity (sample {bad}): its weights "
+                                    f"or the input gathers hold NaN or infinite values")
                 if out is None:
                     # The output is small next to the input (one map per sample), so it is
                     # allocated whole once the first batch tells its grid.

@@ -1,0 +1,231 @@
+"""Every kind of file the CLI reads, malformed in every way we know of: an ``error:`` line, never a traceback.
+
+Grow :data:`CORPUS` with every new reader: each entry makes one bad file (or folder) and
+the command line that reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from fwi_plugins.cli import main
+from fwi_plugins.survey import Survey
+
+SMALL = Survey.small()
+
+
+def _velocity(tmp: Path) -> Path:
+    path = tmp / "v.npy"
+    np.save(path, np.full((1, 1, SMALL.nz, SMALL.nx), 2500.0, np.float32))
+    return path
+
+
+def _gathers(tmp: Path, suffix: str = ".npy") -> Path:
+    from fwi_plugins.data import io
+
+    path = tmp / f"g{suffix}"
+    data = np.zeros((1, SMALL.n_shots, SMALL.nt, SMALL.n_receivers), np.float32)
+    return io.write_gathers(path, data, survey=SMALL)
+
+
+def _openfwi_gathers(tmp: Path) -> Path:
+    path = tmp / "shots.npy"
+    np.save(path, np.zeros((1, 5, 1000, 70), np.float32))
+    return path
+
+
+def _adapter(tmp: Path) -> Path:
+    from fwi_plugins import peft_utils
+    from fwi_plugins.manager import FWIPluginManager
+
+    manager = FWIPluginManager().load_all()
+    spec = manager.get("backbone", "vit")
+    model = spec.load()(spec.parse_options({}), shape=_openfwi_shape())
+    mspec = manager.get("peft", "lora")
+    adapted = mspec.load()(model, mspec.parse_options({}), targets=spec.peft_targets, head=spec.head)
+    return peft_utils.save_adapted(adapted, tmp / "adapter")
+
+
+def _openfwi_shape():
+    from fwi_plugins.specs import IOShape
+
+    return IOShape()
+
+
+def _write(path: Path, data: bytes | str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return path
+
+
+def _truncated(path: Path, keep: int) -> Path:
+    path.write_bytes(path.read_bytes()[:keep])
+    return path
+
+
+def _segy_patched(tmp: Path, at: int, value: int) -> Path:
+    path = _gathers(tmp, ".sgy")
+    raw = bytearray(path.read_bytes())
+    raw[at:at + 2] = struct.pack(">h", value)
+    path.write_bytes(bytes(raw))
+    return path
+
+
+def predict(input_path, *extra):
+    return ["predict", "--backbone", "vit", "--input", str(input_path), "--quiet", *map(str, extra)]
+
+
+def simulate_velocity(velocity):
+    return ["simulate", "--velocity", str(velocity), "--survey", "small", "--out"]
+
+
+# name -> (make(tmp) -> argv without --out / final path)
+Case = Callable[[Path], list[str]]
+CORPUS: dict[str, Case] = {
+    # gathers (fwi predict --input)
+    "gathers npy empty file": lambda t: predict(_write(t / "g.npy", b"")),
+    "gathers npy pickled object": lambda t: predict(_write(t / "g.npy", _pickled_npy())),
+    "gathers npy wrong rank": lambda t: predict(_save(t / "g.npy", np.zeros((3, 4), np.float32))),
+    "gathers npy strings": lambda t: predict(_save(t / "g.npy", np.array([["a"]]))),
+    "gathers npy NaN": lambda t: predict(_save(t / "g.npy", np.full((1, 5, 1000, 70), np.nan, np.float32))),
+    "gathers nc garbage": lambda t: predict(_write(t / "g.nc", b"not netcdf at all")),
+    "gathers nc truncated": lambda t: predict(_truncated(_gathers(t, ".nc"), 200)),
+    "gathers sgy truncated header": lambda t: predict(_truncated(_gathers(t, ".sgy"), 1000)),
+    "gathers sgy truncated traces": lambda t: predict(_truncated(_gathers(t, ".sgy"), 3600 + 500)),
+    "gathers sgy format 99": lambda t: predict(_segy_patched(t, 3224, 99)),
+    "gathers sgy IEEE declared IBM": lambda t: predict(_segy_patched(t, 3224, 1)),
+    "gathers sgy zero interval": lambda t: predict(_segy_patched(t, 3216, 0)),
+    "gathers unknown suffix": lambda t: predict(_write(t / "g.txt", "1 2 3")),
+    "gathers missing": lambda t: predict(t / "nope.npy"),
+    "gathers off the weights' acquisition": lambda t: predict(_save(t / "g.npy", np.zeros((1, 5, 999, 70),
+                                                                                        np.float32))),
+    # normalisation (fwi predict --normalization)
+    "normalization not json": lambda t: predict(_openfwi_gathers(t), "--normalization", _write(t / "n.json", "{")),
+    "normalization a list": lambda t: predict(_openfwi_gathers(t), "--normalization", _write(t / "n.json", "[1]")),
+    "normalization wrong fields": lambda t: predict(_openfwi_gathers(t), "--normalization",
+                                                    _write(t / "n.json", '{"vmin": "slow"}')),
+    # weights (fwi predict --weights)
+    "weights empty": lambda t: predict(_openfwi_gathers(t), "--weights", _write(t / "w.safetensors", b"")),
+    "weights garbage": lambda t: predict(_openfwi_gathers(t), "--weights", _write(t / "w.safetensors", b"x" * 64)),
+    "weights pickled": lambda t: predict(_openfwi_gathers(t), "--weights", _write(t / "w.pt", b"\x80\x04K\x01.")),
+    "weights NaN": lambda t: predict(_openfwi_gathers(t), "--weights", _nan_weights(t)),
+    # adapters (fwi predict --adapter)
+    "adapter truncated weights": lambda t: predict(_openfwi_gathers(t), "--adapter", _adapter_with(
+        t, lambda a: _truncated(a / "adapter_model.safetensors", 100))),
+    "adapter config a list": lambda t: predict(_openfwi_gathers(t), "--adapter", _adapter_with(
+        t, lambda a: _write(a / "adapter_config.json", "[1, 2]"))),
+    "adapter config not json": lambda t: predict(_openfwi_gathers(t), "--adapter", _adapter_with(
+        t, lambda a: _write(a / "adapter_config.json", "{{"))),
+    "adapter pickled weights": lambda t: predict(_openfwi_gathers(t), "--adapter", _adapter_with(
+        t, lambda a: (a / "adapter_model.safetensors").rename(a / "adapter_model.bin"))),
+    "adapter no weights": lambda t: predict(_openfwi_gathers(t), "--adapter", _adapter_with(
+        t, lambda a: (a / "adapter_model.safetensors").unlink())),
+    "adapter empty folder": lambda t: predict(_openfwi_gathers(t), "--adapter", _mkdir(t / "empty")),
+    # velocity (fwi simulate --velocity)
+    "velocity npy negative": lambda t: [*simulate_velocity(_save(t / "v.npy", np.full((1, 1, 32, 32), -1.0,
+                                                                                      np.float32))), t / "o.nc"],
+    "velocity npy empty": lambda t: [*simulate_velocity(_write(t / "v.npy", b"")), t / "o.nc"],
+    "velocity sgy garbage": lambda t: [*simulate_velocity(_write(t / "v.sgy", b"\0" * 5000)), t / "o.nc"],
+    # survey (fwi simulate --survey FILE)
+    "survey nt many": lambda t: ["simulate", "--velocity", _velocity(t), "--survey",
+                                 _survey_file(t, nt="many"), "--out", t / "o.nc"],
+    "survey sources text": lambda t: ["simulate", "--velocity", _velocity(t), "--survey",
+                                      _survey_file(t, sources="left"), "--out", t / "o.nc"],
+    "survey dt huge int": lambda t: ["simulate", "--velocity", _velocity(t), "--survey",
+                                     _survey_file(t, dt=10 ** 400), "--out", t / "o.nc"],
+    "survey a list": lambda t: ["simulate", "--velocity", _velocity(t), "--survey",
+                                _write(t / "s.json", "[1]"), "--out", t / "o.nc"],
+    "survey bad toml": lambda t: ["simulate", "--velocity", _velocity(t), "--survey",
+                                  _write(t / "s.toml", "nz = = 3"), "--out", t / "o.nc"],
+    # cache folder (fwi simulate --cache-dir)
+    "cache dir is a file": lambda t: ["simulate", "--velocity", _velocity(t), "--survey", "small",
+                                      "--cache-dir", _write(t / "cache", "x"), "--out", t / "o.nc"],
+    # run configuration (fwi run --config)
+    "config seed 1e400": lambda t: ["run", "--config", _write(t / "c.toml", _config("seed = 1e400")),
+                                    "--dry-run"],
+    "config epochs text": lambda t: ["run", "--config", _write(t / "c.toml", _config('epochs = "many"')),
+                                     "--dry-run"],
+    "config not toml": lambda t: ["run", "--config", _write(t / "c.toml", "[[[["), "--dry-run"],
+    "config json list": lambda t: ["run", "--config", _write(t / "c.json", "[]"), "--dry-run"],
+    "config binary": lambda t: ["run", "--config", _write(t / "c.toml", b"\xff\xfe\x00garbage"), "--dry-run"],
+    # evaluate (fwi evaluate --predicted/--truth)
+    "evaluate truth garbage": lambda t: ["evaluate", "--predicted", _velocity(t), "--truth",
+                                         _write(t / "truth.nc", b"\x89HDF\r\n garbage")],
+}
+
+
+def _save(path: Path, array: np.ndarray) -> Path:
+    np.save(path, array)
+    return path
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _pickled_npy() -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    return buffer.getvalue()
+
+
+def _nan_weights(tmp: Path) -> Path:
+    from safetensors.torch import load_file, save_file
+
+    from fwi_plugins.manager import FWIPluginManager
+    from fwi_plugins.weights import resolve_pretrained
+
+    spec = FWIPluginManager().load_all().get("backbone", "vit")
+    from safetensors import safe_open
+
+    source = str(resolve_pretrained(spec, "default"))
+    tensors = load_file(source)
+    with safe_open(source, framework="pt") as handle:
+        metadata = handle.metadata()
+    first = next(k for k, v in tensors.items() if v.is_floating_point())
+    tensors[first] = tensors[first].clone().fill_(float("nan"))
+    path = tmp / "nan.safetensors"
+    save_file(tensors, str(path), metadata=metadata)
+    return path
+
+
+def _adapter_with(tmp: Path, damage: Callable[[Path], object]) -> Path:
+    folder = _adapter(tmp)
+    damage(folder)
+    return folder
+
+
+def _survey_file(tmp: Path, **fields) -> Path:
+    data = SMALL.to_dict()
+    data.update(fields)
+    return _write(tmp / "s.json", json.dumps(data))
+
+
+def _config(line: str) -> str:
+    return ('command = "run"\nbackbone = "vit"\npeft = "lora"\nphysics = "deepwave"\ndataset = "flatvel-a"\n'
+            f"[options]\n{line}\n")
+
+
+@pytest.mark.parametrize("name", sorted(CORPUS))
+def test_malformed_input_is_an_error_line_not_a_traceback(tmp_path, name):
+    argv = [str(a) for a in CORPUS[name](tmp_path)]
+    if argv[0] == "predict":
+        argv += ["--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(main, argv)
+    output = result.output + (result.stderr if result.stderr_bytes is not None else "")
+    assert result.exit_code not in (0, None), f"{name}: exit 0\n{output}"
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        f"{name}: {type(result.exception).__name__}: {result.exception}")
+    assert "Traceback" not in output, output
+    assert "error:" in output.lower(), f"{name}:\n{output}"
+    assert not (tmp_path / "out").exists(), f"{name}: left an output folder"
