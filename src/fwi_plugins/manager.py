@@ -168,6 +168,7 @@ class FWIPluginManager(pluggy.PluginManager):
     def _build_registry(self) -> dict[str, dict[str, ComponentSpec]]:
         registry: dict[str, dict[str, ComponentSpec]] = {k: {} for k in KINDS}
         names: dict[str, dict[str, ComponentSpec]] = {k: {} for k in KINDS}
+        conflicts: dict[str, dict[str, str]] = {k: {} for k in KINDS}
         for info in self.infos.values():
             info.components = {}
         for kind in KINDS.values():
@@ -191,14 +192,17 @@ class FWIPluginManager(pluggy.PluginManager):
                         key = normalize_name(alias)
                         other = names[kind.name].get(key)
                         if other is not None:
-                            raise DuplicateNameError(
+                            # Only commands that use this name fail (see get); listing still works.
+                            conflicts[kind.name].setdefault(key, (
                                 f"{kind.name} name {key!r} is provided twice: by {other.provider} "
                                 f"(as {other.name!r}) and by {provider} (as {spec.name!r}). "
-                                f"Uninstall or block one of them (FWI_DISABLE_PLUGINS=<plugin>).")
+                                f"Uninstall or block one of them (FWI_DISABLE_PLUGINS=<plugin>)."))
+                            continue
                         names[kind.name][key] = spec
-                    registry[kind.name][spec.key] = spec
+                    registry[kind.name].setdefault(spec.key, spec)
                     info.components[kind.name] = info.components.get(kind.name, 0) + 1
         self._aliases = names
+        self._conflicts = conflicts
         return registry
 
     @property
@@ -207,14 +211,34 @@ class FWIPluginManager(pluggy.PluginManager):
             self._registry = self._build_registry()
         return self._registry
 
+    def conflicts(self) -> list[str]:
+        """Every name two providers registered, as messages naming both (empty when none)."""
+        self.registry  # noqa: B018 - finds the conflicts
+        return [message for kind in KINDS for message in self._conflicts[kind].values()]
+
     def components(self, kind: str) -> dict[str, ComponentSpec]:
-        """Every registered component of one kind, by canonical name."""
-        return dict(self.registry[kind_of(kind).name])
+        """Every registered component of one kind, by canonical name.
+
+        Raises:
+            DuplicateNameError: two providers registered one name of this kind.
+        """
+        k = kind_of(kind)
+        registry = self.registry
+        if self._conflicts[k.name]:
+            raise DuplicateNameError(next(iter(self._conflicts[k.name].values())))
+        return dict(registry[k.name])
 
     def get(self, kind: str, name: str) -> ComponentSpec:
-        """The spec registered under ``name`` (or an alias) in ``kind``."""
+        """The spec registered under ``name`` (or an alias) in ``kind``.
+
+        Raises:
+            UnknownNameError: no such name.
+            DuplicateNameError: two providers registered the name (other names work).
+        """
         k = kind_of(kind)
         self.registry  # noqa: B018 - builds the alias table
+        if normalize_name(name) in self._conflicts[k.name]:
+            raise DuplicateNameError(self._conflicts[k.name][normalize_name(name)])
         spec = self._aliases[k.name].get(normalize_name(name))
         if spec is None:
             raise UnknownNameError(k.name, name, self.registry[k.name],

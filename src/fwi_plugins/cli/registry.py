@@ -23,9 +23,13 @@ def plugins(as_json: bool, plugins: tuple[str, ...]) -> None:
 
     Failed and blocked plugins are listed too, with the reason.
     """
-    infos = _manager().plugin_infos()
+    manager = _manager()
+    infos = manager.plugin_infos()
+    conflicts = manager.conflicts()
     if as_json:
         echo_json([info.to_dict() for info in infos])
+        for message in conflicts:
+            click.secho(f"conflict: {message}", fg="red", err=True)
         return
     for info in infos:
         version = f"{info.distribution or '-'} {info.version or ''}".strip()
@@ -36,6 +40,8 @@ def plugins(as_json: bool, plugins: tuple[str, ...]) -> None:
             click.secho(f"    {info.error}", fg="red")
         if info.hooks and info.status == "loaded":
             click.echo(f"    hooks: {', '.join(info.hooks)}")
+    for message in conflicts:  # listed, not fatal: commands that use the name fail
+        click.secho(f"conflict: {message}", fg="red")
 
 
 @click.command("list")
