@@ -165,11 +165,12 @@ def _pytest(scratch: Path, tests: tuple[str, ...], timeout: float) -> tuple[int,
     return code, output, time.perf_counter() - started
 
 
-def _first_failure(output: str) -> str:
-    for line in output.splitlines():
-        if line.startswith("FAILED "):
-            return line.removeprefix("FAILED ").split(" - ")[0]
-    return ""
+def _first_failure(output: str) -> tuple[str, str]:
+    """The first failed test's id and the first line of its assertion message."""
+    test = next((line.removeprefix("FAILED ").split(" - ")[0] for line in output.splitlines()
+                 if line.startswith("FAILED ")), "")
+    reason = next((line[1:].strip() for line in output.splitlines() if line.startswith("E ")), "")
+    return test, reason[:160]
 
 
 def run_one(mutation: Mutation, *, timeout: float) -> dict:
@@ -194,7 +195,8 @@ def run_one(mutation: Mutation, *, timeout: float) -> dict:
         status = "caught"
     else:
         status = "error"
-    return {"name": mutation.name, "status": status, "caught_by": _first_failure(output),
+    test, reason = _first_failure(output)
+    return {"name": mutation.name, "status": status, "caught_by": test, "reason": reason,
             "seconds": round(seconds, 1), "what": mutation.what,
             "detail": "" if status == "caught" else output[-2000:]}
 
@@ -222,7 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         results.append(result)
         print(f"{result['status']:9s} {m.name:38s} {result.get('seconds', 0):6.1f}s  {result['caught_by']}",
               flush=True)
-        if result["status"] != "caught":
+        if result["status"] == "caught":
+            print(f"{'':49s}{result['reason']}", flush=True)
+        else:
             print(result["detail"], file=sys.stderr)
     caught = sum(r["status"] == "caught" for r in results)
     print(f"\n{caught} of {len(results)} mutations caught")

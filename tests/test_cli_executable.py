@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from fwi_plugins.data.io import read_gathers, read_velocity
+from fwi_plugins.specs import IOShape
 
 EXECUTABLE = Path(sys.executable).with_name("fwi")
 FWI = [str(EXECUTABLE)] if EXECUTABLE.is_file() else [sys.executable, "-m", "fwi_plugins"]
@@ -55,7 +56,6 @@ def workspace(tmp_path_factory):
     import torch
 
     from fwi_plugins import api
-    from fwi_plugins.specs import IOShape
     from fwi_plugins.weights import save_weights
 
     root = tmp_path_factory.mktemp("exe")
@@ -84,31 +84,44 @@ def test_run_exits_0_with_the_summary_on_stdout(finished_run):
 
 
 def test_run_then_predict_with_its_adapter_reproduces_the_run(finished_run):
-    """The adapter folder alone (with the foundation weights) gives the run's own predictions."""
+    """The adapter folder alone (with the foundation weights) gives the run's own predictions.
+
+    The input holds the test gathers and the same gathers four times louder: the run's scale
+    (fitted on its training gathers) must be applied to both, not one fitted on this input.
+    """
+    from fwi_plugins.data import Normalization
+    from fwi_plugins.data.io import survey_from_attrs, write_gathers
+    from fwi_plugins.engine.predict import load_model, predict
+
     root, env, run = finished_run
     assert run.returncode == 0, run.stderr
     job = root / "job"
-    # The scale fitted on the training gathers travels with the adapter, in full.
-    saved = json.loads((job / "adapter" / "normalization.json").read_text())
-    recorded = json.loads((job / "metrics.json").read_text())["dataset"]["normalization"]
-    assert saved == recorded
-    assert saved["data_min"] is not None and saved["data_max"] is not None and saved["data_min"] < saved["data_max"]
-
     simulate = fwi("simulate", *DATASET, *PHYSICS, "--split", "test", "--out", str(root / "test.nc"),
                    "--no-progress", cwd=root, env=env)
     assert simulate.returncode == 0, simulate.stderr
-    gathers, _ = read_gathers(root / "test.nc")
+    gathers, attrs = read_gathers(root / "test.nc")
     assert gathers.shape == (2, 3, 300, 16)
+    both = np.concatenate([gathers, 4.0 * gathers])
+    write_gathers(root / "both.nc", both, survey=survey_from_attrs(attrs))
 
-    predict = fwi("predict", "--backbone", "vit", *BACKBONE, "--weights", str(root / "foundation.safetensors"),
-                  "--adapter", str(job / "adapter"), "--input", str(root / "test.nc"), "--out", str(root / "pred"),
-                  "--device", "cpu", "--quiet", cwd=root, env=env)
-    assert predict.returncode == 0, predict.stderr
-    assert "Traceback" not in predict.stderr
-    predicted, attrs = read_velocity(root / "pred" / "velocity.nc")
+    predict_run = fwi("predict", "--backbone", "vit", *BACKBONE, "--weights", str(root / "foundation.safetensors"),
+                      "--adapter", str(job / "adapter"), "--input", str(root / "both.nc"), "--out",
+                      str(root / "pred"), "--device", "cpu", "--quiet", cwd=root, env=env)
+    assert predict_run.returncode == 0, predict_run.stderr
+    assert "Traceback" not in predict_run.stderr
+    predicted, pattrs = read_velocity(root / "pred" / "velocity.nc")
     adapted, _ = read_velocity(job / "predictions" / "adapted.nc")
-    assert attrs["normalization_source"].endswith("normalization.json")
-    np.testing.assert_allclose(predicted, adapted, rtol=0, atol=0.5)  # m/s, float32 rounding
+    np.testing.assert_allclose(predicted[:2], adapted, rtol=0, atol=0.01)  # m/s
+    recorded = json.loads((job / "metrics.json").read_text())["dataset"]["normalization"]
+    model = load_model("vit", VIT, weights_path=root / "foundation.safetensors", adapter_dir=job / "adapter",
+                       shape=IOShape(shots=3, time=300, receivers=16, depth=16, width=16))
+    expected = predict(model, both, normalization=Normalization.from_dict(recorded), device="cpu", progress=False)
+    np.testing.assert_allclose(predicted, expected, rtol=0, atol=0.01)
+    assert pattrs["normalization_source"].endswith("normalization.json")
+    # The scale fitted on the training gathers is what travels with the adapter, in full.
+    saved = json.loads((job / "adapter" / "normalization.json").read_text())
+    assert saved == recorded
+    assert saved["data_min"] is not None and saved["data_max"] is not None and saved["data_min"] < saved["data_max"]
 
 
 def test_refine_and_evaluate_on_the_run_outputs(finished_run):
