@@ -1,0 +1,145 @@
+"""The ``torchwave`` physics: Deepwave's scalar scheme in plain torch, bound to a survey.
+
+The numbers it computes are those of :mod:`fwi_torchwave.propagator`; this module adds the
+Physics contract around them (input checks, batching of models and shots, chunking, the
+misfit option, the cache version), the same way the ``deepwave`` physics does, so that
+the two are interchangeable in every command. The plugin's tests hold its gathers to
+Deepwave's within 1e-4 relative L2 error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import torch
+
+from fwi_plugins.errors import DataError, SurveyError
+from fwi_plugins.physics import get_misfit
+from fwi_plugins.survey import Survey
+
+from . import __version__
+from .options import TorchwaveOptions
+from .propagator import propagate
+
+
+def _grid_points(points: tuple[tuple[float, float], ...], what: str) -> torch.Tensor:
+    array = np.asarray(points, dtype=np.float64)
+    if not np.all(array == np.round(array)):
+        # Deepwave spreads off-grid points over neighbouring cells (Hicks windows); this
+        # propagator does not, so it refuses rather than moving them silently.
+        raise SurveyError(f"torchwave places {what} on grid cells only; the survey has fractional positions "
+                          f"(use the deepwave physics for those)")
+    return torch.from_numpy(array.astype(np.int64))
+
+
+class TorchwavePhysics:
+    """The pure-torch scalar propagator bound to a survey.
+
+    Args:
+        options: the plugin's options.
+        survey: the acquisition to simulate.
+
+    Attributes:
+        survey: the survey.
+        options: the options.
+        pml_width: absorbing boundary width in cells.
+        max_vel: the velocity fixing the internal time step and PML profile; with
+            ``check`` a faster model is refused, without it the model is clamped to it.
+        version: cache key part: plugin and torch versions plus every setting that
+            changes the simulated data.
+    """
+
+    def __init__(self, options: TorchwaveOptions, *, survey: Survey) -> None:
+        self.options = options
+        self.survey = survey
+        self.pml_width = survey.pml_width if options.pml_width is None else options.pml_width
+        self.max_vel = float(options.max_vel if options.max_vel is not None else survey.vmax)
+        if self.max_vel < survey.vmin:
+            raise SurveyError(f"max_vel {self.max_vel:g} m/s is below the survey's vmin {survey.vmin:g} m/s")
+        self._misfit = get_misfit(options.misfit)
+        self._wavelet = torch.from_numpy(survey.wavelet_samples())
+        self._sources = _grid_points(survey.sources, "sources")  # (S, 2)
+        self._receivers = _grid_points(survey.receivers, "receivers")  # (R, 2)
+        settings = (f"accuracy={options.accuracy};pml={self.pml_width};max_vel={self.max_vel:g};"
+                    f"pml_freq={survey.peak_freq:g}")
+        digest = hashlib.sha1(settings.encode()).hexdigest()[:10]
+        self.version = f"fwi-torchwave {__version__}; torch {torch.__version__.split('+')[0]}; {digest}"
+
+    def __repr__(self) -> str:
+        return (f"TorchwavePhysics(accuracy={self.options.accuracy}, pml_width={self.pml_width}, "
+                f"max_vel={self.max_vel:g}, misfit={self.options.misfit!r})")
+
+    def _check_input(self, velocity: torch.Tensor) -> torch.Tensor:
+        if not isinstance(velocity, torch.Tensor):
+            raise DataError(f"simulate: velocity must be a torch.Tensor, got {type(velocity).__name__}")
+        if velocity.ndim != 4 or velocity.shape[1] != 1:
+            raise DataError(f"simulate: velocity must have shape (batch, 1, depth, x), got {tuple(velocity.shape)}")
+        if self.options.check:
+            self.survey.check_velocity(velocity, accuracy=self.options.accuracy)
+            fastest = float(velocity.detach().max())
+            if fastest > self.max_vel * (1 + 1e-6):
+                raise SurveyError(f"velocity reaches {fastest:g} m/s, above the physics' max_vel "
+                                  f"{self.max_vel:g} m/s: the model would be clamped and the gathers simulated "
+                                  f"for a different model; raise -o physics.max_vel to at least {fastest:g} "
+                                  f"(or leave it unset: the survey's vmax {self.survey.vmax:g} m/s)")
+        elif velocity.shape[-2:] != (self.survey.nz, self.survey.nx):
+            raise SurveyError(f"velocity has grid {tuple(velocity.shape[-2:])}, the survey expects "
+                              f"({self.survey.nz}, {self.survey.nx})")
+        if velocity.dtype not in (torch.float32, torch.float64):
+            velocity = velocity.float()
+        return velocity
+
+    def _compile(self, device: torch.device) -> bool:
+        mode = self.options.compile
+        return mode == "on" or (mode == "auto" and device.type == "cuda")
+
+    def simulate(self, velocity: torch.Tensor) -> torch.Tensor:
+        """Simulate shot gathers for a batch of velocity models.
+
+        All models and shots are propagated together (each model repeated once per shot),
+        in chunks of at most ``max_batch`` shot simulations.
+
+        Args:
+            velocity: ``(B, 1, Z, X)`` in m/s, float32 or float64, on any device.
+
+        Returns:
+            Gathers ``(B, S, T, R)`` with velocity's dtype and device, differentiable
+            with respect to velocity.
+
+        Raises:
+            DataError: the tensor does not have shape ``(B, 1, Z, X)``.
+            SurveyError: the model does not fit the survey (with ``check``: range, NaN,
+                points per wavelength).
+        """
+        velocity = self._check_input(velocity)
+        device = velocity.device
+        n_models, n_shots = velocity.shape[0], self.survey.n_shots
+        # Clamping keeps every model at or below the fixed max_vel: a faster cell would
+        # break the stability of the internal time step chosen from max_vel.
+        models = velocity[:, 0].clamp(max=self.max_vel)
+        sources = self._sources.to(device)
+        receivers = self._receivers.to(device)
+        total = n_models * n_shots
+        chunk = self.options.max_batch or total
+        pieces = []
+        for start in range(0, total, chunk):
+            stop = min(start + chunk, total)
+            index = torch.arange(start, stop, device=device)
+            pieces.append(propagate(
+                models[index // n_shots], spacing=(self.survey.dx, self.survey.dx), dt=self.survey.dt,
+                wavelet=self._wavelet, sources=sources[index % n_shots], receivers=receivers,
+                accuracy=self.options.accuracy, pml_width=self.pml_width, pml_freq=self.survey.peak_freq,
+                max_vel=self.max_vel, compile=self._compile(device)))
+        data = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+        # The propagator returns [shot, receiver, time]; the project's layout is (B, S, T, R).
+        return data.view(n_models, n_shots, self.survey.n_receivers, self.survey.nt).transpose(2, 3).contiguous()
+
+    def misfit(self, predicted: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+        """The option-chosen data misfit (see :mod:`fwi_plugins.physics`); a differentiable scalar."""
+        return self._misfit(predicted, observed.to(device=predicted.device, dtype=predicted.dtype))
+
+
+def build(options: TorchwaveOptions | None = None, *, survey: Survey) -> TorchwavePhysics:
+    """The ``torchwave`` physics factory."""
+    return TorchwavePhysics(options or TorchwaveOptions(), survey=survey)
