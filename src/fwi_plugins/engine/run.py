@@ -45,8 +45,11 @@ GetSpec = Callable[[str, str], Any]
 Notify = Callable[..., None]
 
 # Keys that may change between a run and its resumption without changing its result.
+# What may change between the calls of one job: how it runs, not what it trains. The time
+# budgets are per invocation (a resumed call usually has another), so they are here too.
 _RESUMABLE_DIFFS = ("argv", "out", "options.device", "options.progress", "options.figures",
-                    "options.cache_dir", "options.eval_batch_size")
+                    "options.cache_dir", "options.eval_batch_size", "options.max_minutes",
+                    "options.checkpoint_minutes")
 
 
 def _registry_get_spec() -> GetSpec:
