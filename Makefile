@@ -8,7 +8,7 @@ STAMP := $(VENV)/.fwi-installed
 PLUGIN_DIRS := $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml))
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: run test test-all bench setup clean
+.PHONY: run test test-all bench mutations setup clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,10 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# Plants named bugs one at a time in a scratch copy and reports which the tests catch (minutes).
+mutations: $(STAMP)
+	$(PY) benchmarks/mutations.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
