@@ -44,7 +44,7 @@ def open_gathers(path: Path) -> Iterator[tuple[Any, dict[str, Any]]]:
     ``.npy`` is memory-mapped and netCDF read through xarray slice by slice, so an input
     larger than memory is fine; zarr and SEG-Y go through :func:`fwi_plugins.data.io.read_gathers`.
     """
-    from ..data.io import read_gathers
+    from ..data.io import _decode_attrs, gathers_geometry, read_gathers
     from ..errors import DataError
 
     suffix = path.suffix.lower()
@@ -79,7 +79,9 @@ def open_gathers(path: Path) -> Iterator[tuple[Any, dict[str, Any]]]:
             elif var.ndim == 3:
                 var = var.expand_dims("sample")
             _check_shape(tuple(var.shape), path)
-            yield _LazyVariable(var), {"path": str(path), "format": "nc", **dict(ds.attrs)}
+            attrs = {"path": str(path), "format": "nc", **dict(ds.attrs)}
+            attrs.update(gathers_geometry(ds, var, _decode_attrs(ds.attrs), path))
+            yield _LazyVariable(var), attrs
         finally:
             ds.close()
     else:
@@ -204,45 +206,76 @@ def weights_source(backbone: str, pretrained: str | None, weights: Path | None,
     return source, config
 
 
-def _check_acquisition(gathers_shape: tuple[int, ...], weights_config: Any, where: str) -> None:
-    """Refuse gathers whose shots, time samples or receivers differ from what the weights were trained for.
+def acquisition_map(gathers_shape: tuple[int, ...], weights_config: Any, survey: Any, grid: Any,
+                    where: str) -> Any:
+    """How the input's acquisition is mapped onto the one the weights were trained for.
 
-    A network that accepts other sizes (a ViT pads its patches) would still predict, but
-    from an acquisition it never saw; one that does not would blame its weights' shapes.
+    Returns ``None`` when the weights record no acquisition (the network then reads the
+    gathers as they are). Gathers of the native layout without a survey are taken as
+    recorded with the native acquisition; any other layout needs its survey (positions and
+    sample interval), from the input's coordinates or headers or from ``--survey``.
+
+    Raises:
+        DataError: no survey for gathers of another layout, or gathers that disagree with it.
+        SurveyError: a survey that cannot be mapped, saying why.
     """
-    from ..errors import DataError
+    from ..acquisition import AcquisitionMap, native_survey
+    from ..errors import DataError, SurveyError
 
-    native = weights_config.shape if weights_config is not None else None
-    if native is None:
-        return
+    native_shape = weights_config.shape if weights_config is not None else None
+    if native_shape is None:
+        return None
+    native = native_survey(native_shape)
     _, shots, nt, receivers = gathers_shape
-    wrong = [f"{have} {what}, not {want}" for what, have, want in (
-        ("shots", shots, native.shots), ("time samples", nt, native.time), ("receivers", receivers, native.receivers))
-        if have != want]
-    if wrong:
-        raise DataError(f"{where}: the gathers have {'; '.join(wrong)}: the weights {weights_config.label} were "
-                        f"trained for {native.shots} shots x {native.time} time samples x {native.receivers} "
-                        f"receivers. Map the input onto that acquisition (select shots, resample time, pick "
-                        f"receivers) or use weights trained for it")
+    layout = (native.n_shots, native.nt, native.n_receivers)
+    if survey is None:
+        if (shots, nt, receivers) != layout:
+            wrong = [f"{have} {what}, not {want}" for what, have, want in (
+                ("shots", shots, native.n_shots), ("time samples", nt, native.nt),
+                ("receivers", receivers, native.n_receivers)) if have != want]
+            raise DataError(f"{where}: the gathers have {'; '.join(wrong)}: the weights {weights_config.label} were "
+                            f"trained for {native.n_shots} shots x {native.nt} time samples x {native.n_receivers} "
+                            f"receivers, and the input carries no acquisition to map it from (source and receiver "
+                            f"positions, sample interval). Give --survey FILE.toml, or an input with them (netCDF "
+                            f"source_x/receiver_x/time coordinates, SEG-Y trace headers)")
+        survey = native
+    if (shots, nt, receivers) != (survey.n_shots, survey.nt, survey.n_receivers):
+        raise DataError(f"{where}: gathers of {shots} shots x {nt} time samples x {receivers} receivers, but its "
+                        f"survey describes {survey.n_shots} x {survey.nt} x {survey.n_receivers}")
+    try:
+        mapping = AcquisitionMap(survey, native, grid=grid)
+    except SurveyError as exc:
+        raise SurveyError(f"{where}: {exc}") from None
+    return mapping
 
 
 def predict_velocity(gathers: Any, *, backbone: str, options: Mapping[str, Any], source: str, weights_config: Any,
                      adapter: Path | None, normalization: Path | None, shape: Any, batch_size: int, device: Any,
-                     progress: bool, where: str) -> tuple[np.ndarray, dict[str, Any]]:
+                     progress: bool, where: str, survey: Any = None, grid: Any = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Velocity (m/s) from ``gathers`` with the model the command's options name, and its provenance.
 
+    Gathers recorded with ``survey`` are mapped onto the acquisition the weights were
+    trained for and the prediction back onto ``grid`` (see :mod:`fwi_plugins.acquisition`).
     The normalisation is the one the model was trained with (see :func:`find_normalization`);
     without one, the gathers' own range is used, with a warning.
     """
     import warnings
 
+    from ..acquisition import mapped_gathers
     from ..api import get_spec
     from ..data import Normalization
     from ..engine.predict import load_model, predict as run_predict
     from ..options import to_dict
     from ..pretrained import backbone_options
 
-    _check_acquisition(gathers.shape, weights_config, where)
+    mapping = acquisition_map(tuple(gathers.shape), weights_config, survey, grid, where)
+    if mapping is not None and not mapping.is_identity:
+        for note in mapping.notes:
+            warnings.warn(f"{where}: {note}", UserWarning, stacklevel=2)
+        gathers = mapped_gathers(gathers, mapping)
+        shape = weights_config.shape
+    else:
+        mapping = None
     norm, norm_source = find_normalization(normalization, weights_config.path if weights_config else None, adapter)
     if norm is None:
         lo, hi = _fit_gathers_range(gathers, batch_size)
@@ -259,6 +292,8 @@ def predict_velocity(gathers: Any, *, backbone: str, options: Mapping[str, Any],
     model = load_model(backbone, options, adapter_dir=adapter, pretrained=source, shape=shape)
     velocity = run_predict(model, gathers, normalization=norm, batch_size=batch_size, device=device,
                            progress=progress)
+    if mapping is not None:
+        velocity = mapping.velocity_to_user(velocity)
     spec = get_spec("backbone", backbone)
     provenance = {
         "backbone": backbone,
@@ -268,6 +303,7 @@ def predict_velocity(gathers: Any, *, backbone: str, options: Mapping[str, Any],
         "adapter": str(adapter) if adapter else None,
         "normalization": norm.to_dict(),
         "normalization_source": norm_source,
+        "acquisition": mapping.describe() if mapping is not None else None,
     }
     return velocity, {k: v for k, v in provenance.items() if v is not None}
 
@@ -292,7 +328,11 @@ def predict_velocity(gathers: Any, *, backbone: str, options: Mapping[str, Any],
                    "which an option may only repeat.")
 @click.option("--normalization", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.json",
               help="Normalisation the model was trained with; default: found beside the adapter/weights.")
-@click.option("--grid", metavar="ZxX", help="Velocity grid in cells; default: the input's survey, else R x R.")
+@click.option("--survey", "survey_name", metavar="FILE|PRESET",
+              help="Acquisition of the input (.toml/.json survey file, or openfwi/small); default: the input's "
+                   "own coordinates or headers. Gathers of any acquisition are mapped onto the model's.")
+@click.option("--grid", metavar="ZxX", help="Velocity grid in cells; default: the input's survey (its depth: "
+                                            "what the recording sees, when the input does not say), else R x R.")
 @click.option("--dx", type=float, help="Grid spacing in metres; default: the input's survey, else 10.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Samples per batch.")
 @click.option("--device", default="auto", show_default=True, help="auto (GPU when present), cpu or cuda.")
@@ -300,7 +340,8 @@ def predict_velocity(gathers: Any, *, backbone: str, options: Mapping[str, Any],
 @plugin_option
 @handles_errors
 def predict(backbone: str, pretrained: str | None, weights: Path | None, adapter: Path | None, input_path: Path,
-            out: Path, overrides: tuple[str, ...], normalization: Path | None, grid: str | None,
+            out: Path, overrides: tuple[str, ...], normalization: Path | None, survey_name: str | None,
+            grid: str | None,
             dx: float | None, batch_size: int, device: str, quiet: bool, plugins: tuple[str, ...]) -> None:
     """Predict velocity from shot gathers, in batches, and write it as netCDF, SEG-Y and PNG.
 
@@ -313,6 +354,7 @@ def predict(backbone: str, pretrained: str | None, weights: Path | None, adapter
       fwi predict --backbone vit --adapter runs/r/adapter --input field.sgy --out pred/ --device cuda
       fwi predict --backbone vit --weights foundation.safetensors --input shots.npy --out pred/
     """
+    from ..acquisition import AcquisitionMap, Grid, native_survey
     from ..data import Normalization
     from ..data.io import survey_from_attrs, write_velocity
     from ..engine.figures import velocity_comparison
@@ -320,6 +362,7 @@ def predict(backbone: str, pretrained: str | None, weights: Path | None, adapter
     from ..errors import OptionError
     from ..manager import get_plugin_manager
     from ..specs import IOShape
+    from ..survey import Survey
 
     per_kind, plain = split_overrides(parse_overrides(overrides))
     stray = [f"{kind}.{key}" for kind, values in per_kind.items() if kind != "backbone" for key in values]
@@ -332,11 +375,24 @@ def predict(backbone: str, pretrained: str | None, weights: Path | None, adapter
     target = resolve_device(device)  # fail on a bad device before reading anything
     source, weights_config = weights_source(backbone, pretrained, weights, per_kind["backbone"])
 
+    survey_file = Survey.load(survey_name) if survey_name is not None else None
     with open_gathers(input_path) as (gathers, attrs):
         n, shots, nt, receivers = gathers.shape
-        survey = survey_from_attrs(attrs, where=f"--input {input_path}")
+        survey = survey_file or survey_from_attrs(attrs, where=f"--input {input_path}")
+        origin = 0.0 if survey_file is not None else float(attrs.get("origin_x") or 0.0)
         native = weights_config.shape if weights_config is not None else None
-        if requested_grid:
+        spacing = dx or (survey.dx if survey else 10.0)
+        mapped_grid = None
+        if native is not None and survey is not None:
+            # Mapped onto the weights' acquisition: the grid is the user's, in metres.
+            nx = int(round((survey.nx - 1) * survey.dx / spacing)) + 1
+            if survey_file is None and attrs.get("grid_depth") == "assumed":
+                nz = AcquisitionMap.deepest(survey, native_survey(native), spacing)
+            else:
+                nz = int(round((survey.nz - 1) * survey.dx / spacing)) + 1
+            nz, nx = requested_grid or (nz, nx)
+            mapped_grid = Grid(nz=nz, nx=nx, dx=spacing)
+        elif requested_grid:
             nz, nx = requested_grid
         elif survey:
             nz, nx = survey.nz, survey.nx
@@ -344,22 +400,22 @@ def predict(backbone: str, pretrained: str | None, weights: Path | None, adapter
             nz, nx = native.depth, native.width
         else:
             nz, nx = receivers, receivers
-        spacing = dx or (survey.dx if survey else 10.0)
         shape = IOShape(shots=shots, time=nt, receivers=receivers, depth=nz, width=nx)
 
         velocity, provenance = predict_velocity(
             gathers, backbone=backbone, options=per_kind["backbone"], source=source, weights_config=weights_config,
             adapter=adapter, normalization=normalization, shape=shape, batch_size=batch_size, device=target,
-            progress=not quiet, where="--input")
+            progress=not quiet, where="--input", survey=survey, grid=mapped_grid)
 
     if velocity.shape[-2:] != (nz, nx):
         raise OptionError(f"the model predicts a {velocity.shape[-2]} x {velocity.shape[-1]} grid, not the "
                           f"{nz} x {nx} asked for; pass --grid to match the weights")
-    provenance = {"generator": "fwi predict", **provenance, "input": str(input_path)}
+    provenance = {"generator": "fwi predict", **provenance, "input": str(input_path),
+                  "survey": survey.to_dict() if survey is not None else None}
     norm = Normalization.from_dict(provenance["normalization"])
     out.mkdir(parents=True, exist_ok=True)
-    nc_path = write_velocity(out / "velocity.nc", velocity, dx=spacing, attrs=provenance)
-    sgy_path = write_velocity(out / "velocity.sgy", velocity, dx=spacing, attrs=provenance)
+    nc_path = write_velocity(out / "velocity.nc", velocity, dx=spacing, attrs=provenance, origin=origin)
+    sgy_path = write_velocity(out / "velocity.sgy", velocity, dx=spacing, attrs=provenance, origin=origin)
     png_path = velocity_comparison(out / "velocity.png", {"predicted": velocity}, dx=spacing,
                                    vmin=norm.vmin, vmax=norm.vmax, title=f"{backbone}: {input_path.name}")
     get_plugin_manager().hook.fwi_predictions_ready(run_dir=out, stage="predict", path=nc_path,

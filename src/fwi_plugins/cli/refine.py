@@ -133,6 +133,7 @@ def refine(initial_path: Path | None, backbone: str | None, pretrained: str | No
                         f"the survey expects {expected}")
     start: dict[str, object] = {}
     if backbone is not None:
+        from ..acquisition import Grid
         from ..engine.predict import resolve_device
         from ..specs import IOShape
         from .predict import predict_velocity
@@ -142,7 +143,8 @@ def refine(initial_path: Path | None, backbone: str | None, pretrained: str | No
         velocity, start = predict_velocity(
             observed, backbone=backbone, options=per_kind["backbone"], source=source, weights_config=weights_config,
             adapter=adapter, normalization=normalization, shape=shape, batch_size=32, device=resolve_device(device),
-            progress=progress, where="--observed")
+            progress=progress, where="--observed", survey=survey,
+            grid=Grid(nz=survey.nz, nx=survey.nx, dx=survey.dx))
         if velocity.shape[-2:] != (survey.nz, survey.nx):
             raise DataError(f"--backbone {backbone} predicts a {velocity.shape[-2]} x {velocity.shape[-1]} grid, "
                             f"the survey's is {survey.nz} x {survey.nx}")

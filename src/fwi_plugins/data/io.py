@@ -211,20 +211,27 @@ def _read(path: str | Path, what: str, suffixes: Any, read_segy: Any) -> tuple[n
 
 
 def write_velocity(path: str | Path, velocity: Any, *, dx: float,
-                   attrs: Mapping[str, Any] | None = None) -> Path:
-    """Write velocity maps ``(N, 1, Z, X)`` m/s; the format follows the suffix. Atomic."""
+                   attrs: Mapping[str, Any] | None = None, origin: float = 0.0) -> Path:
+    """Write velocity maps ``(N, 1, Z, X)`` m/s; the format follows the suffix. Atomic.
+
+    ``origin`` is the x (metres) of column 0, as the input's coordinates give it: netCDF
+    and zarr carry it in the ``x`` coordinate, SEG-Y in the CDP_X/GroupX trace headers.
+    """
     path = Path(path)
     suffix = _suffix(path, VELOCITY_SUFFIXES, "velocity")
     velocity = validate_velocity(velocity, f"writing {path}")
     if not (dx > 0):
         raise DataError(f"writing {path}: dx must be a positive spacing in metres, got {dx!r}")
-    meta = {"kind": "velocity", "dx": float(dx), **dict(attrs or {}), "versions": package_versions()}
+    if not np.isfinite(origin):
+        raise DataError(f"writing {path}: origin must be a finite x in metres, got {origin!r}")
+    meta = {"kind": "velocity", "dx": float(dx), **({"origin_x": float(origin)} if origin else {}),
+            **dict(attrs or {}), "versions": package_versions()}
     if suffix == ".npy":
         _write_npy(path, velocity)
     elif suffix in (".nc", ".zarr"):
-        _write_xarray(path, _velocity_dataset(velocity, dx, meta))
+        _write_xarray(path, _velocity_dataset(velocity, dx, meta, origin))
     else:
-        _write_segy_velocity(path, velocity, dx, meta)
+        _write_segy_velocity(path, velocity, dx, meta, origin)
     return path
 
 
@@ -279,7 +286,7 @@ def _write_npy(path: Path, arr: np.ndarray) -> None:
 
 
 # -- xarray: netCDF and zarr ---------------------------------------------------
-def _velocity_dataset(velocity: np.ndarray, dx: float, meta: Mapping[str, Any]) -> Any:
+def _velocity_dataset(velocity: np.ndarray, dx: float, meta: Mapping[str, Any], origin: float = 0.0) -> Any:
     import xarray as xr
 
     n, _, nz, nx = velocity.shape
@@ -288,7 +295,7 @@ def _velocity_dataset(velocity: np.ndarray, dx: float, meta: Mapping[str, Any]) 
     coords = {
         "sample": ("sample", np.arange(n), {"long_name": "model index"}),
         "depth": ("depth", np.arange(nz) * float(dx), {"units": "m", "positive": "down"}),
-        "x": ("x", np.arange(nx) * float(dx), {"units": "m", "long_name": "horizontal position"}),
+        "x": ("x", origin + np.arange(nx) * float(dx), {"units": "m", "long_name": "horizontal position"}),
     }
     return xr.Dataset({"velocity": var}, coords=coords, attrs=_encode_attrs(meta))
 
@@ -403,6 +410,7 @@ def _read_xarray(path: Path, what: str) -> tuple[np.ndarray, dict[str, Any]]:
                 if isinstance(survey, dict) and survey.get("dt") and abs(survey["dt"] - dt) > 1e-3 * dt:
                     raise DataError(f"{path}: the time coordinate steps by {dt:g} s but the survey "
                                     f"attribute says dt = {survey['dt']:g} s")
+            attrs.update(gathers_geometry(ds, var, attrs, path))
         try:
             arr = np.asarray(var.values)
         except Exception as exc:
@@ -411,6 +419,40 @@ def _read_xarray(path: Path, what: str) -> tuple[np.ndarray, dict[str, Any]]:
         return arr, attrs
     finally:
         ds.close()
+
+
+def gathers_geometry(ds: Any, var: Any, attrs: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    """The survey an xarray gathers variable's coordinates describe, when no ``survey`` attribute does.
+
+    Reads ``source_x``/``receiver_x`` (metres, optional ``source_z``/``receiver_z``, depth
+    positive down) and the ``time`` coordinate (seconds, evenly spaced). Returns attributes
+    to add: ``survey``, ``origin_x`` (metres of grid column 0) and ``grid_depth``
+    (``"assumed"``: the coordinates say nothing of the grid's depth); empty if none.
+    """
+    if attrs.get("survey") or "source_x" not in ds.coords or "receiver_x" not in ds.coords:
+        return {}
+    if "time" not in var.coords or var.sizes.get("time", 0) < 2:
+        raise DataError(f"{path}: source_x/receiver_x coordinates but no evenly spaced 'time' coordinate "
+                        f"(seconds); the sample interval is needed to map the gathers")
+    time = np.asarray(var["time"].values, dtype=np.float64)
+    steps = np.diff(time)
+    if not (steps > 0).all() or np.ptp(steps) > 1e-3 * steps.mean():
+        raise DataError(f"{path}: coordinate 'time' is not evenly spaced increasing seconds")
+    for name in ("source_x", "receiver_x", "source_z", "receiver_z"):
+        if name in ds.coords:
+            units = str(ds[name].attrs.get("units", "m")).strip().lower()
+            if units not in ("m", "metre", "meter", "metres", "meters"):
+                raise DataError(f"{path}: coordinate {name!r} is in {units!r}; expected metres ('m')")
+    from ..acquisition import survey_from_coordinates
+
+    coords = {name: np.asarray(ds[name].values) for name in ("source_x", "receiver_x", "source_z", "receiver_z")
+              if name in ds.coords}
+    survey, origin = survey_from_coordinates(dt=float(steps.mean()), nt=time.size, where=str(path), **coords)
+    if (survey.n_shots, survey.n_receivers) != (var.sizes.get("shot"), var.sizes.get("receiver")):
+        raise DataError(f"{path}: headers disagree with the data: {survey.n_shots} source_x and "
+                        f"{survey.n_receivers} receiver_x coordinates for gathers of {var.sizes.get('shot')} shots "
+                        f"and {var.sizes.get('receiver')} receivers")
+    return {"survey": survey.to_dict(), "origin_x": origin, "grid_depth": "assumed"}
 
 
 # -- SEG-Y ---------------------------------------------------------------------
@@ -596,7 +638,8 @@ def _write_segy(path: Path, traces: np.ndarray, interval: int, text: str,
                 f.trace[i] = traces[i]
 
 
-def _write_segy_velocity(path: Path, velocity: np.ndarray, dx: float, meta: Mapping[str, Any]) -> None:
+def _write_segy_velocity(path: Path, velocity: np.ndarray, dx: float, meta: Mapping[str, Any],
+                         origin: float = 0.0) -> None:
     segyio = _segyio()
     TF = segyio.TraceField
     n, _, nz, nx = velocity.shape
@@ -608,14 +651,14 @@ def _write_segy_velocity(path: Path, velocity: np.ndarray, dx: float, meta: Mapp
         TF.TRACE_SEQUENCE_LINE: idx + 1, TF.TRACE_SEQUENCE_FILE: idx + 1,
         TF.FieldRecord: model + 1, TF.TraceNumber: col + 1, TF.CDP: col + 1,
         TF.SourceGroupScalar: np.full(n * nx, -100),
-        TF.CDP_X: np.round(col * dx * 100), TF.GroupX: np.round(col * dx * 100),
+        TF.CDP_X: np.round((origin + col * dx) * 100), TF.GroupX: np.round((origin + col * dx) * 100),
         TF.TRACE_SAMPLE_COUNT: np.full(n * nx, nz), TF.TRACE_SAMPLE_INTERVAL: np.full(n * nx, interval),
     }
     text = _text_header([
         f"{_SEGY_MARK} VELOCITY MODEL KIND=velocity UNITS=m/s DOMAIN=depth",
         "ONE TRACE PER X COLUMN; FFID = MODEL NUMBER; TRACE NUMBER = COLUMN",
         "SAMPLE INTERVAL FIELD = DEPTH STEP IN MILLIMETRES; IEEE FLOAT32",
-        f"SAMPLES={n} NZ={nz} NX={nx} DX={dx:g}",
+        f"SAMPLES={n} NZ={nz} NX={nx} DX={dx:g}" + (f" X0={origin:g}" if origin else ""),
         f"GENERATOR={meta.get('generator', 'unknown')} SEED={meta.get('seed', '-')}",
         f"VERSIONS {' '.join(f'{k}={v}' for k, v in meta.get('versions', {}).items())}",
     ])
@@ -755,6 +798,9 @@ def _read_segy_gathers(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     survey = _survey_from_segy(fields, attrs, path)
     if survey is not None:
         attrs["survey"] = survey.to_dict()
+        attrs["origin_x"] = 0.0 if fields else float(min(min(attrs["receiver_x"]), min(attrs["source_x"])))
+        if _text_count(fields, "NZ", path) is None:
+            attrs["grid_depth"] = "assumed"
     return np.ascontiguousarray(gathers), attrs
 
 
