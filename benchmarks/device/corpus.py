@@ -177,7 +177,8 @@ def build(root: Path, plan: Plan, *, physics: Any, device: str, sim_batch: int, 
         jobs = jobs[:max_pieces]
     import multiprocessing
 
-    context = multiprocessing.get_context("fork")
+    # Spawned, not forked: the parent has CUDA and torch's thread pools running by now.
+    context = multiprocessing.get_context("spawn")
     workers = workers or max(1, min(8, (os.cpu_count() or 2) - 2))
     built, per_map = 0, None
     started = time.monotonic()
