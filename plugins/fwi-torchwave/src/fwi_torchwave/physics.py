@@ -4,7 +4,7 @@ The numbers it computes are those of :mod:`fwi_torchwave.propagator`; this modul
 Physics contract around them (input checks, batching of models and shots, chunking, the
 misfit option, the cache version), the same way the ``deepwave`` physics does, so that
 the two are interchangeable in every command. The plugin's tests hold its gathers to
-Deepwave's within 1e-4 relative L2 error.
+Deepwave's within 1e-3 relative L2 error (about 1e-5 measured at OpenFWI size).
 """
 
 from __future__ import annotations
