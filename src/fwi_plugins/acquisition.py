@@ -494,5 +494,7 @@ def predict_on_survey(model: Any, gathers: Any, survey: Survey, *, grid: Grid | 
     mapping = AcquisitionMap(survey, native, grid=grid, scale=scale)
     for note in mapping.notes:
         warnings.warn(note, UserWarning, stacklevel=2)
+    if mapping.is_identity:
+        return predict(model, gathers, **kwargs)
     velocity = predict(model, mapped_gathers(gathers, mapping), **kwargs)
     return mapping.velocity_to_user(velocity)

@@ -115,14 +115,21 @@ def simulate(velocity: Any, physics: Any, *, batch_size: int | None = None, prog
     return _simulate(np.asarray(velocity, dtype=np.float32), physics, batch_size=batch_size, progress=progress)
 
 
-def predict(model: Any, gathers: Any, **kwargs: Any) -> Any:
+def predict(model: Any, gathers: Any, *, survey: Survey | None = None, grid: Any = None, **kwargs: Any) -> Any:
     """Velocity in m/s from raw gathers with a built network; see :func:`fwi_plugins.engine.predict.predict`.
 
     A network built with pretrained weights brings their normalisation; others need
-    ``normalization=``.
+    ``normalization=``. Gathers recorded with ``survey`` (any acquisition) are mapped onto
+    the network's and the prediction back onto ``grid`` (an
+    :class:`~fwi_plugins.acquisition.Grid`, default the survey's); see
+    :func:`fwi_plugins.acquisition.predict_on_survey`.
     """
     from .engine.predict import predict as _predict
 
+    if survey is not None:
+        from .acquisition import predict_on_survey
+
+        return predict_on_survey(model, gathers, survey, grid=grid, **kwargs)
     return _predict(model, gathers, **kwargs)
 
 
