@@ -106,6 +106,11 @@ CORPUS: dict[str, Case] = {
     "gathers missing": lambda t: predict(t / "nope.npy"),
     "gathers off the weights' acquisition": lambda t: predict(_save(t / "g.npy", np.zeros((1, 5, 999, 70),
                                                                                         np.float32))),
+    "gathers nc coordinates without time": lambda t: predict(_nc_with_coordinates(t, time=False)),
+    "gathers nc coordinates in km": lambda t: predict(_nc_with_coordinates(t, units="km")),
+    "gathers nc unmappable grid": lambda t: predict(_nc_with_coordinates(t), "--grid", "400x100"),
+    "gathers npy survey of other shots": lambda t: predict(
+        _save(t / "g.npy", np.zeros((1, 4, 1000, 70), np.float32)), "--survey", "openfwi"),
     # normalisation (fwi predict --normalization)
     "normalization not json": lambda t: predict(_openfwi_gathers(t), "--normalization", _write(t / "n.json", "{")),
     "normalization a list": lambda t: predict(_openfwi_gathers(t), "--normalization", _write(t / "n.json", "[1]")),
@@ -133,6 +138,12 @@ CORPUS: dict[str, Case] = {
                                                                                       np.float32))), t / "o.nc"],
     "velocity npy empty": lambda t: [*simulate_velocity(_write(t / "v.npy", b"")), t / "o.nc"],
     "velocity sgy garbage": lambda t: [*simulate_velocity(_write(t / "v.sgy", b"\0" * 5000)), t / "o.nc"],
+    "velocity mat garbage": lambda t: [*simulate_velocity(_write(t / "v.mat", b"MATLAB 5.0 garbage" * 20)),
+                                       t / "o.nc"],
+    "velocity mat no velocity variable": lambda t: [*simulate_velocity(_savemat(
+        t / "v.mat", a=np.ones((32, 32)), b=np.ones((32, 32)))), t / "o.nc"],
+    "velocity mat cell array": lambda t: [*simulate_velocity(_savemat(
+        t / "v.mat", vp=np.array([["x"]], dtype=object))), t / "o.nc"],
     # survey (fwi simulate --survey FILE)
     "survey nt many": lambda t: ["simulate", "--velocity", _velocity(t), "--survey",
                                  _survey_file(t, nt="many"), "--out", t / "o.nc"],
@@ -163,6 +174,27 @@ CORPUS: dict[str, Case] = {
 
 def _save(path: Path, array: np.ndarray) -> Path:
     np.save(path, array)
+    return path
+
+
+def _savemat(path: Path, **arrays) -> Path:
+    from scipy.io import savemat
+
+    savemat(str(path), arrays)
+    return path
+
+
+def _nc_with_coordinates(tmp: Path, *, time: bool = True, units: str = "m") -> Path:
+    import xarray as xr
+
+    coords = {"source_x": ("shot", np.arange(7) * 150.0, {"units": units}),
+              "receiver_x": ("receiver", np.arange(100) * 10.0, {"units": units})}
+    if time:
+        coords["time"] = ("time", np.arange(1000) * 0.001, {"units": "s"})
+    ds = xr.Dataset({"gathers": (("sample", "shot", "time", "receiver"), np.zeros((1, 7, 1000, 100), np.float32))},
+                    coords=coords)
+    path = tmp / "g.nc"
+    ds.to_netcdf(path, engine="h5netcdf")
     return path
 
 

@@ -1,9 +1,14 @@
-"""The ``files`` dataset: velocity and/or gathers from user files (.npy, .nc, .zarr, .sgy)."""
+"""The ``files`` dataset: velocity and/or gathers from user files (.npy, .nc, .zarr, .sgy, velocity .mat).
+
+Either option may name a folder: its files are read in name order and concatenated, and
+the splits are cut by fraction, whatever the files are called.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -12,7 +17,7 @@ from ..options import to_dict
 from ..survey import Survey
 from .dataset import SPLITS, Normalization, SeismicDataset
 from .families import resolve_survey
-from .io import read_gathers, read_velocity, survey_from_attrs
+from .io import GATHERS_SUFFIXES, VELOCITY_SUFFIXES, read_gathers, read_velocity, survey_from_attrs
 from .options import FilesOptions
 
 
@@ -27,6 +32,26 @@ def split_counts(n: int, fractions: tuple[float, ...]) -> dict[str, int]:
     return {"train": train, "val": val, "test": test}
 
 
+def _read_all(path: str, read: Any, suffixes: tuple[str, ...], what: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """One file, or every ``what`` file of a folder in name order, concatenated (names need not say the split)."""
+    folder = Path(path).expanduser()
+    if not folder.is_dir() or folder.suffix.lower() == ".zarr":
+        return read(path)
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes and not p.name.startswith("."))
+    if not files:
+        raise DataError(f"{folder}: no {what} files ({', '.join(suffixes)}) in the folder")
+    arrays, first = [], None
+    for file in files:
+        arr, file_attrs = read(file)
+        if arrays and arr.shape[1:] != arrays[0].shape[1:]:
+            raise DataError(f"{file}: {what} of shape {arr.shape[1:]} per sample, but {files[0].name} holds "
+                            f"{arrays[0].shape[1:]}; every file of {folder} must share one layout")
+        arrays.append(arr)
+        first = first or file_attrs
+    attrs = {**(first or {}), "path": str(folder), "files": [f.name for f in files]}
+    return np.concatenate(arrays), attrs
+
+
 def build_files(options: FilesOptions | None = None) -> SeismicDataset:
     """A dataset read from files; gathers-only files make a dataset without labels."""
     opts = options if options is not None else FilesOptions()
@@ -38,10 +63,10 @@ def build_files(options: FilesOptions | None = None) -> SeismicDataset:
             from .examples import files_example
 
             opts = dataclasses.replace(opts, velocity=str(files_example()))
-        velocity, vattrs = read_velocity(opts.velocity)
+        velocity, vattrs = _read_all(opts.velocity, read_velocity, (*VELOCITY_SUFFIXES, ".mat"), "velocity")
         attrs["velocity_file"] = {k: v for k, v in vattrs.items() if k != "versions"}
     if opts.gathers:
-        gathers, gattrs = read_gathers(opts.gathers)
+        gathers, gattrs = _read_all(opts.gathers, read_gathers, GATHERS_SUFFIXES, "gathers")
         attrs["gathers_file"] = {k: v for k, v in gattrs.items() if k not in ("versions", "survey")}
         if opts.survey == "auto":
             survey = survey_from_attrs(gattrs, where=opts.gathers)

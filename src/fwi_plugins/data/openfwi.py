@@ -26,7 +26,7 @@ from .families import resolve_survey
 from .io import validate_gathers, validate_velocity
 from .options import OpenFWIOptions
 
-_VELOCITY = re.compile(r"^(?:v?model|vel)(\d+)\.npy$", re.IGNORECASE)
+_VELOCITY = re.compile(r"^(?:v?model|vel)(\d+)\.(?:npy|mat)$", re.IGNORECASE)
 _GATHERS = re.compile(r"^data(\d+)\.npy$", re.IGNORECASE)
 OPENFWI_VELOCITY_SHAPE = (1, 70, 70)
 OPENFWI_GATHERS_SHAPE = (5, 1000, 70)
@@ -47,6 +47,10 @@ class Member:
         return f"{self.path}!{self.member}" if self.member else str(self.path)
 
     def load(self) -> np.ndarray:
+        if self.member is None and self.path.suffix.lower() == ".mat":
+            from .io import read_mat_velocity
+
+            return read_mat_velocity(self.path)[0]
         try:
             if self.member is None:
                 # Memory-mapped: only the rows a split uses are read from disk.
@@ -70,7 +74,7 @@ def _members(path: Path, family: str) -> Iterator[Member]:
         for child in sorted(path.iterdir()):
             if family and not child.name.lower().startswith(family.lower()) and child.suffix == ".zip":
                 continue
-            if child.suffix.lower() in (".zip", ".npy"):
+            if child.suffix.lower() in (".zip", ".npy", ".mat"):
                 yield from _members(child, "")
         return
     if path.suffix.lower() == ".zip":
@@ -82,10 +86,10 @@ def _members(path: Path, family: str) -> Iterator[Member]:
         for name in names:
             yield Member(path, name)
         return
-    if path.suffix.lower() == ".npy":
+    if path.suffix.lower() in (".npy", ".mat"):
         yield Member(path)
         return
-    raise DataError(f"{path}: expected a folder, a .zip or a .npy file")
+    raise DataError(f"{path}: expected a folder, a .zip, a .npy or a .mat file")
 
 
 def _is_test(member: Member) -> bool:
@@ -171,13 +175,28 @@ def build_openfwi(options: OpenFWIOptions | None = None) -> SeismicDataset:
     """The ``openfwi`` dataset: OpenFWI-layout files with OpenFWI's normalisation and splits."""
     opts = options if options is not None else OpenFWIOptions()
     train_files, test_files = discover(opts)
-    want = opts.n_train + opts.n_val if opts.n_train else 0
+    # No file says "test" (and no test_path): the test maps are drawn, seeded, from the same
+    # files as training and validation, disjoint from both.
+    drawn = 0 if test_files else opts.n_test
+    want = opts.n_train + opts.n_val + drawn if opts.n_train else 0
     pool_v, pool_g, train_used = _take(train_files, want)
-    if opts.n_val >= pool_v.shape[0] and pool_v.shape[0]:
-        raise OptionError(f"dataset openfwi: n_val={opts.n_val} leaves no training maps out of {pool_v.shape[0]}")
+    # The training count asked for comes first; with all maps asked for (n_train=0), at
+    # most half of what validation leaves goes to test.
+    spare = pool_v.shape[0] - opts.n_val - opts.n_train if opts.n_train else (pool_v.shape[0] - opts.n_val) // 2
+    drawn = min(drawn, max(spare, 0))
+    if opts.n_val + drawn >= pool_v.shape[0] and pool_v.shape[0]:
+        raise OptionError(f"dataset openfwi: n_val={opts.n_val}"
+                          + (f" and n_test={drawn} (drawn from the same files: none says 'test')" if drawn else "")
+                          + f" leave no training maps out of {pool_v.shape[0]}")
     order = np.random.default_rng(opts.seed).permutation(pool_v.shape[0])
-    val_idx, train_idx = np.sort(order[:opts.n_val]), np.sort(order[opts.n_val:])
-    test_v, test_g, test_used = _take(test_files, opts.n_test)
+    val_idx = np.sort(order[:opts.n_val])
+    drawn_idx = np.sort(order[opts.n_val:opts.n_val + drawn])
+    train_idx = np.sort(order[opts.n_val + drawn:])
+    if test_files:
+        test_v, test_g, test_used = _take(test_files, opts.n_test)
+    else:
+        test_v, test_used = pool_v[drawn_idx], [f"{name} (drawn)" for name in train_used]
+        test_g = pool_g[drawn_idx] if pool_g is not None else None
     velocity = {"train": pool_v[train_idx], "val": pool_v[val_idx], "test": test_v}
     velocity = {k: v for k, v in velocity.items() if v.shape[0]}
     gathers = None
