@@ -139,3 +139,26 @@ def test_simulates_on_the_input_device_and_matches_the_cpu():
     gpu = physics.simulate(layered().cuda())
     assert gpu.device.type == "cuda"
     assert relative_error(gpu.cpu(), cpu) < 1e-4
+
+
+def test_a_failing_compiler_falls_back_to_plain_torch_once(monkeypatch):
+    from fwi_torchwave import propagator
+
+    attempts = []
+
+    def broken(*args):
+        def step(*fields):
+            attempts.append(1)
+            raise RuntimeError("no C compiler")
+        return step
+
+    monkeypatch.setattr(propagator, "compiled_step", broken)
+    monkeypatch.setattr(propagator, "_COMPILE_FAILED", set())
+    plain = api.build_physics("torchwave", {"compile": "off"}, survey=SURVEY).simulate(layered())
+    physics = api.build_physics("torchwave", {"compile": "on"}, survey=SURVEY)
+    with pytest.warns(RuntimeWarning, match="torch.compile failed.*no C compiler"):
+        first = physics.simulate(layered())
+    second = physics.simulate(layered())
+    assert attempts == [1]  # tried once, then plain torch for the rest of the process
+    torch.testing.assert_close(first, plain)
+    torch.testing.assert_close(second, plain)

@@ -196,9 +196,8 @@ def propagate(velocity: torch.Tensor, *, spacing: tuple[float, float], dt: float
         shape = (n, 1) if axis == 0 else (1, n)
         profiles += [a.view(shape), b.view(shape), db.view(shape)]
 
-    step = make_step(accuracy, *spacing)
-    if compile:
-        step = compiled_step(accuracy, *spacing)
+    compile = compile and not _COMPILE_FAILED  # a compiler that failed once is not tried again
+    step = compiled_step(accuracy, *spacing) if compile else make_step(accuracy, *spacing)
     fields = [torch.zeros_like(model) for _ in range(6)]
     recorded = []
     for t in range(nt * ratio):
