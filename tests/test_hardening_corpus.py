@@ -70,10 +70,16 @@ def _truncated(path: Path, keep: int) -> Path:
     return path
 
 
-def _segy_patched(tmp: Path, at: int, value: int) -> Path:
-    path = _gathers(tmp, ".sgy")
+def _segy_patched(tmp: Path, at: int | tuple[int, ...], value: int) -> Path:
+    # Nonzero samples: zeros read the same as IBM and IEEE floats, and a small survey is
+    # mappable, so only the damage itself can make the file unreadable.
+    from fwi_plugins.data import io
+
+    data = np.random.default_rng(0).standard_normal((1, SMALL.n_shots, SMALL.nt, SMALL.n_receivers))
+    path = io.write_gathers(tmp / "g.sgy", data.astype(np.float32), survey=SMALL)
     raw = bytearray(path.read_bytes())
-    raw[at:at + 2] = struct.pack(">h", value)
+    for where in (at,) if isinstance(at, int) else at:
+        raw[where:where + 2] = struct.pack(">h", value)
     path.write_bytes(bytes(raw))
     return path
 
@@ -101,7 +107,8 @@ CORPUS: dict[str, Case] = {
     "gathers sgy truncated traces": lambda t: predict(_truncated(_gathers(t, ".sgy"), 3600 + 500)),
     "gathers sgy format 99": lambda t: predict(_segy_patched(t, 3224, 99)),
     "gathers sgy IEEE declared IBM": lambda t: predict(_segy_patched(t, 3224, 1)),
-    "gathers sgy zero interval": lambda t: predict(_segy_patched(t, 3216, 0)),
+    # the binary header's interval and the first trace header's (bytes 117-118), both zero
+    "gathers sgy zero interval": lambda t: predict(_segy_patched(t, (3216, 3600 + 116), 0)),
     "gathers unknown suffix": lambda t: predict(_write(t / "g.txt", "1 2 3")),
     "gathers missing": lambda t: predict(t / "nope.npy"),
     "gathers off the weights' acquisition": lambda t: predict(_save(t / "g.npy", np.zeros((1, 5, 999, 70),
