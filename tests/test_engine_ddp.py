@@ -113,13 +113,14 @@ def test_two_gloo_processes_train_like_one_with_the_whole_batch(tmp_path):
     worker = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(worker)
     worker.main(str(tmp_path / "single"), 8)
-    for rank, process in enumerate(ranks):
-        try:
-            output, _ = process.communicate(timeout=120)
-        finally:
-            for p in ranks:
-                if p.poll() is None:
-                    p.kill()
+    try:
+        # Every rank is waited for: one that finishes first must not cut the other short.
+        outputs = [process.communicate(timeout=120)[0] for process in ranks]
+    finally:
+        for process in ranks:  # only left running when waiting failed
+            if process.poll() is None:
+                process.kill()
+    for rank, (process, output) in enumerate(zip(ranks, outputs, strict=True)):
         assert process.returncode == 0, f"rank {rank}: {output[-3000:]}"
     _check_against_single_process(tmp_path)
 
