@@ -50,3 +50,12 @@ def test_default_weights_predict_better_than_an_untrained_network():
     assert scores["default"]["mae"] < 0.5 * scores[None]["mae"]
     assert scores["default"]["ssim"] > scores[None]["ssim"]
     assert np.isfinite(scores["default"]["rmse"])
+
+
+def test_default_weights_never_saw_the_held_out_families():
+    """``curvefault-b`` and ``salt`` measure out-of-distribution adaptation (make run, the study)."""
+    spec = api.get_spec("backbone", "vit")
+    path = resolve_pretrained(spec, "default")
+    card = json.loads((WEIGHTS_DIR / f"{path.stem}.json").read_text())
+    seen = {d["name"] for d in card["data"]}
+    assert seen and not seen & {"curvefault-b", "salt"}
