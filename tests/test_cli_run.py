@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import textwrap
 
 import pytest
@@ -120,6 +121,15 @@ def test_tiny_job_then_rerun_from_its_config(cli, tmp_path):
     # Changing a setting of a finished run directory is refused, naming the key.
     changed = cli("run", "--config", str(out / "config.toml"), "-o", "lr=0.5")
     assert changed.exit_code == 1 and "options.lr" in changed.output
+    # A copied run directory re-runs in the copy; the original is never written into.
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    copied = cli("run", "--config", str(copy / "config.toml"), "--json")
+    assert copied.exit_code == 0, copied.output
+    assert json.loads(copied.output[copied.output.index("{"):])["training"]["resumed_from"] == 1
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
+    assert json.loads((copy / "config.json").read_text())["out"] == str(copy.resolve())
 
 
 def test_pretrain_dry_run_and_bad_weights(cli):

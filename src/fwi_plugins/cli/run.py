@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -15,6 +16,15 @@ from .common import ComponentName, echo_json, handles_errors, job_flags, parse_o
 #: shipped foundation model never saw in pretraining (salt bodies in layered sediment),
 #: so the default job shows adaptation to a new geology; minutes on a laptop CPU.
 DEFAULT_DATASET = "salt"
+
+
+def _run_directory_of(config_file: Path) -> Path | None:
+    """The run directory whose own configuration ``config_file`` is (the folder or its config.*), else None."""
+    path = config_file.expanduser()
+    folder = path if path.is_dir() else path.parent
+    if not (path.is_dir() or path.name in ("config.toml", "config.json")):
+        return None
+    return folder if (folder / "config.json").is_file() and (folder / "config.toml").is_file() else None
 
 
 def build_config(command: str, *, config_file: str | None, components: Mapping[str, Sequence[str] | str | None],
@@ -29,6 +39,11 @@ def build_config(command: str, *, config_file: str | None, components: Mapping[s
     from ..engine.config import Component, RunConfig, load_config
 
     config = load_config(config_file) if config_file else RunConfig(command=command)
+    run_dir = _run_directory_of(Path(config_file)) if config_file and out is None else None
+    if run_dir is not None:
+        # A run directory's configuration re-runs that directory, wherever it was copied to:
+        # the path recorded inside may name the original, which a copy must never write into.
+        out = str(run_dir)
     if config.command != command:
         raise ConfigError(f"{config_file} is a {config.command!r} configuration; use fwi {config.command}")
     chosen: dict[str, list[Any]] = {}
