@@ -119,3 +119,33 @@ def test_bad_names_and_options_exit_2(files):
     assert result.exit_code == 2 and "accuracy" in result.output
     result = invoke(*base, "--frequencies", "five")
     assert result.exit_code == 2 and "--frequencies" in result.output
+
+
+def test_refine_with_an_estimated_wavelet_writes_it(files):
+    # The recording is 50 times louder and of opposite polarity: a scale only the estimate can explain.
+    np.save(files / "loud.npy", -50.0 * np.load(files / "observed.npy"))
+    out = files / "wavelet"
+    result = invoke("--initial", str(files / "initial.npy"), "--observed", str(files / "loud.npy"),
+                    "--survey", str(files / "survey.toml"), "--wavelet", "estimate", "--iterations", "2",
+                    "--device", "cpu", "--out", str(out), "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "estimated source wavelet explains" in result.output
+    history = json.loads((out / "history.json").read_text())
+    assert history["settings"]["physics_options"]["wavelet"] == "estimate"
+    wavelet = np.asarray(history["wavelet"]["wavelet"][0])
+    ricker = SURVEY.wavelet_samples()
+    # The model is not the truth, so the match is close rather than exact.
+    assert np.dot(wavelet, ricker) / np.linalg.norm(wavelet) / np.linalg.norm(ricker) < -0.9
+    assert np.linalg.norm(wavelet) / np.linalg.norm(ricker) == pytest.approx(50.0, rel=0.3)
+    assert (out / "wavelet.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((out / "metrics.json").read_text())["wavelet_fit"] > 0.5
+
+
+def test_refine_wavelet_flag_conflicts_are_errors(files):
+    args = ["--initial", str(files / "initial.npy"), "--observed", str(files / "observed.npy"),
+            "--survey", str(files / "survey.toml"), "--out", str(files / "never"), "--no-progress"]
+    result = CliRunner().invoke(main, ["refine", *args, "--wavelet", "estimate", "-o", "physics.wavelet=survey"])
+    assert result.exit_code == 2      # an option error, as other bad options
+    assert "error: --wavelet estimate disagrees with -o physics.wavelet=survey" in result.output
+    assert "Traceback" not in result.output
+    assert not (files / "never").exists()

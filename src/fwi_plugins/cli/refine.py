@@ -48,6 +48,10 @@ def _frequencies(text: str | None) -> tuple[float, ...] | None:
 @click.option("-o", "--option", "overrides", multiple=True, metavar="physics.KEY=VALUE",
               help="Physics option, e.g. -o physics.misfit=envelope, or with --backbone a backbone option "
                    "(repeatable; see: fwi show physics NAME).")
+@click.option("--wavelet", "wavelet", type=click.Choice(["survey", "estimate"]), default=None,
+              help="Source wavelet the misfit compares with: the survey's Ricker, or estimated from the data "
+                   "(a matching filter per set of gathers: unknown wavelet and amplitude scale, as in field "
+                   "data). Sets -o physics.wavelet; default: the physics' own default (survey).")
 @click.option("--iterations", type=click.IntRange(min=1), default=50, show_default=True,
               help="Gradient steps in all.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.01, show_default=True,
@@ -68,7 +72,7 @@ def _frequencies(text: str | None) -> tuple[float, ...] | None:
 def refine(initial_path: Path | None, backbone: str | None, pretrained: str | None, weights: Path | None,
            adapter: Path | None, normalization: Path | None, observed_path: Path, survey_name: str | None,
            physics_name: str,
-           overrides: tuple[str, ...], iterations: int, lr: float, step_rule: str, smooth: float,
+           overrides: tuple[str, ...], wavelet: str | None, iterations: int, lr: float, step_rule: str, smooth: float,
            frequencies: str | None,
            vmin: float | None, vmax: float | None, device: str, out_dir: Path, progress: bool) -> None:
     """Refine a velocity model by full-waveform inversion through a physics plugin.
@@ -81,12 +85,15 @@ def refine(initial_path: Path | None, backbone: str | None, pretrained: str | No
       config.json    the resolved settings; metrics.json: start and end misfit
       velocity.png   initial and refined models side by side
       misfit.png     the misfit history
+      wavelet.png    with --wavelet estimate: the estimated source wavelet in the
+                     refined model (also in history.json)
 
     \b
     Examples:
       fwi refine --initial predicted.nc --observed shots.nc --survey openfwi \\
                  --iterations 100 --frequencies 5,10 -o physics.misfit=trace-l2
       fwi refine --backbone vit --observed shots.nc --iterations 100
+      fwi refine --backbone vit --observed line.sgy --wavelet estimate --iterations 30
     """
     import numpy as np
 
@@ -158,6 +165,14 @@ def refine(initial_path: Path | None, backbone: str | None, pretrained: str | No
         raise DataError(f"{initial_path}: velocity must be finite and positive (m/s)")
 
     spec = api.get_spec("physics", physics_name)
+    if wavelet is not None:
+        if "wavelet" not in getattr(spec.options, "__dataclass_fields__", {}):
+            raise OptionError(f"--wavelet: physics {spec.name!r} has no 'wavelet' option (it cannot estimate "
+                              f"a source wavelet); use a physics that has, for example deepwave")
+        given = per_kind["physics"].get("wavelet")
+        if given is not None and str(given) != wavelet:
+            raise OptionError(f"--wavelet {wavelet} disagrees with -o physics.wavelet={given}; give one of them")
+        per_kind["physics"]["wavelet"] = wavelet
     options = spec.parse_options(per_kind["physics"])
     physics = spec.load()(options, survey=survey)
     lo = survey.vmin if vmin is None else vmin
@@ -190,18 +205,39 @@ def refine(initial_path: Path | None, backbone: str | None, pretrained: str | No
                         smooth=smooth, vmin=vmin,
                         vmax=vmax, frequencies=cutoffs, device=device, progress=progress)
 
+    history = {**result.to_dict(), "settings": settings}
+    estimated = None
+    if getattr(options, "wavelet", "survey") == "estimate":
+        from ..wavelet import estimate_wavelet
+
+        estimated = estimate_wavelet(physics, result.velocity, observed,
+                                     max_lag=getattr(options, "wavelet_lag", None),
+                                     damping=float(getattr(options, "wavelet_damping", 1e-3)))
+        history["wavelet"] = estimated.to_dict()
+
     write_velocity(out_dir / "velocity.nc", result.velocity, dx=survey.dx,
                    attrs={"generator": "fwi refine", "refine": settings,
                           "initial_misfit": result.initial_misfit, "final_misfit": result.final_misfit})
     atomic_write_text(out_dir / "history.json",
-                      json.dumps({**result.to_dict(), "settings": settings}, indent=2) + "\n")
+                      json.dumps(history, indent=2) + "\n")
     figures.velocity_comparison(out_dir / "velocity.png", {"initial": velocity, "refined": result.velocity},
                                 dx=survey.dx, title="refinement")
     figures.misfit_history(out_dir / "misfit.png", result.history, title=f"refinement ({spec.name})")
+    if estimated is not None:
+        from ..wavelet import wavelet_figure
+
+        wavelet_figure(out_dir / "wavelet.png", estimated, assumed=survey.wavelet_samples(),
+                       title="estimated source wavelet (refined model)")
     metrics = {"initial_misfit": result.initial_misfit, "final_misfit": result.final_misfit,
                "reduction": result.reduction, "iterations": iterations}
+    if estimated is not None:
+        metrics["wavelet_fit"] = float(np.mean(estimated.fit))
     atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     get_plugin_manager().notify("fwi_run_finished", run_dir=out_dir, metrics=metrics)
     click.echo(f"misfit {result.initial_misfit:.4g} -> {result.final_misfit:.4g} "
                f"({100 * result.reduction:.1f}% lower) after {iterations} iterations")
-    click.echo(f"wrote {out_dir / 'velocity.nc'}, history.json, velocity.png, misfit.png")
+    if estimated is not None:
+        click.echo(f"estimated source wavelet explains {100 * metrics['wavelet_fit']:.1f}% of the data energy "
+                   f"(the survey's as simulated: {100 * float(np.mean(estimated.fit_unfiltered)):.1f}%)")
+    click.echo(f"wrote {out_dir / 'velocity.nc'}, history.json, velocity.png, misfit.png"
+               + (", wavelet.png" if estimated is not None else ""))

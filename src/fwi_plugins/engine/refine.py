@@ -17,6 +17,11 @@ moves every cell about ``lr`` per step whatever its gradient; it lowers the misf
 faster but leaves high-wavenumber noise in poorly illuminated cells. Frequency continuation fits low-passed data
 first (both observed and simulated go through the same filter), which keeps the early
 updates smooth and away from cycle-skipped minima.
+
+Recorded (field) data have their own source wavelet and amplitude scale: build the physics
+with ``wavelet="estimate"`` (``fwi refine --wavelet estimate``) and every misfit compares the
+recorded gathers with the simulation after the matching filter that best turns the
+survey's wavelet into theirs (:mod:`fwi_plugins.wavelet`), re-estimated for each model.
 """
 
 from __future__ import annotations

@@ -22,6 +22,17 @@ class DeepwaveOptions:
     misfit: Literal["l2", "trace-l2", "ncc", "envelope"] = option(
         "l2", "data misfit: l2 (mean squared error), trace-l2 (each trace scaled to unit energy), "
               "ncc (1 - normalised zero-lag cross-correlation per trace), envelope (L2 of Hilbert envelopes)")
+    wavelet: Literal["survey", "estimate"] = option(
+        "survey", "source wavelet the misfit compares with: survey (the survey's Ricker, amplitudes as "
+                  "simulated) or estimate (a matching filter per set of gathers, re-estimated at every "
+                  "comparison, turns the simulation into the recorded data's wavelet and amplitude scale; "
+                  "for field data)")
+    wavelet_lag: float | None = option(
+        None, "with wavelet=estimate: the matching filter's half-length in seconds; default three periods "
+              "of the survey's peak frequency")
+    wavelet_damping: float = option(
+        1e-3, "with wavelet=estimate: prewhitening of the filter's least-squares fit, a fraction of the "
+              "simulated traces' energy")
     max_batch: int = option(0, "most shot simulations in one deepwave call, to bound memory (0: all at once)")
     check: bool = option(True, "check every input against the survey (range, NaN, points per wavelength) "
                                "before simulating")
@@ -35,5 +46,11 @@ class DeepwaveOptions:
             raise ValueError(f"max_vel must be positive, got {self.max_vel!r}")
         if self.max_batch < 0:
             raise ValueError(f"max_batch must be >= 0, got {self.max_batch!r}")
+        if self.wavelet not in ("survey", "estimate"):
+            raise ValueError(f"wavelet must be survey or estimate, got {self.wavelet!r}")
+        if self.wavelet_lag is not None and not (self.wavelet_lag >= 0 and self.wavelet_lag < float("inf")):
+            raise ValueError(f"wavelet_lag must be a non-negative number of seconds, got {self.wavelet_lag!r}")
+        if not (self.wavelet_damping > 0 and self.wavelet_damping < float("inf")):
+            raise ValueError(f"wavelet_damping must be a positive number, got {self.wavelet_damping!r}")
         if self.misfit not in MISFITS:
             raise ValueError(f"misfit must be one of {', '.join(MISFITS)}, got {self.misfit!r}")

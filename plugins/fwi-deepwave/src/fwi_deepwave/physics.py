@@ -20,6 +20,7 @@ import torch
 from fwi_plugins.errors import DataError, SurveyError
 from fwi_plugins.physics import get_misfit
 from fwi_plugins.survey import Survey
+from fwi_plugins.wavelet import default_max_lag, matched_misfit
 
 from . import __version__
 from .options import DeepwaveOptions
@@ -59,6 +60,11 @@ class DeepwavePhysics:
         if self.max_vel < survey.vmin:
             raise SurveyError(f"max_vel {self.max_vel:g} m/s is below the survey's vmin {survey.vmin:g} m/s")
         self._misfit = get_misfit(options.misfit)
+        if options.wavelet == "estimate":
+            lag = default_max_lag(survey.peak_freq) if options.wavelet_lag is None else options.wavelet_lag
+            self.wavelet_max_lag = min(int(round(lag / survey.dt)), survey.nt - 1)
+            self._misfit = matched_misfit(self._misfit, max_lag=self.wavelet_max_lag,
+                                          damping=options.wavelet_damping)
         self._wavelet = torch.from_numpy(survey.wavelet_samples())
         self._sources = _locations(survey.sources).unsqueeze(1)  # (S, 1, 2)
         self._receivers = _locations(survey.receivers).unsqueeze(0).expand(survey.n_shots, -1, -1)  # (S, R, 2)
@@ -70,7 +76,7 @@ class DeepwavePhysics:
 
     def __repr__(self) -> str:
         return (f"DeepwavePhysics(accuracy={self.options.accuracy}, pml_width={self.pml_width}, "
-                f"max_vel={self.max_vel:g}, misfit={self.options.misfit!r})")
+                f"max_vel={self.max_vel:g}, misfit={self.options.misfit!r}, wavelet={self.options.wavelet!r})")
 
     def _geometry(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Wavelet and positions on ``device``, built once per device and dtype."""
@@ -150,7 +156,11 @@ class DeepwavePhysics:
         return data.view(n_models, n_shots, self.survey.n_receivers, self.survey.nt).transpose(2, 3).contiguous()
 
     def misfit(self, predicted: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
-        """The option-chosen data misfit (see :mod:`fwi_plugins.physics`); a differentiable scalar."""
+        """The option-chosen data misfit (see :mod:`fwi_plugins.physics`); a differentiable scalar.
+
+        With ``wavelet=estimate`` the simulation first goes through the matching filter that
+        best turns it into ``observed`` (one per set of gathers, see :mod:`fwi_plugins.wavelet`).
+        """
         return self._misfit(predicted, observed.to(device=predicted.device, dtype=predicted.dtype))
 
 
