@@ -106,7 +106,7 @@ def test_leftovers_of_killed_writes_are_removed_when_the_run_starts_again(tmp_pa
 
 def test_adapter_writes_leave_part_named_temporaries(tmp_path, monkeypatch):
     """A killed adapter write leaves a folder the next run recognises and removes."""
-    from fwi_plugins import peft_utils
+    from fwi_plugins import adapted
 
     seen = []
 
@@ -121,9 +121,9 @@ def test_adapter_writes_leave_part_named_temporaries(tmp_path, monkeypatch):
     model = spec.load()(spec.parse_options(dict(spec.example_options)), shape=TINY_SHAPE)
     mspec = manager.get("peft", "full")
     model = mspec.load()(model, mspec.parse_options({}), targets=spec.peft_targets, head=spec.head)
-    monkeypatch.setattr(peft_utils, "_replace_into", fail)
+    monkeypatch.setattr(adapted, "_replace_into", fail)
     with pytest.raises(KeyboardInterrupt):
-        peft_utils.save_adapted(model, tmp_path / "adapter")
+        adapted.save_adapted(model, tmp_path / "adapter")
     assert seen and seen[0].name.startswith(".adapter.") and seen[0].name.endswith(".part")
 
 

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .manager import FWIPluginManager, get_plugin_manager
-from .specs import KINDS, BackboneSpec, ComponentSpec, IOShape
+from .specs import KINDS, BackboneSpec, ComponentSpec, IOShape, PeftMethodSpec
 from .survey import Survey
 
 __all__ = [
@@ -86,10 +86,11 @@ def apply_peft(model: Any, name: str, options: Mapping[str, Any] | Any = None, *
                head: tuple[str, ...] | None = None) -> Any:
     """Adapt ``model`` with a PEFT method; targets and head default to the backbone's own."""
     spec = get_spec("peft", name)
+    assert isinstance(spec, PeftMethodSpec)
     bspec = get_spec("backbone", backbone) if isinstance(backbone, str) else backbone
     targets = targets if targets is not None else (bspec.peft_targets if bspec else ())
     head = head if head is not None else (bspec.head if bspec else ())
-    return spec.load()(model, spec.parse_options(options), targets=tuple(targets), head=tuple(head))
+    return spec.apply(model, options, targets=tuple(targets), head=tuple(head))
 
 
 def load_dataset(name: str, options: Mapping[str, Any] | Any = None) -> Any:

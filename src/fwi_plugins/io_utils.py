@@ -1,4 +1,4 @@
-"""Atomic file writes (a file either appears whole or not at all) and small TOML/JSON reads."""
+"""Atomic writes of files and folders (either appears whole or not at all), and small TOML/JSON reads and writes."""
 
 from __future__ import annotations
 
@@ -104,6 +104,64 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
                 shutil.rmtree(tmp_path)
             else:
                 tmp_path.unlink()
+        raise
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    done = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    return done == 0
+
+
+def replace_dir(new: str | Path, target: str | Path) -> None:
+    """Give folder ``new`` the name ``target``, replacing the folder there if any.
+
+    Where the system can swap two names in one step, ``target`` always names a whole
+    folder, old or new; elsewhere the old folder is renamed aside just before (an
+    instant without it, never a half-written one). The old folder is then deleted.
+    """
+    new, target = Path(new), Path(target)
+    if not target.exists() and not target.is_symlink():
+        os.replace(new, target)
+        return
+    import shutil
+
+    if target.is_dir() and not target.is_symlink() and _exchange(new, target):
+        shutil.rmtree(new, ignore_errors=True)  # holds the old folder now
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=PART_SUFFIX, dir=target.parent))
+    os.replace(target, aside / target.name)
+    os.replace(new, target)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield a fresh temporary folder beside ``path``; it replaces ``path`` whole if the block succeeds.
+
+    What appears has the modes the umask asks for, as if written in place.
+    """
+    import shutil
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=PART_SUFFIX, dir=path.parent))
+    try:
+        yield tmp
+        respect_umask(tmp)
+        replace_dir(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

@@ -88,16 +88,7 @@ class ComponentSpec:
         missing = self.missing_requirements()
         if missing:
             raise MissingDependencyError(f"{self.kind} {self.name!r}", missing)
-        if callable(self.factory):
-            return self.factory
-        module_name, _, attr = self.factory.partition(":")
-        try:
-            target: Any = importlib.import_module(module_name)
-            for part in attr.split("."):
-                target = getattr(target, part)
-        except (ImportError, AttributeError) as exc:
-            raise PluginError(f"{self.kind} {self.name!r}: cannot load factory {self.factory!r}: {exc}") from exc
-        return target
+        return _resolve(self.factory, f"{self.kind} {self.name!r}: cannot load factory")
 
     def parse_options(self, values: Mapping[str, Any] | Any = None) -> Any:
         """Options from a mapping of (string) values, or an options instance as is."""
@@ -149,6 +140,10 @@ class BackboneSpec(ComponentSpec):
         return data
 
 
+#: The attribute naming the PEFT method that adapted a model (see :meth:`PeftMethodSpec.apply`).
+METHOD_ATTRIBUTE = "fwi_peft_method"
+
+
 @dataclass(frozen=True, kw_only=True)
 class PeftMethodSpec(ComponentSpec):
     """A way to adapt a backbone while training few of its weights.
@@ -156,9 +151,56 @@ class PeftMethodSpec(ComponentSpec):
     Factory: ``factory(model, options, *, targets: tuple[str, ...], head: tuple[str, ...])
     -> torch.nn.Module``; the returned model's trainable parameters are exactly the ones
     the method trains.
+
+    Saving is part of the method (see :mod:`fwi_plugins.adapter_folder` for the layout):
+
+    Attributes:
+        saver: ``saver(model, folder) -> None`` writes the adapted model's adapters into
+            the fresh, empty ``folder`` (:func:`fwi_plugins.adapter_folder.write_adapter`
+            writes one in the fwi-plugins format, naming this method). Left out: peft's
+            own layout for a peft model, otherwise the trained parameters and every
+            buffer (a generic format that loads without the method).
+        loader: ``loader(model, folder, *, trainable: bool) -> torch.nn.Module`` rebuilds
+            the adapted model on a freshly built backbone from a folder whose settings
+            name this method; read weights with
+            :func:`fwi_plugins.adapter_folder.read_adapter_weights`, which keeps the
+            safety rules. Required with ``saver``.
+
+    Either may be a callable or a ``"module:function"`` string, imported when used.
     """
 
     kind: ClassVar[str] = "peft"
+
+    saver: Callable[..., Any] | str | None = None
+    loader: Callable[..., Any] | str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if (self.saver is None) != (self.loader is None):
+            raise PluginError(f"peft {self.name!r}: a saver needs a loader and a loader a saver")
+
+    def apply(self, model: Any, options: Mapping[str, Any] | Any = None, *, targets: tuple[str, ...] = (),
+              head: tuple[str, ...] = ()) -> Any:
+        """Adapt ``model`` with this method, and record the method's name on the result.
+
+        The name (in the attribute :data:`METHOD_ATTRIBUTE`) is how saving finds the
+        method's own format.
+        """
+        adapted = self.load()(model, self.parse_options(options), targets=tuple(targets), head=tuple(head))
+        setattr(adapted, METHOD_ATTRIBUTE, self.name)
+        return adapted
+
+    def load_saver(self) -> Callable[..., Any] | None:
+        """The saver, imported now (``None`` when the method keeps the default format)."""
+        if self.saver is None:
+            return None
+        return _resolve(self.saver, f"peft {self.name!r}: cannot load saver")
+
+    def load_loader(self) -> Callable[..., Any] | None:
+        """The loader, imported now (``None`` when the method keeps the default format)."""
+        if self.loader is None:
+            return None
+        return _resolve(self.loader, f"peft {self.name!r}: cannot load loader")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,6 +223,20 @@ class PhysicsSpec(ComponentSpec):
     """
 
     kind: ClassVar[str] = "physics"
+
+
+def _resolve(target: Callable[..., Any] | str, failure: str) -> Callable[..., Any]:
+    """A callable, or the object a ``"module:attribute"`` string names (imported now)."""
+    if callable(target):
+        return target
+    module_name, _, attr = target.partition(":")
+    try:
+        found: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError) as exc:
+        raise PluginError(f"{failure} {target!r}: {exc}") from exc
+    return found
 
 
 @dataclass(frozen=True)

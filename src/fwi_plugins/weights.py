@@ -35,11 +35,11 @@ SHARD_NAME = "model-{index:05d}-of-{count:05d}.safetensors"
 MAX_SHARD_BYTES = 15 * 2**20
 
 
-def _tensors(model: nn.Module) -> dict[str, Any]:
-    """The state dict, detached, contiguous, on CPU; tensors sharing storage are copied apart."""
+def plain_tensors(tensors: Mapping[str, Any]) -> dict[str, Any]:
+    """Detached, contiguous CPU copies of ``tensors``; tensors sharing storage are copied apart."""
     seen: set[tuple[int, int]] = set()
     out = {}
-    for name, tensor in model.state_dict().items():
+    for name, tensor in tensors.items():
         t = tensor.detach().to("cpu").contiguous()
         key = (t.untyped_storage().data_ptr(), t.storage_offset())
         if t.numel() and key in seen:  # safetensors refuses shared memory
@@ -47,6 +47,11 @@ def _tensors(model: nn.Module) -> dict[str, Any]:
         seen.add(key)
         out[name] = t
     return out
+
+
+def _tensors(model: nn.Module) -> dict[str, Any]:
+    """The state dict, as :func:`plain_tensors` prepares it for safetensors."""
+    return plain_tensors(model.state_dict())
 
 
 def save_weights(model: nn.Module, path: str | Path, metadata: Mapping[str, Any] | None = None) -> Path:

@@ -86,3 +86,31 @@ def test_frozen_batch_norm_keeps_its_running_statistics():
     model.train()
     model(torch.randn(2, 1, 8, 8) + 3.0)
     assert torch.equal(model[1].running_mean, before)
+
+
+def test_frozen_encoder_saves_in_its_own_format(tmp_path):
+    """Saving is the method's own: what was frozen travels with the weights and is frozen again on load."""
+    import json
+
+    from fwi_plugins import api
+    from fwi_plugins.adapted import load_adapted, save_adapted
+
+    model = api.apply_peft(_unet(), "frozen-encoder", backbone="tinyunet")
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.1)
+    model.eval()
+    folder = save_adapted(model, tmp_path / "adapter")
+    config = json.loads((folder / "adapter_config.json").read_text())
+    assert config["fwi_method"] == "frozen-encoder" and config["frozen"] == encoder_modules(_unet(), head=("head",))
+    x = torch.randn(2, 3, 40, 12)
+    loaded = load_adapted(_unet(), folder).eval()
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+    assert not any(p.requires_grad for p in loaded.parameters())
+    again = load_adapted(_unet(), folder, trainable=True)
+    assert {n for n, p in again.named_parameters() if p.requires_grad} == set(config["trainable"])
+    frozen_norms = [m for n, m in again.named_modules() if isinstance(m, nn.BatchNorm2d)
+                    and any(n.startswith(r + ".") for r in config["frozen"])]
+    assert all(m._forward_pre_hooks for m in frozen_norms)

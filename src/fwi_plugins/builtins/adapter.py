@@ -1,7 +1,7 @@
 """Adaptation without peft: bottleneck adapters, full fine-tuning and a frozen backbone.
 
 :class:`AdaptedModel` wraps a backbone and mirrors the parts of peft's ``PeftModel``
-that :mod:`fwi_plugins.peft_utils` relies on (``add_adapter``, ``set_adapter``,
+that :mod:`fwi_plugins.adapted` relies on (``add_adapter``, ``set_adapter``,
 ``active_adapter``, ``merge_and_unload``), so callers treat both alike.
 
 Bottleneck adapters (Houlsby et al. 2019) are attached with forward hooks rather than
@@ -14,12 +14,14 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..errors import OptionError
+from ..adapted import freeze_statistics, thaw_statistics
+from ..errors import DataError, OptionError
 
 
 def matches(name: str, targets: str | Sequence[str]) -> bool:
@@ -118,28 +120,6 @@ class _WithAdapter(nn.Module):
         return self.adapter(self.module(*args, **kwargs))
 
 
-def freeze_statistics(model: nn.Module) -> None:
-    """Stop running statistics of frozen normalisation layers from drifting while training.
-
-    A frozen backbone is frozen in full: with ``momentum=0`` a BatchNorm whose parameters
-    do not train keeps its pretrained running mean and variance, so a saved adapter
-    reproduces its outputs on a freshly built backbone.
-    """
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._NormBase) and module.track_running_stats:
-            params = list(module.parameters(recurse=False))
-            if params and not any(p.requires_grad for p in params):
-                module.__dict__.setdefault("trained_momentum", module.momentum)
-                module.momentum = 0.0
-
-
-def thaw_statistics(model: nn.Module) -> None:
-    """Undo :func:`freeze_statistics` (for a trainable copy of a frozen module)."""
-    for module in model.modules():
-        if "trained_momentum" in module.__dict__:
-            module.momentum = module.__dict__.pop("trained_momentum")
-
-
 def _set_submodule(model: nn.Module, name: str, new: nn.Module) -> None:
     parent_name, _, child = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
@@ -169,6 +149,7 @@ class AdaptedModel(nn.Module):
         self.adapters = nn.ModuleDict()  # adapter name -> ModuleDict(point key -> Bottleneck)
         self.heads = nn.ModuleDict()  # adapter name -> ModuleDict(head key -> copy of the head)
         self.active_adapter: str | None = None
+        self.fwi_peft_method = method  # the PEFT method whose saver and loader handle this model
         self._hooks: list[Any] = []
         if method == "full":
             model.requires_grad_(True)
@@ -302,3 +283,65 @@ class AdaptedModel(nn.Module):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.model(*args, **kwargs)
+
+
+# -- the saved format ---------------------------------------------------------------------
+def save_folder(model: AdaptedModel, folder: Path) -> None:
+    """The saver of ``adapter``, ``full`` and ``frozen``: each named adapter in the fwi-plugins format.
+
+    As in peft, ``default`` goes at the top of ``folder``, any other adapter in a subfolder.
+    """
+    from ..adapter_folder import DEFAULT, write_adapter
+
+    if not isinstance(model, AdaptedModel):
+        raise OptionError(f"{type(model).__name__} was not adapted by 'adapter', 'full' or 'frozen'")
+    names = model.adapter_names or [DEFAULT]
+    if DEFAULT in names:
+        names.remove(DEFAULT)
+        names.insert(0, DEFAULT)
+    for name in names:
+        config = {"adapter_name": name, "options": model.options, "points": list(model.points),
+                  "head": list(model.head)}
+        write_adapter(folder if name == names[0] else folder / name, method=model.method, config=config,
+                      tensors=model.adapter_state(name))
+
+
+def load_folder(model: nn.Module, folder: Path, *, trainable: bool) -> AdaptedModel:
+    """The loader matching :func:`save_folder`: the adapted model with every saved adapter."""
+    from ..adapter_folder import CONFIG_NAME, DEFAULT, named_adapter_folders, read_adapter_config, read_adapter_weights
+    from ..weights import check_state
+
+    config = read_adapter_config(folder)
+    method = config.get("fwi_method")
+    if method not in ("adapter", "full", "frozen"):
+        raise DataError(f"{folder / CONFIG_NAME}: unknown method {method!r}")
+    try:
+        adapted = AdaptedModel(model, method=method, head=config.get("head", ()), options=config.get("options"),
+                               points=config.get("points", ()))
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise DataError(f"{folder / CONFIG_NAME}: settings that do not fit {type(model).__name__} "
+                        f"({exc})") from exc
+    device = next(model.parameters()).device
+    entries = [(config.get("adapter_name", DEFAULT), folder)]
+    entries += [(sub.name, sub) for sub in named_adapter_folders(folder)] if method == "adapter" else []
+    for name, where in entries:
+        state = read_adapter_weights(where, device)
+        if method == "adapter":
+            adapted.add_adapter(name)
+        expected = _StateOf(adapted.adapter_state(name if method == "adapter" else DEFAULT))
+        check_state(expected, state, source=str(where / "adapter_model.safetensors"),  # type: ignore[arg-type]
+                    target=f"{method} on {type(model).__name__}")
+        adapted.load_adapter_state(name, state)
+    if method == "adapter":
+        adapted.set_adapter(entries[0][0])
+    return adapted
+
+
+class _StateOf:
+    """A stand-in with a ``state_dict()``, for :func:`~fwi_plugins.weights.check_state`."""
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        self._state = state
+
+    def state_dict(self) -> dict[str, Any]:
+        return self._state

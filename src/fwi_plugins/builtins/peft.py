@@ -12,6 +12,9 @@ from ..specs import PeftMethodSpec
 from .peft_options import AdapterOptions, IA3Options, LoHaOptions, LoKrOptions, LoraOptions
 
 _M = "fwi_plugins.builtins.peft_methods"
+#: Saver and loader of the methods built on AdaptedModel (peft methods keep peft's own layout).
+_OWN_FORMAT = {"saver": "fwi_plugins.builtins.adapter:save_folder",
+               "loader": "fwi_plugins.builtins.adapter:load_folder"}
 
 
 @hookimpl
@@ -28,9 +31,9 @@ def fwi_peft_methods() -> Iterator[PeftMethodSpec]:
                          description="LoKr: low-rank Kronecker-product updates (peft)",
                          example_options={"r": 2})
     yield PeftMethodSpec(name="adapter", factory=f"{_M}:apply_adapter", options=AdapterOptions,
-                         aliases=("houlsby",),
+                         aliases=("houlsby",), **_OWN_FORMAT,
                          description="bottleneck adapters inserted after the backbone's blocks")
-    yield PeftMethodSpec(name="full", factory=f"{_M}:apply_full",
+    yield PeftMethodSpec(name="full", factory=f"{_M}:apply_full", **_OWN_FORMAT,
                          description="full fine-tuning: every parameter trains")
-    yield PeftMethodSpec(name="frozen", factory=f"{_M}:apply_frozen",
+    yield PeftMethodSpec(name="frozen", factory=f"{_M}:apply_frozen", **_OWN_FORMAT,
                          description="frozen backbone: only the output head trains")

@@ -7,7 +7,7 @@ the plain ``nn.Module`` backbone; ``adapter``, ``full`` and ``frozen`` are
 parameters the method trains with ``requires_grad``.
 
 peft is imported inside the factories (importing it costs seconds), offline: see
-:func:`~fwi_plugins.peft_utils.import_peft`.
+:func:`~fwi_plugins.adapter_folder.import_peft`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from torch import nn
 
 from ..errors import OptionError
 from ..options import to_dict
-from ..peft_utils import import_peft
+from ..adapter_folder import import_peft
 from .adapter import AdaptedModel, as_peft_targets, freeze_statistics, matches, select
 from .peft_options import AdapterOptions, IA3Options, LoHaOptions, LoKrOptions, LoraOptions
 

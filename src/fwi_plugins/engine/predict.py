@@ -166,7 +166,7 @@ def load_model(backbone: str, options: Mapping[str, Any] | Any = None, weights_p
         options: backbone options (a mapping of values or its option dataclass).
         weights_path: a ``.safetensors`` file of full weights for this backbone (for
             example from ``fwi pretrain`` or a full fine-tune).
-        adapter_dir: a directory saved by :func:`fwi_plugins.peft_utils.save_adapted`
+        adapter_dir: a directory saved by :func:`fwi_plugins.adapted.save_adapted`
             (peft layout); the adapter is loaded on top of the weights.
         pretrained: named weights shipped with the backbone (``"default"``), a
             ``.safetensors`` path, or ``"none"``; see :func:`fwi_plugins.api.build_backbone`.
@@ -188,7 +188,7 @@ def load_model(backbone: str, options: Mapping[str, Any] | Any = None, weights_p
     if weights_path is not None and not Path(weights_path).is_file():
         raise DataError(f"weights file {weights_path} does not exist (expected a .safetensors file)")
     if adapter_dir is not None:  # every file checked before the backbone is built
-        from ..peft_utils import check_adapter_folder
+        from ..adapter_folder import check_adapter_folder
 
         check_adapter_folder(adapter_dir)
     if weights_path is not None and pretrained is not None:
@@ -197,7 +197,7 @@ def load_model(backbone: str, options: Mapping[str, Any] | Any = None, weights_p
     source = str(weights_path) if weights_path is not None else pretrained
     model = api.build_backbone(backbone, options, shape=shape, pretrained=source)
     if adapter_dir is not None:
-        from ..peft_utils import load_adapted
+        from ..adapted import load_adapted
         from ..pretrained import attach, config_of
 
         config = config_of(model)

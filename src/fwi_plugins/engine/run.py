@@ -409,9 +409,9 @@ def run(config: RunConfig | ResolvedConfig, *, get_spec: GetSpec | None = None, 
 
     # -- adaptation -----------------------------------------------------------------------
     torch.manual_seed(opts.seed + 1)
-    adapted = pspec.load()(model, resolved.component_option("peft"), targets=tuple(bspec.peft_targets),
-                           head=tuple(bspec.head))
-    from ..peft_utils import count_parameters
+    adapted = pspec.apply(model, resolved.component_option("peft"), targets=tuple(bspec.peft_targets),
+                          head=tuple(bspec.head))
+    from ..adapted import count_parameters
 
     trainable, total = count_parameters(adapted)
     t0 = time.perf_counter()
@@ -504,7 +504,7 @@ def _write_outputs(out: Path, *, adapted: Any, ds: Any, physics: Any, normalizat
                    predictions: Mapping[str, np.ndarray | None], history: list[dict[str, Any]],
                    refine_history: Any, test_x: np.ndarray, figures: bool, notify: Notify, device: str) -> None:
     from ..data.io import write_velocity
-    from ..peft_utils import save_adapted
+    from ..adapted import save_adapted
 
     def save_adapter(tmp: Path) -> None:
         save_adapted(adapted, tmp)

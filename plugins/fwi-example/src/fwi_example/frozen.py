@@ -16,16 +16,22 @@ Which modules form the encoder:
   module (a wrapper), its children are counted instead.
 
 The head always stays trainable.
+
+Saved in a format of its own (the method's ``saver`` and ``loader``): which modules were
+frozen, and the weights that trained plus every buffer; loading freezes the same modules
+of a freshly built backbone again, so the loaded model behaves as the trained one did.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 from torch import nn
 
-from fwi_plugins.errors import OptionError
+from fwi_plugins.adapter_folder import read_adapter_config, read_adapter_weights, write_adapter
+from fwi_plugins.errors import DataError, OptionError
 
 from .options import FrozenEncoderOptions
 
@@ -79,6 +85,14 @@ def apply(model: nn.Module, options: FrozenEncoderOptions | None, *, targets: tu
     else:
         frozen_roots = encoder_modules(model, head=head, fraction=options.fraction)
 
+    return _freeze(model, frozen_roots, head)
+
+
+#: Where a model adapted by ``frozen-encoder`` records what it froze (read by :func:`save`).
+_RECORD = "fwi_frozen_encoder"
+
+
+def _freeze(model: nn.Module, frozen_roots: Sequence[str], head: Sequence[str]) -> nn.Module:
     for name, param in model.named_parameters():
         module_name = name.rpartition(".")[0]
         param.requires_grad_(not _in_any(module_name, frozen_roots) or _in_any(module_name, head))
@@ -88,9 +102,41 @@ def apply(model: nn.Module, options: FrozenEncoderOptions | None, *, targets: tu
 
     # A frozen batch-norm layer would still update its running statistics in training mode,
     # silently changing the "frozen" encoder; run those layers in inference mode instead.
-    for name, module in names.items():
+    for name, module in model.named_modules():
         if _in_any(name, frozen_roots) and isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.register_forward_pre_hook(_inference_mode_pre_hook)
+    setattr(model, _RECORD, {"frozen": list(frozen_roots), "head": list(head)})
+    return model
+
+
+def save(model: nn.Module, folder: Path) -> None:
+    """Saver of ``frozen-encoder``: what was frozen, the trained weights and every buffer."""
+    record = getattr(model, _RECORD, None)
+    if record is None:
+        raise OptionError(f"{type(model).__name__} was not adapted by frozen-encoder")
+    trained = [n for n, p in model.named_parameters() if p.requires_grad]
+    keep = set(trained) | {n for n, _ in model.named_buffers()}
+    tensors = {k: v for k, v in model.state_dict().items() if k in keep}
+    write_adapter(folder, method="frozen-encoder", config={**record, "trainable": trained}, tensors=tensors)
+
+
+def load(model: nn.Module, folder: Path, *, trainable: bool) -> nn.Module:
+    """Loader of ``frozen-encoder``: freeze the saved modules of ``model`` again, then load the weights."""
+    config = read_adapter_config(folder)
+    frozen, head = config.get("frozen"), config.get("head", [])
+    names = dict(model.named_modules())
+    if not isinstance(frozen, list) or not all(isinstance(n, str) and n in names for n in frozen):
+        raise DataError(f"{folder}: frozen modules {frozen!r} do not fit {type(model).__name__}")
+    state = read_adapter_weights(folder, next(model.parameters()).device)
+    own = model.state_dict()
+    wrong = [k for k in state if k not in own or tuple(own[k].shape) != tuple(state[k].shape)]
+    if wrong:
+        raise DataError(f"{folder} does not fit {type(model).__name__} (built with other options or shape?): "
+                        f"{', '.join(wrong[:5])}")
+    model.load_state_dict(state, strict=False)
+    _freeze(model, frozen, head)
+    if not trainable:
+        model.requires_grad_(False)
     return model
 
 

@@ -39,6 +39,9 @@ def fwi_peft_methods() -> Iterator[PeftMethodSpec]:
         factory="fwi_example.frozen:apply",
         description="freeze the encoder half of the network, train the decoder and head in full",
         options=FrozenEncoderOptions,
+        # Saving is the method's own: what it froze travels with the weights.
+        saver="fwi_example.frozen:save",
+        loader="fwi_example.frozen:load",
     )
 
 
