@@ -70,7 +70,7 @@ def test_every_survey_field_is_part_of_the_key(field):
 
 
 DEEPWAVE_CHANGES = {"accuracy": 8, "pml_width": 5, "max_vel": 5000.0, "misfit": "ncc", "max_batch": 3,
-                    "check": False}
+                    "check": False, "wavelet": "estimate", "wavelet_lag": 0.1, "wavelet_damping": 0.01}
 
 
 @pytest.mark.parametrize("field", sorted(DEEPWAVE_CHANGES))
