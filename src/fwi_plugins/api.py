@@ -134,6 +134,20 @@ def predict(model: Any, gathers: Any, *, survey: Survey | None = None, grid: Any
     return _predict(model, gathers, **kwargs)
 
 
+def predict_files(input_path: Any, out: Any, *, backbone: str, **kwargs: Any) -> Any:
+    """What ``fwi predict`` does: gathers from a file to velocity.nc, velocity.sgy and velocity.png in ``out``.
+
+    Keyword arguments as :func:`fwi_plugins.engine.predict_job.predict_files` takes them
+    (``pretrained``, ``weights``, ``adapter``, ``options``, ``survey``, ``grid``, ...);
+    observers of ``fwi_predictions_ready`` are told through the plugin manager, as in
+    ``fwi predict``. Returns its :class:`~fwi_plugins.engine.predict_job.PredictResult`.
+    """
+    from .engine.predict_job import predict_files as _predict_files
+
+    kwargs.setdefault("notify", get_plugin_manager().notify)
+    return _predict_files(backbone=backbone, input_path=input_path, out=out, **kwargs)
+
+
 def refine(initial: Any, observed: Any, *, physics: Any, **kwargs: Any) -> Any:
     """Physics-based FWI from a starting model; see :func:`fwi_plugins.engine.refine.refine`."""
     from .engine.refine import refine as _refine
@@ -148,4 +162,4 @@ def evaluate(predicted: Any, truth: Any, **kwargs: Any) -> dict[str, Any]:
     return _evaluate(predicted, truth, **kwargs)
 
 
-__all__ += ["evaluate", "predict", "refine", "simulate"]
+__all__ += ["evaluate", "predict", "predict_files", "refine", "simulate"]

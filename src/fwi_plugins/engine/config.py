@@ -463,17 +463,21 @@ def load_config(path: str | Path) -> RunConfig:
 
 
 def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is present, else ``cpu``; ``cuda`` without a GPU fails."""
+    """A run's ``device`` option (auto, cpu or cuda) as a device name; the rule is :func:`.device.resolve_device`'s.
+
+    Kept under this name for the training loop; new code uses :func:`.device.device_name`.
+    """
     if device not in ("auto", "cpu", "cuda"):
         raise OptionError(f"option 'device': {device!r} is not one of auto, cpu, cuda")
     if device == "cpu":
-        return "cpu"
-    import torch
+        return "cpu"  # without importing torch: checking a configuration stays cheap
+    from .device import device_name
 
-    available = torch.cuda.is_available()
-    if device == "cuda" and not available:
-        raise OptionError("option 'device' is 'cuda' but no CUDA device is available; use --device auto or cpu")
-    return "cuda" if available else "cpu"
+    try:
+        return device_name(device)
+    except OptionError:
+        raise OptionError("option 'device' is 'cuda' but no CUDA device is available; use --device auto or cpu") \
+            from None
 
 
 # -- helpers ------------------------------------------------------------------------

@@ -23,13 +23,13 @@ def simulate(physics: Any, velocity: Any, *, batch_size: int = 16, device: Any =
         physics: an object keeping the :class:`fwi_plugins.physics.Physics` contract.
         velocity: velocity in m/s (numpy or tensor).
         batch_size: models per simulation call.
-        device: where to simulate (see :func:`fwi_plugins.engine.predict.resolve_device`).
+        device: where to simulate (see :func:`fwi_plugins.engine.device.resolve_device`).
         progress: show a progress bar.
     """
     import torch
     from tqdm.auto import tqdm
 
-    from .predict import resolve_device
+    from .device import resolve_device
 
     target = resolve_device(device)
     v = np.asarray(velocity.detach().cpu() if hasattr(velocity, "detach") else velocity, dtype=np.float32)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import DataError, OptionError
+from .device import resolve_device
 
 if TYPE_CHECKING:
     import torch
@@ -23,28 +24,6 @@ if TYPE_CHECKING:
     from ..specs import IOShape
 
 __all__ = ["load_model", "predict", "resolve_device"]
-
-
-def resolve_device(device: Any = "auto") -> torch.device:
-    """``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a device.
-
-    Raises:
-        OptionError: an unknown device name, or CUDA asked for where there is none.
-    """
-    import torch
-
-    if isinstance(device, torch.device):
-        return device
-    name = "auto" if device is None else str(device).strip().lower()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(name)
-    except RuntimeError:
-        raise OptionError(f"device {device!r}: expected auto, cpu, cuda or cuda:N") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise OptionError(f"device {device!r}: CUDA is not available here; use --device cpu or auto")
-    return resolved
 
 
 def _sample_count(gathers: Any) -> tuple[int, tuple[int, ...]]:
@@ -183,7 +162,8 @@ def load_model(backbone: str, options: Mapping[str, Any] | Any = None, weights_p
         OptionError: both ``weights_path`` and ``pretrained``, or an option that does
             not fit the weights.
     """
-    from .. import api
+    from ..pretrained import build_backbone
+    from .components import registry_spec
 
     if weights_path is not None and not Path(weights_path).is_file():
         raise DataError(f"weights file {weights_path} does not exist (expected a .safetensors file)")
@@ -195,7 +175,7 @@ def load_model(backbone: str, options: Mapping[str, Any] | Any = None, weights_p
         raise OptionError(f"weights given twice (pretrained {pretrained!r} and weights file {weights_path}); "
                           f"give one")
     source = str(weights_path) if weights_path is not None else pretrained
-    model = api.build_backbone(backbone, options, shape=shape, pretrained=source)
+    model = build_backbone(registry_spec("backbone", backbone), options, shape=shape, pretrained=source)
     if adapter_dir is not None:
         from ..adapted import load_adapted
         from ..pretrained import attach, config_of

@@ -53,11 +53,10 @@ _RESUMABLE_DIFFS = ("argv", "out", "options.device", "options.progress", "option
 
 
 def _registry_get_spec() -> GetSpec:
-    # Only when a caller hands in no resolver: the plugin registry is the API layer's,
-    # imported here lazily so that the engine's modules stay free of it.
-    from ..api import get_spec
+    # Only when a caller hands in no resolver.
+    from .components import registry_spec
 
-    return get_spec
+    return registry_spec
 
 
 def _no_notify(hook: str, **kwargs: Any) -> None:

@@ -1,0 +1,422 @@
+"""The ``fwi predict`` job: gathers from a file to velocity files in a folder, with provenance.
+
+:func:`predict_files` is what ``fwi predict`` runs and :func:`fwi_plugins.api.predict_files`
+exposes: it reads the input (lazily where the format allows), builds the model the way its
+weights were made, maps the input's acquisition onto the model's, finds or fits the
+normalisation, predicts in batches and writes ``velocity.nc``, ``velocity.sgy`` and
+``velocity.png``, then tells observers through ``notify``. :func:`predict_velocity` is the
+middle of it, shared with ``fwi refine`` (which starts from a prediction).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .components import registry_spec
+from .predict import load_model, predict
+
+__all__ = ["PredictResult", "acquisition_map", "find_normalization", "open_gathers", "output_grid",
+           "predict_files", "predict_velocity", "weights_source"]
+
+_GATHERS_NAMES = ("gathers", "data", "seismic", "pressure")
+_GATHERS_DIMS = ("sample", "shot", "time", "receiver")
+
+
+# -- input: read lazily where the format allows -----------------------------------------
+class _LazyVariable:
+    """An xarray variable indexed by sample slices, read from disk one slice at a time."""
+
+    def __init__(self, variable: Any) -> None:
+        self.variable = variable
+        self.shape = tuple(int(s) for s in variable.shape)
+
+    def __getitem__(self, item: slice) -> np.ndarray:
+        return np.asarray(self.variable[item].values)
+
+
+def _check_shape(shape: tuple[int, ...], path: Path) -> None:
+    from ..errors import DataError
+
+    if len(shape) != 4 or 0 in shape:
+        raise DataError(f"--input {path}: gathers of shape {shape}; expected (sample, shot, time, receiver) "
+                        f"or (shot, time, receiver)")
+
+
+@contextlib.contextmanager
+def open_gathers(path: Path) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """Gathers ``(N, S, T, R)`` and the file's attributes, lazily indexed where possible.
+
+    ``.npy`` is memory-mapped and netCDF read through xarray slice by slice, so an input
+    larger than memory is fine; zarr and SEG-Y go through :func:`fwi_plugins.data.io.read_gathers`.
+    """
+    from ..data.io import _decode_attrs, gathers_geometry, read_gathers
+    from ..errors import DataError
+
+    suffix = path.suffix.lower()
+    if not path.exists():
+        raise DataError(f"--input {path}: no such file")
+    if suffix == ".npy":
+        try:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise DataError(f"--input {path}: not a readable numeric .npy array ({exc})") from None
+        if array.dtype.kind not in "fiu":
+            raise DataError(f"--input {path}: gathers must be real numbers (float32 expected), got {array.dtype}")
+        if array.ndim == 3:
+            array = array[None]
+        _check_shape(array.shape, path)
+        yield array, {"path": str(path), "format": "npy"}
+    elif suffix == ".nc":
+        import xarray as xr
+
+        try:
+            ds = xr.open_dataset(path, engine="h5netcdf")
+        except Exception as exc:  # h5py raises many types for a damaged file
+            raise DataError(f"--input {path}: not a readable netCDF file ({type(exc).__name__}: {exc})") from None
+        try:
+            names = [n for n in _GATHERS_NAMES if n in ds.data_vars] or list(ds.data_vars)
+            if len(names) != 1 and not set(names) & set(_GATHERS_NAMES):
+                raise DataError(f"--input {path}: no gathers variable; expected one named 'gathers' "
+                                f"(found: {', '.join(map(str, ds.data_vars)) or 'none'})")
+            var = ds[names[0]]
+            if set(var.dims) == set(_GATHERS_DIMS):
+                var = var.transpose(*_GATHERS_DIMS)
+            elif var.ndim == 3:
+                var = var.expand_dims("sample")
+            _check_shape(tuple(var.shape), path)
+            attrs = {"path": str(path), "format": "nc", **dict(ds.attrs)}
+            attrs.update(gathers_geometry(ds, var, _decode_attrs(ds.attrs), path))
+            yield _LazyVariable(var), attrs
+        finally:
+            ds.close()
+    else:
+        array, attrs = read_gathers(path)
+        yield array, attrs
+
+
+# -- normalisation: stored with the model, or given ------------------------------------
+def _normalization_from(data: Any) -> Mapping[str, Any] | None:
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except ValueError:
+            return None
+    if isinstance(data, Mapping):
+        if "vmin" in data and "vmax" in data:
+            return data
+        inner = data.get("normalization")
+        return _normalization_from(inner) if inner is not None else None
+    return None
+
+
+def find_normalization(explicit: Path | None, weights: Path | None, adapter: Path | None) -> tuple[Any, str]:
+    """The normalisation the model was trained with, and where it was found.
+
+    Looked up in order: ``--normalization``; ``normalization.json`` (or a ``config.json``/
+    ``metrics.json`` with a ``normalization`` entry) in the adapter folder and the run
+    folder above it, then beside the weights file; the weights file's safetensors metadata.
+
+    Returns:
+        ``(Normalization or None, description of the source)``.
+    """
+    from ..data import Normalization
+    from ..errors import DataError
+
+    if explicit is not None:
+        if not explicit.is_file():
+            raise DataError(f"--normalization {explicit}: no such file")
+        try:
+            found = _normalization_from(json.loads(explicit.read_text()))
+        except ValueError as exc:
+            raise DataError(f"--normalization {explicit}: not valid JSON ({exc})") from None
+        if found is None:
+            raise DataError(f"--normalization {explicit}: expected vmin, vmax, data_min, data_max (as "
+                            f"Normalization.to_dict() writes them), or a 'normalization' entry holding them")
+        return Normalization.from_dict(found), str(explicit)
+
+    folders: list[Path] = []
+    if adapter is not None:
+        folders += [adapter, adapter.parent]
+    if weights is not None:
+        folders.append(weights.parent)
+    for folder in folders:
+        for name in ("normalization.json", "config.json", "metrics.json"):
+            candidate = folder / name
+            if candidate.is_file():
+                with contextlib.suppress(ValueError, OSError):
+                    found = _normalization_from(json.loads(candidate.read_text()))
+                    if found is not None:
+                        return Normalization.from_dict(found), str(candidate)
+    if weights is not None and weights.suffix == ".safetensors":
+        with contextlib.suppress(Exception):
+            from safetensors import safe_open
+
+            with safe_open(str(weights), framework="np") as f:
+                found = _normalization_from((f.metadata() or {}).get("normalization"))
+            if found is not None:
+                return Normalization.from_dict(found), f"{weights} (metadata)"
+    return None, ""
+
+
+def _fit_gathers_range(gathers: Any, batch_size: int) -> tuple[float, float]:
+    """The input's own amplitude range, read batch by batch."""
+    lo, hi = np.inf, -np.inf
+    for start in range(0, gathers.shape[0], batch_size):
+        chunk = np.asarray(gathers[start:start + batch_size], dtype=np.float32)
+        lo, hi = min(lo, float(chunk.min())), max(hi, float(chunk.max()))
+    return lo, hi
+
+
+def weights_source(backbone: str, pretrained: str | None, weights: Path | None,
+                    options: Mapping[str, Any]) -> tuple[str, Any]:
+    """What ``--pretrained``/``--weights`` ask for, checked against ``options`` before any data is read.
+
+    Returns:
+        ``(pretrained value, the weights' PretrainedConfig or None for none)``.
+    """
+    import warnings
+
+    from ..errors import DataError, OptionError
+    from ..pretrained import NONE, backbone_options
+
+    spec = registry_spec("backbone", backbone)
+    if weights is not None and pretrained is not None:
+        raise OptionError(f"--pretrained {pretrained} and --weights {weights} both name the weights; give one")
+    if weights is not None and not weights.is_file():
+        raise DataError(f"weights file {weights} does not exist (expected a .safetensors file)")
+    source = str(weights) if weights is not None else (pretrained or "default")
+    if source.strip().lower() == "default" and not spec.pretrained:
+        raise OptionError(f"--pretrained: backbone {backbone!r} ships no pretrained weights; pass --weights "
+                          f"FILE.safetensors (from fwi pretrain), or --pretrained none for an untrained network")
+    _, config = backbone_options(spec, options, source)  # an option the weights fix fails here, named
+    if source.strip().lower() == NONE:
+        warnings.warn(f"--pretrained none: {backbone} starts from random weights (untrained), so its "
+                      f"predictions are not a velocity estimate", UserWarning, stacklevel=2)
+    return source, config
+
+
+def acquisition_map(gathers_shape: tuple[int, ...], weights_config: Any, survey: Any, grid: Any,
+                    where: str) -> Any:
+    """How the input's acquisition is mapped onto the one the weights were trained for.
+
+    Returns ``None`` when the weights record no acquisition (the network then reads the
+    gathers as they are). Gathers of the native layout without a survey are taken as
+    recorded with the native acquisition; any other layout needs its survey (positions and
+    sample interval), from the input's coordinates or headers or from ``--survey``.
+
+    Raises:
+        DataError: no survey for gathers of another layout, or gathers that disagree with it.
+        SurveyError: a survey that cannot be mapped, saying why.
+    """
+    from ..acquisition import AcquisitionMap, native_survey
+    from ..errors import DataError, SurveyError
+
+    native_shape = weights_config.shape if weights_config is not None else None
+    if native_shape is None:
+        return None
+    native = native_survey(native_shape)
+    _, shots, nt, receivers = gathers_shape
+    layout = (native.n_shots, native.nt, native.n_receivers)
+    if survey is None:
+        if (shots, nt, receivers) != layout:
+            wrong = [f"{have} {what}, not {want}" for what, have, want in (
+                ("shots", shots, native.n_shots), ("time samples", nt, native.nt),
+                ("receivers", receivers, native.n_receivers)) if have != want]
+            raise DataError(f"{where}: the gathers have {'; '.join(wrong)}: the weights {weights_config.label} were "
+                            f"trained for {native.n_shots} shots x {native.nt} time samples x {native.n_receivers} "
+                            f"receivers, and the input carries no acquisition to map it from (source and receiver "
+                            f"positions, sample interval). Give --survey FILE.toml, or an input with them (netCDF "
+                            f"source_x/receiver_x/time coordinates, SEG-Y trace headers)")
+        survey = native
+    if (shots, nt, receivers) != (survey.n_shots, survey.nt, survey.n_receivers):
+        raise DataError(f"{where}: gathers of {shots} shots x {nt} time samples x {receivers} receivers, but its "
+                        f"survey describes {survey.n_shots} x {survey.nt} x {survey.n_receivers}")
+    try:
+        mapping = AcquisitionMap(survey, native, grid=grid)
+    except SurveyError as exc:
+        raise SurveyError(f"{where}: {exc}") from None
+    return mapping
+
+
+def predict_velocity(gathers: Any, *, backbone: str, options: Mapping[str, Any], source: str, weights_config: Any,
+                     adapter: Path | None, normalization: Path | None, shape: Any, batch_size: int, device: Any,
+                     progress: bool, where: str, survey: Any = None, grid: Any = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Velocity (m/s) from ``gathers`` with the model the command's options name, and its provenance.
+
+    Gathers recorded with ``survey`` are mapped onto the acquisition the weights were
+    trained for and the prediction back onto ``grid`` (see :mod:`fwi_plugins.acquisition`).
+    The normalisation is the one the model was trained with (see :func:`find_normalization`);
+    without one, the gathers' own range is used, with a warning.
+    """
+    import warnings
+
+    from ..acquisition import mapped_gathers
+    from ..data import Normalization
+    from ..options import to_dict
+    from ..pretrained import backbone_options
+
+    mapping = acquisition_map(tuple(gathers.shape), weights_config, survey, grid, where)
+    if mapping is not None and not mapping.is_identity:
+        for note in mapping.notes:
+            warnings.warn(f"{where}: {note}", UserWarning, stacklevel=2)
+        gathers = mapped_gathers(gathers, mapping)
+        shape = weights_config.shape
+    else:
+        mapping = None
+    norm, norm_source = find_normalization(normalization, weights_config.path if weights_config else None, adapter)
+    if norm is None:
+        lo, hi = _fit_gathers_range(gathers, batch_size)
+        norm = Normalization.openfwi().fit_gathers(np.array([lo, hi], dtype=np.float64))
+        norm_source = f"fitted on {where}"
+        warnings.warn(f"no normalisation stored with the model; gathers are scaled by the input's own "
+                      f"range and velocity by {norm.vmin:g}-{norm.vmax:g} m/s (pass --normalization FILE)",
+                      stacklevel=2)
+    elif not norm.fitted:
+        lo, hi = _fit_gathers_range(gathers, batch_size)
+        norm = norm.fit_gathers(np.array([lo, hi], dtype=np.float64))
+        norm_source += f" (gathers range fitted on {where})"
+
+    model = load_model(backbone, options, adapter_dir=adapter, pretrained=source, shape=shape)
+    velocity = predict(model, gathers, normalization=norm, batch_size=batch_size, device=device,
+                           progress=progress)
+    if mapping is not None:
+        velocity = mapping.velocity_to_user(velocity)
+    spec = registry_spec("backbone", backbone)
+    provenance = {
+        "backbone": backbone,
+        "backbone_options": to_dict(spec.parse_options(backbone_options(spec, options, source)[0])),
+        "pretrained": source,
+        "weights": str(weights_config.path) if weights_config else None,
+        "adapter": str(adapter) if adapter else None,
+        "normalization": norm.to_dict(),
+        "normalization_source": norm_source,
+        "acquisition": mapping.describe() if mapping is not None else None,
+    }
+    return velocity, {k: v for k, v in provenance.items() if v is not None}
+
+
+@dataclass
+class PredictResult:
+    """What :func:`predict_files` wrote, and what it predicted."""
+
+    velocity: np.ndarray
+    provenance: dict[str, Any]
+    paths: list[Path] = field(default_factory=list)
+
+
+def output_grid(gathers_shape: tuple[int, ...], attrs: Mapping[str, Any], *, survey: Any, survey_given: bool,
+                weights_config: Any, grid: tuple[int, int] | None, dx: float | None) -> tuple[int, int, float, Any]:
+    """The velocity grid to predict on: ``(nz, nx, dx, Grid or None)``.
+
+    With weights that record their acquisition and an input survey, the grid is the
+    user's, in metres (the returned :class:`~fwi_plugins.acquisition.Grid`); otherwise
+    ``grid``, the survey's, the weights' native one for native gathers, or ``R x R``.
+    """
+    from ..acquisition import AcquisitionMap, Grid, native_survey
+
+    _, shots, nt, receivers = gathers_shape
+    native = weights_config.shape if weights_config is not None else None
+    spacing = dx or (survey.dx if survey else 10.0)
+    if native is not None and survey is not None:
+        nx = int(round((survey.nx - 1) * survey.dx / spacing)) + 1
+        if not survey_given and attrs.get("grid_depth") == "assumed":
+            nz = AcquisitionMap.deepest(survey, native_survey(native), spacing)
+        else:
+            nz = int(round((survey.nz - 1) * survey.dx / spacing)) + 1
+        nz, nx = grid or (nz, nx)
+        return nz, nx, spacing, Grid(nz=nz, nx=nx, dx=spacing)
+    if grid:
+        nz, nx = grid
+    elif survey:
+        nz, nx = survey.nz, survey.nx
+    elif native and (native.shots, native.time, native.receivers) == (shots, nt, receivers):
+        nz, nx = native.depth, native.width
+    else:
+        nz, nx = receivers, receivers
+    return nz, nx, spacing, None
+
+
+def predict_files(*, backbone: str, input_path: str | Path, out: str | Path, pretrained: str | None = None,
+                  weights: str | Path | None = None, adapter: str | Path | None = None,
+                  options: Mapping[str, Any] | None = None, normalization: str | Path | None = None,
+                  survey: Any = None, grid: tuple[int, int] | None = None, dx: float | None = None,
+                  batch_size: int = 32, device: Any = "auto", progress: bool = True,
+                  notify: Callable[..., None] | None = None) -> PredictResult:
+    """Predict velocity from the gathers in ``input_path`` and write it to the folder ``out``.
+
+    Args:
+        backbone: registered backbone name.
+        input_path: gathers ``(sample, shot, time, receiver)``: .npy, .nc, .zarr or .sgy.
+        out: the output folder (made if missing).
+        pretrained: shipped weights name, a .safetensors path or ``"none"``; default: the
+            backbone's default foundation. Not with ``weights``.
+        weights: a .safetensors file of full weights.
+        adapter: an adapter folder saved by ``fwi run``, loaded on top of the weights.
+        options: backbone options (only repeating what the weights fix).
+        normalization: a JSON file with the normalisation the model was trained with;
+            default: found beside the adapter or weights.
+        survey: the input's :class:`~fwi_plugins.survey.Survey` (or a survey file or
+            preset name); default: from the input's coordinates or headers.
+        grid: ``(depth, width)`` cells of the output; default: see :func:`output_grid`.
+        dx: output grid spacing in metres; default: the survey's, else 10.
+        batch_size: samples per forward pass.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+        progress: show a progress bar.
+        notify: ``notify(hook, **kwargs)`` for the ``fwi_predictions_ready`` hook (the
+            plugin manager's ``notify``, under which a raising observer only warns).
+
+    Returns:
+        A :class:`PredictResult`: the velocity, its provenance and the files written.
+    """
+    from ..data import Normalization
+    from ..data.io import survey_from_attrs, write_velocity
+    from ..errors import OptionError
+    from ..specs import IOShape
+    from ..survey import Survey
+    from .device import resolve_device
+    from .figures import velocity_comparison
+
+    input_path, out = Path(input_path), Path(out)
+    options = dict(options or {})
+    if dx is not None and not dx > 0:
+        raise OptionError(f"--dx {dx}: expected a positive spacing in metres")
+    target = resolve_device(device)  # fail on a bad device before reading anything
+    source, weights_config = weights_source(backbone, pretrained, Path(weights) if weights else None, options)
+    if survey is not None and not isinstance(survey, Survey):
+        survey = Survey.load(survey)
+    adapter = Path(adapter) if adapter is not None else None
+    with open_gathers(input_path) as (gathers, attrs):
+        n, shots, nt, receivers = gathers.shape
+        input_survey = survey or survey_from_attrs(attrs, where=f"--input {input_path}")
+        origin = 0.0 if survey is not None else float(attrs.get("origin_x") or 0.0)
+        nz, nx, spacing, mapped_grid = output_grid(gathers.shape, attrs, survey=input_survey,
+                                                   survey_given=survey is not None, weights_config=weights_config,
+                                                   grid=grid, dx=dx)
+        shape = IOShape(shots=shots, time=nt, receivers=receivers, depth=nz, width=nx)
+        velocity, provenance = predict_velocity(
+            gathers, backbone=backbone, options=options, source=source, weights_config=weights_config,
+            adapter=adapter, normalization=Path(normalization) if normalization else None, shape=shape,
+            batch_size=batch_size, device=target, progress=progress, where="--input", survey=input_survey,
+            grid=mapped_grid)
+
+    if velocity.shape[-2:] != (nz, nx):
+        raise OptionError(f"the model predicts a {velocity.shape[-2]} x {velocity.shape[-1]} grid, not the "
+                          f"{nz} x {nx} asked for; pass --grid to match the weights")
+    provenance = {"generator": "fwi predict", **provenance, "input": str(input_path),
+                  "survey": input_survey.to_dict() if input_survey is not None else None}
+    norm = Normalization.from_dict(provenance["normalization"])
+    out.mkdir(parents=True, exist_ok=True)
+    nc_path = write_velocity(out / "velocity.nc", velocity, dx=spacing, attrs=provenance, origin=origin)
+    sgy_path = write_velocity(out / "velocity.sgy", velocity, dx=spacing, attrs=provenance, origin=origin)
+    png_path = velocity_comparison(out / "velocity.png", {"predicted": velocity}, dx=spacing,
+                                   vmin=norm.vmin, vmax=norm.vmax, title=f"{backbone}: {input_path.name}")
+    if notify is not None:
+        notify("fwi_predictions_ready", run_dir=out, stage="predict", path=nc_path, predictions=velocity)
+    return PredictResult(velocity=velocity, provenance=provenance, paths=[nc_path, sgy_path, png_path])
