@@ -4,32 +4,29 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from fwi_plugins.engine.rundir import RunDirectory, summary_table, to_jsonable
-from fwi_plugins.errors import ConfigError, DataError
+from fwi_plugins.errors import DataError
 
 
-def test_create_write_and_list(tmp_path):
-    run = RunDirectory.create("lora-flat", root=tmp_path)
-    assert run.path == tmp_path / "lora-flat" and run.path.is_dir()
-    run.write_config({"backbone": "vit", "lr": np.float32(1e-3), "survey": (1, 2)})
+def test_write_and_read(tmp_path):
+    run = RunDirectory(tmp_path / "lora-flat")
+    run.write_json("config.json", {"backbone": "vit", "lr": np.float32(1e-3), "survey": (1, 2)})
     run.write_metrics({"adapted": {"mae": np.float64(0.02), "ssim": float("nan"), "n_samples": np.int64(4)}})
     run.write_text("notes/readme.txt", "hello")
-    with run.atomic("weights.bin") as tmp:
-        tmp.write_bytes(b"\x00\x01")
-    assert run.files() == ["config.json", "metrics.json", "notes/readme.txt", "weights.bin"]
-    assert "weights.bin" in run and not run.exists("missing.txt")
-    assert run.read_config() == {"backbone": "vit", "lr": pytest.approx(1e-3), "survey": [1, 2]}
+    assert run.exists("notes/readme.txt") and not run.exists("missing.txt")
+    assert run.read_json("config.json") == {"backbone": "vit", "lr": pytest.approx(1e-3), "survey": [1, 2]}
     # NaN is not JSON: it is written as null so other tools can read the file.
     assert run.read_metrics() == {"adapted": {"mae": 0.02, "ssim": None, "n_samples": 4}}
     json.loads((run.path / "metrics.json").read_text())
 
 
 def test_metrics_merge_keeps_earlier_stages(tmp_path):
-    run = RunDirectory.create("r", root=tmp_path)
+    run = RunDirectory(tmp_path / "r")
     run.write_metrics({"zero_shot": {"mae": 0.1}})
     run.write_metrics({"adapted": {"mae": 0.05}}, merge=True)
     assert set(run.read_metrics()) == {"zero_shot", "adapted"}
@@ -37,35 +34,28 @@ def test_metrics_merge_keeps_earlier_stages(tmp_path):
     assert set(run.read_metrics()) == {"refined"}
 
 
-def test_existing_run_needs_exist_ok_and_names_must_be_plain(tmp_path):
-    RunDirectory.create("again", root=tmp_path)
-    with pytest.raises(ConfigError, match="already exists"):
-        RunDirectory.create("again", root=tmp_path)
-    assert RunDirectory.create("again", root=tmp_path, exist_ok=True).name == "again"
-    for bad in ("../escape", "a/b", ""):
-        with pytest.raises(ConfigError, match="run name"):
-            RunDirectory.create(bad, root=tmp_path)
-    with pytest.raises(DataError, match="does not exist"):
-        RunDirectory.open(tmp_path / "nope")
+def test_paths_stay_inside_and_missing_files_are_named(tmp_path):
     with pytest.raises(DataError, match="inside"):
         RunDirectory(tmp_path / "again").write_text("../outside.txt", "x")
+    with pytest.raises(DataError, match="does not exist"):
+        RunDirectory(tmp_path / "nope").read_metrics()
 
 
-def test_timestamped_names_do_not_collide(tmp_path):
-    a = RunDirectory.create(root=tmp_path)
-    b = RunDirectory.create(root=tmp_path)
-    assert a.path != b.path and a.name.startswith("run-")
-
-
-def test_failed_write_keeps_the_old_file(tmp_path):
-    run = RunDirectory.create("r", root=tmp_path)
+def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
+    run = RunDirectory(tmp_path / "r")
     run.write_metrics({"mae": 1.0})
+    real = Path.write_text
+
+    def killed(path, text, *args, **kwargs):
+        real(path, text[:3])
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(Path, "write_text", killed)
     with pytest.raises(RuntimeError):
-        with run.atomic("metrics.json") as tmp:
-            tmp.write_text("{half")
-            raise RuntimeError("killed")
+        run.write_metrics({"mae": 2.0})
+    monkeypatch.undo()
     assert run.read_metrics() == {"mae": 1.0}
-    assert run.files() == ["metrics.json"]
+    assert sorted(p.name for p in run.path.iterdir()) == ["metrics.json"]
 
 
 def test_summary_table_by_stage():

@@ -181,7 +181,10 @@ class Survey:
         if path.suffix == ".json":
             text = json.dumps(self.to_dict(), indent=2)
         elif path.suffix == ".toml":
-            text = _to_toml(self.to_dict())
+            from .io_utils import to_toml
+
+            data = {k: v for k, v in self.to_dict().items() if v is not None}
+            text = to_toml({"survey": data}).lstrip("\n")
         else:
             raise SurveyError(f"{path}: a survey file ends in .toml or .json")
         from .io_utils import atomic_write_text
@@ -232,7 +235,9 @@ class Survey:
         if lo <= 0:
             raise SurveyError(f"{name} holds non-positive values (min {lo:g} m/s)")
         if lo < self.vmin or hi > self.vmax:
-            hint = " (units off by 1000? velocity is in m/s)" if hi < 10 or lo > 1e5 else ""
+            from .units import velocity_units_guess
+
+            hint = " (units off by 1000? velocity is in m/s)" if velocity_units_guess(lo, hi) else ""
             raise SurveyError(f"{name} spans {lo:g}..{hi:g} m/s, outside the survey's stated range "
                               f"{self.vmin:g}..{self.vmax:g} m/s{hint}")
         # The Ricker spectrum is negligible above about 2.5 x the peak frequency.
@@ -258,12 +263,3 @@ def evenly_spaced(n: int, nx: int) -> tuple[tuple[float, float], ...]:
     if n == 1:
         return ((0.0, float((nx - 1) // 2)),)
     return tuple((0.0, float(round(i * (nx - 1) / (n - 1)))) for i in range(n))
-
-
-def _to_toml(data: Mapping[str, Any]) -> str:
-    lines = ["[survey]"]
-    for key, value in data.items():
-        if value is None:
-            continue
-        lines.append(f"{key} = {json.dumps(value)}")
-    return "\n".join(lines) + "\n"

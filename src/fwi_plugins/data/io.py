@@ -34,13 +34,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
-from ..io_utils import atomic_path, respect_umask
+from ..io_utils import atomic_dir, atomic_path, respect_umask
 from ..survey import Survey
+from ..units import PLAUSIBLE_VELOCITY, velocity_units_guess
 
 VELOCITY_SUFFIXES = (".npy", ".nc", ".zarr", ".sgy", ".segy")
 GATHERS_SUFFIXES = VELOCITY_SUFFIXES
-# Velocities outside this span are not rock, water or air in m/s: most likely wrong units.
-PLAUSIBLE_VELOCITY = (100.0, 20000.0)
 _VELOCITY_NAMES = ("velocity", "vp", "vel", "v", "model")
 _GATHERS_NAMES = ("gathers", "data", "seismic", "pressure")
 _SEGY_MARK = "FWI-PLUGINS"
@@ -81,10 +80,11 @@ def validate_velocity(arr: Any, where: str) -> np.ndarray:
     lo, hi = float(arr.min()), float(arr.max())
     if lo <= 0:
         raise DataError(f"{where}: velocity holds non-positive values (min {lo:g}); expected m/s > 0")
-    if hi < 20.0:
+    units = velocity_units_guess(lo, hi)
+    if units == "km/s":
         raise DataError(f"{where}: velocity spans {lo:g}..{hi:g}, which looks like km/s; expected m/s "
                         f"(multiply by 1000)")
-    if lo > 1e5:
+    if units == "mm/s":
         raise DataError(f"{where}: velocity spans {lo:g}..{hi:g}, which looks like mm/s; expected m/s "
                         f"(divide by 1000)")
     if lo < PLAUSIBLE_VELOCITY[0] or hi > PLAUSIBLE_VELOCITY[1]:
@@ -374,26 +374,6 @@ def _gathers_dataset(gathers: np.ndarray, survey: Survey, meta: Mapping[str, Any
     return xr.Dataset({"gathers": var}, coords=coords, attrs=_encode_attrs(meta))
 
 
-@contextlib.contextmanager
-def _atomic_dir(path: Path) -> Iterator[Path]:
-    """Like :func:`atomic_path` for a directory (a zarr store): swap it in whole, or not at all."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
-    try:
-        yield tmp
-        respect_umask(tmp)
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
-            os.replace(path, old / path.name)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def _write_xarray(path: Path, dataset: Any) -> None:
     if path.suffix.lower() == ".nc":
         with atomic_path(path) as tmp:
@@ -405,7 +385,7 @@ def _write_xarray(path: Path, dataset: Any) -> None:
             from ..errors import MissingDependencyError
 
             raise MissingDependencyError(f"writing {path}", ["zarr"]) from None
-        with _atomic_dir(path) as tmp:
+        with atomic_dir(path) as tmp:
             # Zarr 3 has no consolidated metadata in its spec; plain metadata reads everywhere.
             dataset.to_zarr(tmp, mode="w", consolidated=False)
 

@@ -40,7 +40,7 @@ from typing import Any, Literal
 
 from .. import options as _options
 from ..errors import ConfigError, FWIError, OptionError, UnknownNameError
-from ..io_utils import atomic_write_text, read_toml_or_json
+from ..io_utils import atomic_write_text, read_toml_or_json, to_toml
 from ..options import option
 
 
@@ -353,7 +353,10 @@ class RunConfig:
         if path.suffix == ".json":
             text = json.dumps(self.to_dict(), indent=2) + "\n"
         elif path.suffix == ".toml":
-            text = to_toml(self.to_dict())
+            try:
+                text = to_toml(self.to_dict())
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         else:
             raise ConfigError(f"{path}: a configuration file ends in .toml or .json")
         return atomic_write_text(path, text)
@@ -536,53 +539,3 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[full] = value
     return out
-
-
-def _toml_value(value: Any) -> str:
-    if value is None:
-        return '"none"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, Mapping):
-        if not value:
-            return "{}"
-        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
-    raise ConfigError(f"cannot write {value!r} ({type(value).__name__}) to TOML")
-
-
-def _toml_key(key: str) -> str:
-    bare = key.replace("_", "").replace("-", "").isalnum()
-    return key if bare else json.dumps(key)
-
-
-def to_toml(data: Mapping[str, Any]) -> str:
-    """Write the configuration structure as TOML (scalars first, then tables)."""
-    lines: list[str] = []
-    tables: list[tuple[str, Any]] = []
-    for key, value in data.items():
-        if isinstance(value, Mapping) or (isinstance(value, list) and value
-                                          and all(isinstance(v, Mapping) for v in value)):
-            tables.append((key, value))
-        else:
-            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
-    for key, value in tables:
-        items = value if isinstance(value, list) else [value]
-        header = f"[[{_toml_key(key)}]]" if isinstance(value, list) else f"[{_toml_key(key)}]"
-        for item in items:
-            lines.append("")
-            lines.append(header)
-            for k, v in item.items():
-                lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
-    return "\n".join(lines) + "\n"

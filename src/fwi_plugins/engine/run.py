@@ -31,18 +31,20 @@ import time
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import ConfigError
+from .. import io_utils
 from ..io_utils import atomic_path, is_leftover, remove_leftovers
 from .config import ResolvedConfig, RunConfig, RunOptions
 
 __all__ = ["default_out", "hardware", "prepare_run_dir", "resolve", "run"]
 
 GetSpec = Callable[[str, str], Any]
-Notify = Callable[..., None]
+if TYPE_CHECKING:
+    from .train import Notify
 
 # Keys that may change between a run and its resumption without changing its result.
 # What may change between the calls of one job: how it runs, not what it trains. The time
@@ -59,8 +61,14 @@ def _registry_get_spec() -> GetSpec:
     return registry_spec
 
 
-def _no_notify(hook: str, **kwargs: Any) -> None:
-    return None
+def __getattr__(name: str) -> Any:
+    # Notify and _no_notify are the training loop's (defined once, there); this module
+    # handed them out before and stays free of torch until they are asked for.
+    if name in ("Notify", "_no_notify"):
+        from . import train
+
+        return getattr(train, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def resolve(config: RunConfig | ResolvedConfig, get_spec: GetSpec | None = None) -> ResolvedConfig:
@@ -216,16 +224,10 @@ def hardware(device: str, world_size: int = 1) -> dict[str, Any]:
 
 
 def atomic_dir(path: Path, write: Callable[[Path], Any]) -> Path:
-    """Have ``write(tmp)`` fill a temporary folder, then give it ``path``'s name in one rename."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        tmp.unlink()
-        tmp.mkdir()
+    """Have ``write(tmp)`` fill a temporary folder, then swap it in for ``path`` whole."""
+    with io_utils.atomic_dir(path) as tmp:
         write(tmp)
-        if path.exists():
-            # Rename cannot replace a non-empty folder; the old copy goes just before.
-            shutil.rmtree(path)
-    return path
+    return Path(path)
 
 
 def load_arrays(ds: Any, physics: Any, split: str, *, cache_dir: str | None, progress: bool,
@@ -339,6 +341,8 @@ def run(config: RunConfig | ResolvedConfig, *, get_spec: GetSpec | None = None, 
     from .train import TrainData, seed_everything, train
 
     started = time.perf_counter()
+    from .train import _no_notify
+
     notify = notify or _no_notify
     resolved, info, out = start_job(config, "run", get_spec)
     opts: RunOptions = resolved.options

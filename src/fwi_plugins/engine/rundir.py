@@ -13,23 +13,18 @@ behind; a reader sees the old version or the new one.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import math
-import re
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, DataError
-from ..io_utils import atomic_path, atomic_write_bytes, atomic_write_text
+from ..errors import DataError
+from ..io_utils import atomic_write_text
 
 __all__ = ["RunDirectory", "summary_table", "to_jsonable"]
 
-CONFIG = "config.json"
 METRICS = "metrics.json"
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
 def to_jsonable(value: Any) -> Any:
@@ -73,64 +68,9 @@ class RunDirectory:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
-    # -- creating and opening ------------------------------------------------------
-    @classmethod
-    def create(cls, name: str | None = None, *, root: str | Path = "runs", exist_ok: bool = False) -> RunDirectory:
-        """Make ``root/name`` (a timestamped name when ``name`` is ``None``).
-
-        Args:
-            name: the run's name: letters, digits, ``.``, ``_``, ``+``, ``-``.
-            root: the folder holding runs.
-            exist_ok: reuse an existing directory (to resume a run) instead of failing.
-
-        Raises:
-            ConfigError: the name is not a plain folder name, or the run exists and
-                ``exist_ok`` is false.
-        """
-        if name is None:
-            name = _dt.datetime.now().strftime("run-%Y%m%d-%H%M%S")
-            # Two runs started in the same second still get distinct folders.
-            base, n = name, 1
-            while (Path(root) / name).exists():
-                n += 1
-                name = f"{base}-{n}"
-        if not _SAFE_NAME.match(name):
-            raise ConfigError(f"run name {name!r}: use letters, digits, '.', '_', '+' and '-' only "
-                              f"(it becomes a folder under {root})")
-        path = Path(root) / name
-        if path.exists() and not exist_ok:
-            raise ConfigError(f"run directory {path} already exists; choose another name, "
-                              f"or resume it")
-        if path.exists() and not path.is_dir():
-            raise ConfigError(f"run directory {path} exists and is not a folder")
-        path.mkdir(parents=True, exist_ok=True)
-        return cls(path)
-
-    @classmethod
-    def open(cls, path: str | Path) -> RunDirectory:
-        """An existing run directory.
-
-        Raises:
-            DataError: ``path`` is not an existing folder.
-        """
-        path = Path(path)
-        if not path.is_dir():
-            raise DataError(f"run directory {path} does not exist")
-        return cls(path)
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
+    # -- paths -----------------------------------------------------------------------
     def __repr__(self) -> str:
         return f"RunDirectory({str(self.path)!r})"
-
-    def __fspath__(self) -> str:
-        return str(self.path)
-
-    # -- paths ---------------------------------------------------------------------
-    def __truediv__(self, relative: str | Path) -> Path:
-        return self.resolve(relative)
 
     def resolve(self, relative: str | Path) -> Path:
         """The path of ``relative`` inside the run; refuses to step outside it."""
@@ -142,42 +82,13 @@ class RunDirectory:
     def exists(self, relative: str | Path) -> bool:
         return self.resolve(relative).exists()
 
-    def __contains__(self, relative: str | Path) -> bool:
-        return self.exists(relative)
-
-    def files(self) -> list[str]:
-        """Every file in the run, as sorted POSIX paths relative to it (temporaries left out)."""
-        if not self.path.is_dir():
-            return []
-        return sorted(p.relative_to(self.path).as_posix() for p in self.path.rglob("*")
-                      if p.is_file() and not p.name.endswith(".part"))
-
     # -- writing -------------------------------------------------------------------
-    @contextmanager
-    def atomic(self, relative: str | Path) -> Iterator[Path]:
-        """A temporary path to write ``relative`` through; it takes the real name on success.
-
-        Example::
-
-            with run.atomic("predictions.nc") as tmp:
-                dataset.to_netcdf(tmp, engine="h5netcdf")
-        """
-        with atomic_path(self.resolve(relative)) as tmp:
-            yield tmp
-
     def write_text(self, relative: str | Path, text: str) -> Path:
         return atomic_write_text(self.resolve(relative), text)
-
-    def write_bytes(self, relative: str | Path, data: bytes) -> Path:
-        return atomic_write_bytes(self.resolve(relative), data)
 
     def write_json(self, relative: str | Path, data: Any) -> Path:
         """Write ``data`` as indented JSON (numpy values and NaN handled, see :func:`to_jsonable`)."""
         return self.write_text(relative, json.dumps(to_jsonable(data), indent=2, allow_nan=False) + "\n")
-
-    def write_config(self, config: Any) -> Path:
-        """Write the resolved configuration to ``config.json``."""
-        return self.write_json(CONFIG, config)
 
     def write_metrics(self, metrics: Mapping[str, Any], *, merge: bool = False) -> Path:
         """Write ``metrics.json``; with ``merge``, update the existing file's top-level keys."""
@@ -194,9 +105,6 @@ class RunDirectory:
             return json.loads(path.read_text())
         except json.JSONDecodeError as exc:
             raise DataError(f"{path}: not valid JSON ({exc})") from None
-
-    def read_config(self) -> dict[str, Any]:
-        return self.read_json(CONFIG)
 
     def read_metrics(self) -> dict[str, Any]:
         return self.read_json(METRICS)
