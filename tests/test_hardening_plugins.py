@@ -1,15 +1,20 @@
-"""Plugins that fail gently: a name clash fails only the commands that use the name."""
+"""Plugins that fail gently: a name clash fails only the commands that use the name; a broken or
+misnamed plugin is one clean line, blamed on itself."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
+import warnings
 
 import pytest
 from click.testing import CliRunner
 
 from fwi_plugins.cli import main
 from fwi_plugins.errors import DuplicateNameError
-from fwi_plugins.manager import FWIPluginManager
+from fwi_plugins.manager import FWIPluginManager, PluginLoadWarning
 
 CLASH = textwrap.dedent('''
     from fwi_plugins import BackboneSpec, hookimpl
@@ -54,3 +59,89 @@ def test_only_commands_using_the_name_fail(clash, argv, code):
     assert result.exit_code == code, result.output
     if code:
         assert "error:" in result.output and "provided twice" in result.output
+
+
+# -- a broken installed plugin, strict mode and the block list, through the real command line --------
+
+def _install(root, dist: str, module: str, source: str) -> None:
+    """A fake installed distribution declaring ``module`` in the ``fwi_plugins`` group."""
+    (root / f"{module}.py").write_text(textwrap.dedent(source))
+    info = root / f"{dist.replace('-', '_')}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[fwi_plugins]\n{dist} = {module}\n")
+
+
+def _fwi(site, *argv: str, **env: str) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("FWI_") or k == "FWI_CACHE_DIR"}
+    environ.update(env, PYTHONPATH=os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
+    return subprocess.run([sys.executable, "-m", "fwi_plugins", *argv], capture_output=True, text=True,
+                          env=environ, timeout=120)
+
+
+@pytest.fixture
+def broken_site(tmp_path):
+    _install(tmp_path, "fwi-broken", "fwi_broken_cli", "raise RuntimeError('boom at import')")
+    return tmp_path
+
+
+@pytest.mark.parametrize("argv", [
+    ["list", "backbone"],
+    ["run", "--backbone", "vit", "--dry-run"],
+    ["refine", "--help"],
+])
+def test_strict_mode_blames_the_broken_plugin_not_an_option(broken_site, argv):
+    result = _fwi(broken_site, *argv, FWI_STRICT_PLUGINS="1")
+    if argv[-1] == "--help":
+        assert result.returncode == 0, result.stderr
+        return
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "--plugin" not in result.stderr and "--backbone" not in result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: plugin 'fwi-broken' (fwi-broken 1.0) failed to load: boom at import")
+    assert "FWI_STRICT_PLUGINS" in lines[0]
+
+
+def test_strict_mode_blames_the_broken_plugin_in_commands_without_plugin_option(broken_site):
+    result = _fwi(broken_site, "refine", "--backbone", "vit", "missing.nc", FWI_STRICT_PLUGINS="1")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "--backbone" not in result.stderr and "--physics" not in result.stderr
+    assert result.stderr.startswith("error: plugin 'fwi-broken'"), result.stderr
+
+
+def test_a_broken_plugin_is_one_clean_warning_line(broken_site):
+    result = _fwi(broken_site, "list", "peft")
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines == ["warning: plugin 'fwi-broken' (fwi-broken 1.0) failed to load: boom at import; "
+                     "continuing without it"], result.stderr
+    assert "lora" in result.stdout
+
+
+def test_an_unknown_blocked_name_warns_with_did_you_mean(tmp_path, monkeypatch):
+    _install(tmp_path, "fwi-goodish", "fwi_goodish_mod", "")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("FWI_DISABLE_PLUGINS", "fwi-goodsh,fwi-goodish")
+    with pytest.warns(PluginLoadWarning, match=r"FWI_DISABLE_PLUGINS names 'fwi-goodsh'.*"
+                                               r"Did you mean 'fwi-goodish'\?") as caught:
+        manager = FWIPluginManager().load_all()
+    assert len([w for w in caught if "FWI_DISABLE_PLUGINS" in str(w.message)]) == 1
+    assert manager.infos["fwi-goodish"].status == "blocked"
+
+
+def test_known_blocked_names_do_not_warn(monkeypatch):
+    monkeypatch.setenv("FWI_DISABLE_PLUGINS", "fwi-example,deepwave,fwi_plugins.builtins.datasets")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PluginLoadWarning)
+        manager = FWIPluginManager(autoload=False).load_all()
+    assert manager.infos["fwi_plugins.builtins.datasets"].status == "blocked"
+
+
+def test_an_unknown_blocked_name_on_the_command_line(tmp_path):
+    result = _fwi(tmp_path, "list", "peft", FWI_DISABLE_PLUGINS="deepwav")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "warning: FWI_DISABLE_PLUGINS names 'deepwav', which no installed plugin has. Did you mean 'deepwave'?"
+    ], result.stderr

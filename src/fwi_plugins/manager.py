@@ -10,6 +10,7 @@ loaded from the ``fwi_plugins`` entry-point group. Environment switches:
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -79,7 +80,8 @@ class FWIPluginManager(pluggy.PluginManager):
         self.add_hookspecs(hookspecs)
         self.strict = _env_flag("FWI_STRICT_PLUGINS") if strict is None else strict
         self.autoload = (not _env_flag("FWI_DISABLE_PLUGIN_AUTOLOAD")) if autoload is None else autoload
-        self.blocked_names = _env_list("FWI_DISABLE_PLUGINS") | {normalize_name(b) for b in blocked or ()}
+        self._blocked_by_env = _env_list("FWI_DISABLE_PLUGINS")
+        self.blocked_names = self._blocked_by_env | {normalize_name(b) for b in blocked or ()}
         self.infos: dict[str, PluginInfo] = {}
         self._registry: dict[str, dict[str, ComponentSpec]] | None = None
 
@@ -162,7 +164,22 @@ class FWIPluginManager(pluggy.PluginManager):
         if self.autoload:
             self.load_entrypoints()
         self.check_pending()
+        self._check_blocked_names()
         return self
+
+    def _check_blocked_names(self) -> None:
+        """Warn about each blocked name that no installed plugin has: a typo blocks nothing."""
+        known = {"fwi-plugins", *map(normalize_name, BUILTIN_MODULES)}
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            known.add(normalize_name(ep.name))
+            if ep.dist:
+                known.add(normalize_name(ep.dist.name))
+        for name in sorted(self.blocked_names - known):
+            source = "FWI_DISABLE_PLUGINS" if name in self._blocked_by_env else "the block list"
+            message = f"{source} names {name!r}, which no installed plugin has."
+            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.5)
+            message += f" Did you mean {close[0]!r}?" if close else f" Installed: {', '.join(sorted(known))}."
+            warnings.warn(message, PluginLoadWarning, stacklevel=3)
 
     # -- registry ----------------------------------------------------------------
     def _build_registry(self) -> dict[str, dict[str, ComponentSpec]]:

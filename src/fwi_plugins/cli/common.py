@@ -23,6 +23,43 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     click.secho(f"warning: {message}", fg="yellow", err=True)
 
 
+def plain_warnings() -> None:
+    """Print warnings as one ``warning: ...`` line, without Python's source line.
+
+    Installed before the plugins load (they load while options are parsed, before the
+    command itself runs), so a broken plugin's warning reads like every other.
+    """
+    warnings.showwarning = _show_warning
+
+
+class FatalError(click.ClickException):
+    """An :class:`FWIError` raised while options are parsed, reported as the command's own error.
+
+    Click would otherwise blame the option being parsed ("Invalid value for '--plugin'")
+    for a failure that has nothing to do with it, such as a broken plugin in strict mode.
+    """
+
+    def __init__(self, error: FWIError) -> None:
+        super().__init__(str(error))
+        self.exit_code = error.exit_code
+
+    def show(self, file: Any = None) -> None:
+        click.secho(f"error: {self.message}", fg="red", err=True)
+
+
+def plugin_manager() -> Any:
+    """The process-wide plugin manager; one that cannot load ends the command with its own error."""
+    from ..manager import get_plugin_manager
+
+    plain_warnings()
+    try:
+        return get_plugin_manager()
+    except FWIError as exc:
+        if os.environ.get("FWI_TRACEBACK"):
+            traceback.print_exc()
+        raise FatalError(exc) from None
+
+
 def handles_errors(func: F) -> F:
     """Report :class:`FWIError` as ``error: ...`` with its exit code and no traceback.
 
@@ -31,7 +68,7 @@ def handles_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        warnings.showwarning = _show_warning
+        plain_warnings()
         try:
             return func(*args, **kwargs)
         except FWIError as exc:
@@ -55,12 +92,11 @@ class ComponentName(click.ParamType):
         self.kind = kind
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        from ..manager import get_plugin_manager
-
         if value is None or normalize_name(str(value)) == "none":
             return value
+        manager = plugin_manager()
         try:
-            return get_plugin_manager().get(self.kind, str(value)).name
+            return manager.get(self.kind, str(value)).name
         except FWIError as exc:
             self.fail(str(exc), param, ctx)
 
@@ -109,9 +145,7 @@ def echo_json(data: Any) -> None:
 
 def load_plugins(targets: Iterable[str]) -> None:
     """Load ``--plugin`` modules or files into the process-wide manager."""
-    from ..manager import get_plugin_manager
-
-    manager = get_plugin_manager()
+    manager = plugin_manager()
     for target in targets:
         manager.load_plugin(target)
 
