@@ -76,7 +76,7 @@ def _fwi(site, *argv: str, **env: str) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("FWI_") or k == "FWI_CACHE_DIR"}
     environ.update(env, PYTHONPATH=os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
     return subprocess.run([sys.executable, "-m", "fwi_plugins", *argv], capture_output=True, text=True,
-                          env=environ, timeout=120)
+                          env=environ, timeout=120, check=False)
 
 
 @pytest.fixture
@@ -115,8 +115,8 @@ def test_a_broken_plugin_is_one_clean_warning_line(broken_site):
     result = _fwi(broken_site, "list", "peft")
     assert result.returncode == 0, result.stderr
     lines = result.stderr.strip().splitlines()
-    assert lines == ["warning: plugin 'fwi-broken' (fwi-broken 1.0) failed to load: boom at import; "
-                     "continuing without it"], result.stderr
+    assert lines == [("warning: plugin 'fwi-broken' (fwi-broken 1.0) failed to load: boom at import; "
+                      "continuing without it")], result.stderr
     assert "lora" in result.stdout
 
 
@@ -145,3 +145,60 @@ def test_an_unknown_blocked_name_on_the_command_line(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "warning: FWI_DISABLE_PLUGINS names 'deepwav', which no installed plugin has. Did you mean 'deepwave'?"
     ], result.stderr
+
+
+# -- --dry-run imports the chosen components' factories ------------------------------------------------
+
+UNIMPORTABLE = textwrap.dedent('''
+    from fwi_plugins import BackboneSpec, DatasetSpec, PeftMethodSpec, hookimpl
+
+    @hookimpl
+    def fwi_backbones():
+        yield BackboneSpec(name="ghostnet", factory="no_such_module_q:build", description="not importable")
+
+    @hookimpl
+    def fwi_peft_methods():
+        yield PeftMethodSpec(name="ghostpeft", factory="fwi_plugins.builtins.peft_methods:apply_lora",
+                             saver="no_such_module_q:save", loader="no_such_module_q:load",
+                             description="saver not importable")
+
+    @hookimpl
+    def fwi_datasets():
+        yield DatasetSpec(name="ghostdata", factory="fwi_plugins.errors:NoSuchThing", description="no attribute")
+''')
+
+
+@pytest.fixture
+def unimportable(tmp_path):
+    path = tmp_path / "ghosts.py"
+    path.write_text(UNIMPORTABLE)
+    return str(path)
+
+
+@pytest.mark.parametrize(("argv", "component", "target"), [
+    (["run", "--backbone", "ghostnet", "--peft", "lora", "--physics", "deepwave"], "backbone 'ghostnet'",
+     "factory 'no_such_module_q:build'"),
+    (["run", "--backbone", "vit", "--peft", "ghostpeft", "--physics", "deepwave"], "peft 'ghostpeft'",
+     "saver 'no_such_module_q:save'"),
+    (["run", "--backbone", "vit", "--peft", "lora", "--physics", "deepwave", "--dataset", "ghostdata"], "dataset 'ghostdata'",
+     "factory 'fwi_plugins.errors:NoSuchThing'"),
+    (["pretrain", "--backbone", "ghostnet", "--dataset", "flatvel-a"], "backbone 'ghostnet'",
+     "factory 'no_such_module_q:build'"),
+    (["pretrain", "--backbone", "vit", "--dataset", "flatvel-a", "--dataset", "ghostdata"],
+     "dataset 'ghostdata'", "factory 'fwi_plugins.errors:NoSuchThing'"),
+])
+def test_dry_run_imports_every_chosen_factory(unimportable, tmp_path, argv, component, target):
+    result = CliRunner().invoke(main, [*argv, "--plugin", unimportable, "--dry-run",
+                                       "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith(f"error: {component} (plugin {unimportable}): cannot import {target}: "), error
+    assert not (tmp_path / "out").exists()
+
+
+def test_dry_run_of_importable_components_still_prints_the_configuration(tmp_path):
+    result = CliRunner().invoke(main, ["run", "--backbone", "vit", "--peft", "lora", "--physics", "deepwave",
+                                       "--dry-run", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert 'command = "run"' in result.stdout

@@ -18,7 +18,6 @@ from typing import Any, ClassVar
 from . import options as _options
 from .errors import MissingDependencyError, PluginError
 
-
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
 
 
@@ -80,6 +79,17 @@ class ComponentSpec:
     def key(self) -> str:
         return normalize_name(self.name)
 
+    @property
+    def label(self) -> str:
+        """``kind 'name' (plugin P, distribution version)``: how errors name this component."""
+        label = f"{self.kind} {self.name!r}"
+        if self.provider is None:
+            return label
+        plugin = f"plugin {self.provider.plugin}"
+        if self.provider.distribution:
+            plugin += f", {self.provider}"
+        return f"{label} ({plugin})"
+
     def missing_requirements(self) -> list[str]:
         return [m for m in self.requires if importlib.util.find_spec(m) is None]
 
@@ -87,8 +97,17 @@ class ComponentSpec:
         """Resolve the factory, importing its module now."""
         missing = self.missing_requirements()
         if missing:
-            raise MissingDependencyError(f"{self.kind} {self.name!r}", missing)
-        return _resolve(self.factory, f"{self.kind} {self.name!r}: cannot load factory")
+            raise MissingDependencyError(self.label, missing)
+        return _resolve(self.factory, self.label, "factory")
+
+    def check_importable(self) -> None:
+        """Import everything this component names (``--dry-run``), building nothing.
+
+        Raises:
+            MissingDependencyError: a required package is not installed.
+            PluginError: a ``"module:attribute"`` cannot be imported, naming this component.
+        """
+        self.load()
 
     def parse_options(self, values: Mapping[str, Any] | Any = None) -> Any:
         """Options from a mapping of (string) values, or an options instance as is."""
@@ -194,13 +213,18 @@ class PeftMethodSpec(ComponentSpec):
         """The saver, imported now (``None`` when the method keeps the default format)."""
         if self.saver is None:
             return None
-        return _resolve(self.saver, f"peft {self.name!r}: cannot load saver")
+        return _resolve(self.saver, self.label, "saver")
 
     def load_loader(self) -> Callable[..., Any] | None:
         """The loader, imported now (``None`` when the method keeps the default format)."""
         if self.loader is None:
             return None
-        return _resolve(self.loader, f"peft {self.name!r}: cannot load loader")
+        return _resolve(self.loader, self.label, "loader")
+
+    def check_importable(self) -> None:
+        super().check_importable()
+        self.load_saver()
+        self.load_loader()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -225,17 +249,22 @@ class PhysicsSpec(ComponentSpec):
     kind: ClassVar[str] = "physics"
 
 
-def _resolve(target: Callable[..., Any] | str, failure: str) -> Callable[..., Any]:
-    """A callable, or the object a ``"module:attribute"`` string names (imported now)."""
+def _resolve(target: Callable[..., Any] | str, owner: str, what: str) -> Callable[..., Any]:
+    """A callable, or the object a ``"module:attribute"`` string names (imported now).
+
+    Any failure, a module that raises while importing included, is a :class:`PluginError`
+    naming ``owner``, ``what`` it is (factory, saver...) and the target.
+    """
     if callable(target):
         return target
     module_name, _, attr = target.partition(":")
     try:
         found: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
+        for part in filter(None, attr.split(".")):
             found = getattr(found, part)
-    except (ImportError, AttributeError) as exc:
-        raise PluginError(f"{failure} {target!r}: {exc}") from exc
+    except Exception as exc:
+        reason = str(exc) if isinstance(exc, (ImportError, AttributeError)) else f"{type(exc).__name__}: {exc}"
+        raise PluginError(f"{owner}: cannot import {what} {target!r}: {reason}") from exc
     return found
 
 

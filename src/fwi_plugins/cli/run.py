@@ -131,6 +131,7 @@ def launch(config: Any, manager: Any, *, dry_run: bool, as_json: bool) -> None:
     from ..engine.run import resolve
 
     resolved = resolve(config, manager.get)
+    check_importable(resolved)
     if dry_run:
         print_dry_run(resolved, as_json)
         return
@@ -141,6 +142,13 @@ def launch(config: Any, manager: Any, *, dry_run: bool, as_json: bool) -> None:
     metrics = job(resolved, notify=manager.notify, summary=not as_json)
     if as_json:
         echo_json(metrics)
+
+
+def check_importable(resolved: Any) -> None:
+    """Import every chosen component's factory now, so a broken one fails before any work."""
+    for specs in resolved.specs.values():
+        for spec in specs:
+            spec.check_importable()
 
 
 def print_dry_run(resolved: Any, as_json: bool) -> None:
