@@ -62,7 +62,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation("lora-ignores-alpha", "src/fwi_plugins/builtins/peft_methods.py",
              "lora_alpha=o.alpha,", "",
              ("tests/test_peft_exact_counts.py",), "LoRA alpha left at peft's default"),
-    Mutation("adapter-bottleneck-width", "src/fwi_plugins/builtins/adapter.py",
+    Mutation("adapter-bottleneck-width", "src/fwi_plugins/builtins/adapted_model.py",
              "self.down = nn.Linear(channels, hidden)", "self.down = nn.Linear(channels, hidden * 2)",
              ("tests/test_peft_exact_counts.py",), "bottleneck twice as wide as asked"),
     Mutation("ssim-term-sign", "src/fwi_plugins/engine/train.py",

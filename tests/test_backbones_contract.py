@@ -78,7 +78,7 @@ def test_every_parameter_gets_a_gradient(name):
 @pytest.mark.parametrize("name", BACKBONES)
 def test_declared_targets_and_head_exist(name):
     spec, model = build(name)
-    from fwi_plugins.builtins.adapter import as_peft_targets, select
+    from fwi_plugins.builtins.targets import as_peft_targets, select
 
     assert spec.head, "a backbone must name its output head (trained by 'frozen')"
     modules = dict(model.named_modules())

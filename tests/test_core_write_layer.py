@@ -7,7 +7,8 @@ import pytest
 
 from fwi_plugins.data.io import validate_velocity
 from fwi_plugins.errors import DataError, SurveyError
-from fwi_plugins.io_utils import atomic_dir, read_toml_or_json, replace_dir, to_toml
+from fwi_plugins.atomic import atomic_dir, replace_dir
+from fwi_plugins.settings_files import read_toml_or_json, to_toml
 from fwi_plugins.survey import Survey
 from fwi_plugins.units import velocity_units_guess
 
@@ -65,3 +66,13 @@ def test_one_units_rule_for_files_and_surveys(lo, hi, guess):
     survey = Survey.small(nz=8, nx=8)
     with pytest.raises(SurveyError, match="units off by 1000"):
         survey.check_velocity(v)
+
+
+def test_old_import_paths_still_work():
+    """Modules renamed for what they hold keep their old names as re-exports."""
+    from fwi_plugins import adapted, adapter_folder, atomic, io_utils, peft_utils, settings_files
+    from fwi_plugins.builtins import adapted_model, adapter, targets
+
+    assert peft_utils.save_adapted is adapted.save_adapted and peft_utils.import_peft is adapter_folder.import_peft
+    assert io_utils.atomic_path is atomic.atomic_path and io_utils.to_toml is settings_files.to_toml
+    assert adapter.AdaptedModel is adapted_model.AdaptedModel and adapter.select is targets.select

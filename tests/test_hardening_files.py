@@ -131,7 +131,7 @@ def test_adapter_writes_leave_part_named_temporaries(tmp_path, monkeypatch):
 @pytest.mark.parametrize("mask", [0o022, 0o002, 0o077])
 def test_written_files_follow_the_umask(tmp_path, mask):
     from fwi_plugins.data import io
-    from fwi_plugins.io_utils import atomic_write_text
+    from fwi_plugins.atomic import atomic_write_text
     from fwi_plugins.survey import Survey
 
     with umask(mask):

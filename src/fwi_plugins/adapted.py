@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from .adapter_folder import (CONFIG_NAME, DEFAULT, FORMAT, WEIGHTS_NAME, check_adapter_folder, import_peft,
                              read_adapter_weights, write_adapter)
 from .errors import DataError, FWIError, OptionError, UnknownNameError
-from .io_utils import PART_SUFFIX, respect_umask
+from .atomic import PART_SUFFIX, respect_umask
 from .specs import METHOD_ATTRIBUTE, PeftMethodSpec
 
 if TYPE_CHECKING:
@@ -168,7 +168,7 @@ def _method_spec(name: str) -> PeftMethodSpec:
 
 def _replace_into(tmp: Path, directory: Path) -> None:
     """Move what ``tmp`` holds into ``directory``, entry by entry atomically."""
-    from .io_utils import replace_dir
+    from .atomic import replace_dir
 
     directory.mkdir(parents=True, exist_ok=True)
     for entry in tmp.iterdir():

@@ -87,9 +87,9 @@ def apply_peft(model: Any, name: str, options: Mapping[str, Any] | Any = None, *
     """Adapt ``model`` with a PEFT method; targets and head default to the backbone's own."""
     spec = get_spec("peft", name)
     assert isinstance(spec, PeftMethodSpec)
-    bspec = get_spec("backbone", backbone) if isinstance(backbone, str) else backbone
-    targets = targets if targets is not None else (bspec.peft_targets if bspec else ())
-    head = head if head is not None else (bspec.head if bspec else ())
+    backbone_spec = get_spec("backbone", backbone) if isinstance(backbone, str) else backbone
+    targets = targets if targets is not None else (backbone_spec.peft_targets if backbone_spec else ())
+    head = head if head is not None else (backbone_spec.head if backbone_spec else ())
     return spec.apply(model, options, targets=tuple(targets), head=tuple(head))
 
 

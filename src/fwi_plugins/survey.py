@@ -181,13 +181,13 @@ class Survey:
         if path.suffix == ".json":
             text = json.dumps(self.to_dict(), indent=2)
         elif path.suffix == ".toml":
-            from .io_utils import to_toml
+            from .settings_files import to_toml
 
             data = {k: v for k, v in self.to_dict().items() if v is not None}
             text = to_toml({"survey": data}).lstrip("\n")
         else:
             raise SurveyError(f"{path}: a survey file ends in .toml or .json")
-        from .io_utils import atomic_write_text
+        from .atomic import atomic_write_text
         atomic_write_text(path, text)
         return path
 
@@ -199,7 +199,7 @@ class Survey:
         path = Path(path)
         if not path.is_file():
             raise SurveyError(f"survey file {path} does not exist (or use a preset: openfwi, small)")
-        from .io_utils import read_toml_or_json
+        from .settings_files import read_toml_or_json
 
         data = read_toml_or_json(path, what="a survey file", error=SurveyError)
         if isinstance(data, Mapping) and isinstance(data.get("survey"), Mapping):

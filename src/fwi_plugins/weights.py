@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import DataError, FWIError, UnknownNameError
-from .io_utils import atomic_path, atomic_write_text
+from .atomic import atomic_path, atomic_write_text
 
 if TYPE_CHECKING:
     from torch import nn

@@ -2,7 +2,7 @@
 
 ``lora``, ``ia3``, ``loha`` and ``lokr`` are Hugging Face peft's own tuners, applied to
 the plain ``nn.Module`` backbone; ``adapter``, ``full`` and ``frozen`` are
-:class:`~fwi_plugins.builtins.adapter.AdaptedModel`. Every factory has the signature
+:class:`~fwi_plugins.builtins.adapted_model.AdaptedModel`. Every factory has the signature
 ``apply(model, options, *, targets, head) -> nn.Module`` and leaves exactly the
 parameters the method trains with ``requires_grad``.
 
@@ -20,7 +20,9 @@ from torch import nn
 from ..errors import OptionError
 from ..options import to_dict
 from ..adapter_folder import import_peft
-from .adapter import AdaptedModel, as_peft_targets, freeze_statistics, matches, select
+from ..adapted import freeze_statistics
+from .adapted_model import AdaptedModel
+from .targets import as_peft_targets, matches, select
 from .peft_options import AdapterOptions, IA3Options, LoHaOptions, LoKrOptions, LoraOptions
 
 

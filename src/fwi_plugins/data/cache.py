@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
-from ..io_utils import atomic_path, atomic_write_text
+from ..atomic import atomic_path, atomic_write_text
 
 ENV_VAR = "FWI_CACHE_DIR"
 PART_SIZE = 256

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io_utils import atomic_path
+from ..atomic import atomic_path
 
 EXAMPLE = "example"
 _VERSION = "v1"

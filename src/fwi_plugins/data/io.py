@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
-from ..io_utils import atomic_dir, atomic_path, respect_umask
+from ..atomic import atomic_dir, atomic_path, respect_umask
 from ..survey import Survey
 from ..units import PLAUSIBLE_VELOCITY, velocity_units_guess
 

@@ -40,7 +40,8 @@ from typing import Any, Literal
 
 from .. import options as _options
 from ..errors import ConfigError, FWIError, OptionError, UnknownNameError
-from ..io_utils import atomic_write_text, read_toml_or_json, to_toml
+from ..atomic import atomic_write_text
+from ..settings_files import read_toml_or_json, to_toml
 from ..options import option
 
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import DataError
-from ..io_utils import atomic_path
+from ..atomic import atomic_path
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

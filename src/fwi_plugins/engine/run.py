@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ConfigError
-from .. import io_utils
-from ..io_utils import atomic_path, is_leftover, remove_leftovers
+from .. import atomic
+from ..atomic import atomic_path, is_leftover, remove_leftovers
 from .config import ResolvedConfig, RunConfig, RunOptions
 
 __all__ = ["default_out", "hardware", "prepare_run_dir", "resolve", "run"]
@@ -225,7 +225,7 @@ def hardware(device: str, world_size: int = 1) -> dict[str, Any]:
 
 def atomic_dir(path: Path, write: Callable[[Path], Any]) -> Path:
     """Have ``write(tmp)`` fill a temporary folder, then swap it in for ``path`` whole."""
-    with io_utils.atomic_dir(path) as tmp:
+    with atomic.atomic_dir(path) as tmp:
         write(tmp)
     return Path(path)
 
@@ -354,20 +354,20 @@ def run(config: RunConfig | ResolvedConfig, *, get_spec: GetSpec | None = None, 
     timing: dict[str, float] = {}
 
     # -- components ---------------------------------------------------------------------
-    bspec, pspec = resolved.spec("backbone"), resolved.spec("peft")
-    dspec, xspec = resolved.spec("dataset"), resolved.spec("physics")
+    backbone_spec, peft_spec = resolved.spec("backbone"), resolved.spec("peft")
+    dataset_spec, physics_spec = resolved.spec("dataset"), resolved.spec("physics")
     t0 = time.perf_counter()
-    ds = dspec.load()(resolved.component_option("dataset"))
+    ds = dataset_spec.load()(resolved.component_option("dataset"))
     use_labels = opts.labels == "full"
     if use_labels and not ds.has_labels:
-        raise ConfigError(f"option 'labels' is 'full' but dataset {dspec.name!r} has no velocity labels; "
+        raise ConfigError(f"option 'labels' is 'full' but dataset {dataset_spec.name!r} has no velocity labels; "
                           f"adapt label-free with --labels none")
-    physics = xspec.load()(resolved.component_option("physics"), survey=ds.survey)
+    physics = physics_spec.load()(resolved.component_option("physics"), survey=ds.survey)
     if hasattr(physics, "to") and device != "cpu":
         physics = physics.to(device) or physics
     seed_everything(opts.seed)
-    model = bspec.load()(resolved.component_option("backbone"), shape=_io_shape(ds.survey))
-    foundation = load_foundation(model, bspec, opts.pretrained)
+    model = backbone_spec.load()(resolved.component_option("backbone"), shape=_io_shape(ds.survey))
+    foundation = load_foundation(model, backbone_spec, opts.pretrained)
     normalization = _normalization_from(foundation["metadata"])
     if normalization is not None:
         # The network learned its input scale in pretraining; the target data must use the same.
@@ -375,7 +375,8 @@ def run(config: RunConfig | ResolvedConfig, *, get_spec: GetSpec | None = None, 
 
     sizes = ds.split_sizes
     if sizes.get("train", 0) == 0 or sizes.get("test", 0) == 0:
-        raise ConfigError(f"dataset {dspec.name!r} has splits {sizes}; the main job needs train and test samples")
+        raise ConfigError(f"dataset {dataset_spec.name!r} has splits {sizes}; the main job needs train and test "
+                          f"samples")
 
     def load(split: str, labels: bool) -> tuple[np.ndarray, np.ndarray | None]:
         return load_arrays(ds, physics, split, cache_dir=opts.cache_dir, progress=progress, labels=labels)
@@ -412,8 +413,8 @@ def run(config: RunConfig | ResolvedConfig, *, get_spec: GetSpec | None = None, 
 
     # -- adaptation -----------------------------------------------------------------------
     torch.manual_seed(opts.seed + 1)
-    adapted = pspec.apply(model, resolved.component_option("peft"), targets=tuple(bspec.peft_targets),
-                          head=tuple(bspec.head))
+    adapted = peft_spec.apply(model, resolved.component_option("peft"),
+                              targets=tuple(backbone_spec.peft_targets), head=tuple(backbone_spec.head))
     from ..adapted import count_parameters
 
     trainable, total = count_parameters(adapted)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
-from ..io_utils import atomic_write_text
+from ..atomic import atomic_write_text
 
 __all__ = ["RunDirectory", "summary_table", "to_jsonable"]
 
