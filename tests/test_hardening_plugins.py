@@ -3,6 +3,7 @@ misnamed plugin is one clean line, blamed on itself."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,7 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from fwi_plugins.cli import main
-from fwi_plugins.errors import DuplicateNameError
+from fwi_plugins import PhysicsSpec
+from fwi_plugins.errors import DuplicateNameError, PluginError
 from fwi_plugins.manager import FWIPluginManager, PluginLoadWarning
 
 CLASH = textwrap.dedent('''
@@ -180,8 +182,8 @@ def unimportable(tmp_path):
      "factory 'no_such_module_q:build'"),
     (["run", "--backbone", "vit", "--peft", "ghostpeft", "--physics", "deepwave"], "peft 'ghostpeft'",
      "saver 'no_such_module_q:save'"),
-    (["run", "--backbone", "vit", "--peft", "lora", "--physics", "deepwave", "--dataset", "ghostdata"], "dataset 'ghostdata'",
-     "factory 'fwi_plugins.errors:NoSuchThing'"),
+    (["run", "--backbone", "vit", "--peft", "lora", "--physics", "deepwave", "--dataset", "ghostdata"],
+     "dataset 'ghostdata'", "factory 'fwi_plugins.errors:NoSuchThing'"),
     (["pretrain", "--backbone", "ghostnet", "--dataset", "flatvel-a"], "backbone 'ghostnet'",
      "factory 'no_such_module_q:build'"),
     (["pretrain", "--backbone", "vit", "--dataset", "flatvel-a", "--dataset", "ghostdata"],
@@ -202,3 +204,74 @@ def test_dry_run_of_importable_components_still_prints_the_configuration(tmp_pat
                                        "--dry-run", "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert 'command = "run"' in result.stdout
+
+
+# -- a component that needs another plugin's component ---------------------------------------------------
+
+NEEDY = textwrap.dedent('''
+    from fwi_plugins import BackboneSpec, PhysicsSpec, hookimpl
+
+    @hookimpl
+    def fwi_physics():
+        yield PhysicsSpec(name="wavex", factory="fwi_plugins.physics:Physics", needs=("physics:deepwave",),
+                          description="a physics built on deepwave's")
+
+    @hookimpl
+    def fwi_backbones():
+        yield BackboneSpec(name="wavenet", factory="fwi_plugins.builtins.inversionnet:ConvBlock",
+                           needs=("physics:wavex",), description="needs wavex, which needs deepwave")
+''')
+
+
+@pytest.fixture
+def needy(tmp_path):
+    path = tmp_path / "needy.py"
+    path.write_text(NEEDY)
+    return str(path)
+
+
+def test_a_met_need_leaves_the_component_available(needy):
+    manager = FWIPluginManager().load_all()
+    manager.load_plugin(needy)
+    assert manager.get("physics", "wavex").unavailable is None
+    assert manager.get("backbone", "wavenet").unavailable is None
+    assert manager.get("physics", "wavex").to_dict()["needs"] == ["physics:deepwave"]
+
+
+def test_a_blocked_need_makes_the_component_unavailable(needy):
+    manager = FWIPluginManager(blocked=["deepwave"]).load_all()
+    manager.load_plugin(needy)
+    reason = manager.get("physics", "wavex").unavailable
+    assert reason == "needs physics 'deepwave', which is not registered (plugin deepwave is blocked)"
+    assert manager.get("backbone", "wavenet").unavailable.startswith(
+        "needs physics 'wavex', which is unavailable (needs physics 'deepwave'")
+    with pytest.raises(PluginError, match=r"physics 'wavex' \(plugin .*needy\.py\) is unavailable: needs physics "
+                                          r"'deepwave', which is not registered"):
+        manager.get("physics", "wavex").load()
+
+
+def test_fwi_list_shows_the_unmet_need(needy):
+    result = _fwi(".", "list", "physics", "--plugin", needy, FWI_DISABLE_PLUGINS="deepwave")
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if line.strip().startswith("wavex"))
+    assert "[unavailable: needs physics 'deepwave', which is not registered (plugin deepwave is blocked)]" in line
+    result = _fwi(".", "list", "physics", "--json", "--plugin", needy, FWI_DISABLE_PLUGINS="deepwave")
+    wavex = next(spec for spec in json.loads(result.stdout) if spec["name"] == "wavex")
+    assert wavex["unavailable"].startswith("needs physics 'deepwave'")
+    result = _fwi(".", "show", "physics", "wavex", "--plugin", needy, FWI_DISABLE_PLUGINS="deepwave")
+    assert "needs: physics:deepwave (unavailable: needs physics 'deepwave', which is not registered" in result.stdout
+
+
+def test_building_a_component_with_an_unmet_need_is_a_clear_error(needy, tmp_path):
+    result = _fwi(".", "run", "--plugin", needy, "--backbone", "vit", "--peft", "lora", "--physics", "wavex",
+                  "--dry-run", "--out", str(tmp_path / "out"), FWI_DISABLE_PLUGINS="deepwave")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: physics 'wavex' (plugin {needy}) is unavailable: needs physics 'deepwave', which is not "
+        "registered (plugin deepwave is blocked)"], result.stderr
+
+
+@pytest.mark.parametrize("needs", [("deepwave",), ("physic:deepwave",), ("physics:",)])
+def test_a_malformed_need_is_refused(needs):
+    with pytest.raises(PluginError, match=r"needs .*expected 'KIND:NAME'"):
+        PhysicsSpec(name="bad", factory="os:getcwd", needs=needs)

@@ -218,9 +218,51 @@ class FWIPluginManager(pluggy.PluginManager):
                         names[kind.name][key] = spec
                     registry[kind.name].setdefault(spec.key, spec)
                     info.components[kind.name] = info.components.get(kind.name, 0) + 1
+        self._mark_unmet_needs(registry, names, conflicts)
         self._aliases = names
         self._conflicts = conflicts
         return registry
+
+    def _mark_unmet_needs(self, registry: dict[str, dict[str, ComponentSpec]],
+                          names: dict[str, dict[str, ComponentSpec]], conflicts: dict[str, dict[str, str]]) -> None:
+        """Record on each spec whose ``needs`` are not met why it is unavailable (in place)."""
+        absent = [f"plugin {info.name} is {info.status}" for info in self.infos.values()
+                  if info.status in ("blocked", "failed")]
+        absent_note = f" ({'; '.join(absent)})" if absent else ""
+        reasons: dict[tuple[str, str], str | None] = {}
+
+        def reason(spec: ComponentSpec, seen: frozenset[tuple[str, str]]) -> str | None:
+            key = (spec.kind, spec.key)
+            if key in reasons:
+                return reasons[key]
+            for need in spec.needs:
+                kind, _, name = need.partition(":")
+                wanted = normalize_name(name)
+                if wanted in conflicts[kind]:
+                    found = f"needs {kind} {name!r}, which two plugins provide"
+                elif wanted not in names[kind]:
+                    found = f"needs {kind} {name!r}, which is not registered{absent_note}"
+                elif (kind, names[kind][wanted].key) in seen:
+                    continue  # a cycle of needs: each is met if everything else is
+                else:
+                    other = names[kind][wanted]
+                    why = other.missing_requirements() and f"pip install {' '.join(other.missing_requirements())}"
+                    why = why or reason(other, seen | {key})
+                    found = f"needs {kind} {name!r}, which is unavailable ({why})" if why else None
+                if found:
+                    reasons[key] = found
+                    return found
+            reasons[key] = None
+            return None
+
+        for kind, specs in registry.items():
+            for key, spec in specs.items():
+                why = reason(spec, frozenset({(spec.kind, spec.key)}))
+                if why:
+                    specs[key] = replace(spec, unavailable=why)
+                    for alias, target in names[kind].items():
+                        if target is spec:
+                            names[kind][alias] = specs[key]
 
     @property
     def registry(self) -> dict[str, dict[str, ComponentSpec]]:

@@ -54,7 +54,12 @@ class ComponentSpec:
         options: an option dataclass (see :mod:`fwi_plugins.options`) or ``None``.
         example_options: option values that make a small, fast instance; contract checks
             (:mod:`fwi_plugins.testing`) build the component with them.
+        needs: components of other plugins this one builds on, as ``"kind:name"`` (for
+            example ``("physics:deepwave",)``). When one is not registered (its plugin is
+            missing, failed or blocked) or is itself unavailable, this component is listed
+            as unavailable with the reason, and building it is an error.
         provider: filled in by the plugin manager.
+        unavailable: filled in by the plugin manager: why a need is not met, else ``None``.
     """
 
     kind: ClassVar[str] = "component"
@@ -66,12 +71,21 @@ class ComponentSpec:
     requires: tuple[str, ...] = ()
     options: type | None = None
     example_options: Mapping[str, Any] = field(default_factory=dict)
+    needs: tuple[str, ...] = ()
     provider: Provenance | None = None
+    unavailable: str | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.name or ""):
             raise PluginError(f"invalid {self.kind} name {self.name!r}: use letters, digits, '-' and '_', "
                               "starting with a letter")
+        if isinstance(self.needs, str):
+            object.__setattr__(self, "needs", (self.needs,))
+        for need in self.needs:
+            kind, _, name = str(need).partition(":")
+            if kind not in KINDS or not _NAME.fullmatch(name):
+                raise PluginError(f"{self.kind} {self.name!r}: needs {need!r}: expected 'KIND:NAME' with KIND "
+                                  f"one of {', '.join(KINDS)}, for example 'physics:deepwave'")
         if self.options is not None and not dataclasses.is_dataclass(self.options):
             raise PluginError(f"{self.kind} {self.name!r}: options must be a dataclass, got {self.options!r}")
 
@@ -93,11 +107,20 @@ class ComponentSpec:
     def missing_requirements(self) -> list[str]:
         return [m for m in self.requires if importlib.util.find_spec(m) is None]
 
+    def unavailable_reason(self) -> str | None:
+        """Why this component cannot be built (a missing package, an unmet need), else ``None``."""
+        missing = self.missing_requirements()
+        if missing:
+            return f"pip install {' '.join(missing)}"
+        return self.unavailable
+
     def load(self) -> Callable[..., Any]:
         """Resolve the factory, importing its module now."""
         missing = self.missing_requirements()
         if missing:
             raise MissingDependencyError(self.label, missing)
+        if self.unavailable:
+            raise PluginError(f"{self.label} is unavailable: {self.unavailable}")
         return _resolve(self.factory, self.label, "factory")
 
     def check_importable(self) -> None:
@@ -126,6 +149,8 @@ class ComponentSpec:
             "aliases": list(self.aliases),
             "requires": list(self.requires),
             "missing": self.missing_requirements(),
+            "needs": list(self.needs),
+            "unavailable": self.unavailable_reason(),
             "provider": dataclasses.asdict(self.provider) if self.provider else None,
             "options": [o.to_dict() for o in self.describe_options()],
         }

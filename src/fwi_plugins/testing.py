@@ -71,7 +71,7 @@ def check_spec(spec: ComponentSpec) -> None:
             raise _fail(spec, f"option {info.name!r} has no help text")
         if info.default is dataclasses.MISSING:
             raise _fail(spec, f"option {info.name!r} has no default")
-    if spec.missing_requirements():
+    if spec.unavailable_reason():
         return  # listed as unavailable; nothing more can be checked here
     if not callable(spec.load()):
         raise _fail(spec, "factory is not callable")

@@ -63,7 +63,7 @@ def list_components(kind: str | None, as_json: bool, plugins: tuple[str, ...]) -
         if not specs:
             click.echo("  (none)")
         for spec in specs:
-            note = f"  [unavailable: pip install {' '.join(spec['missing'])}]" if spec["missing"] else ""
+            note = f"  [unavailable: {spec['unavailable']}]" if spec["unavailable"] else ""
             provider = spec["provider"]["distribution"] or spec["provider"]["plugin"]
             click.echo(f"  {spec['name']:16s} {spec['description']}  ({provider}){note}")
     if not kind:
@@ -93,6 +93,9 @@ def show(kind: str, name: str, as_json: bool, plugins: tuple[str, ...]) -> None:
         missing = data["missing"]
         status = f"missing: pip install {' '.join(missing)}" if missing else "all installed"
         click.echo(f"  requires: {', '.join(spec.requires)} ({status})")
+    if spec.needs:
+        status = f"unavailable: {spec.unavailable}" if spec.unavailable else "all registered"
+        click.echo(f"  needs: {', '.join(spec.needs)} ({status})")
     for key in ("peft_targets", "head", "pretrained"):
         if data.get(key):
             click.echo(f"  {key.replace('_', ' ')}: {', '.join(data[key])}")
