@@ -68,10 +68,11 @@ def test_summary_table_by_stage():
     assert lines[0].split() == ["metric", "zero_shot", "adapted"]
     assert set(lines[1]) <= {"-", " "}
     rows = {line.split("  ")[0].strip(): line.split()[-2:] for line in lines[2:]}
-    assert [line.split("  ")[0].strip() for line in lines[2:]] == ["MAE", "SSIM", "MAE (m/s)", "data misfit"]
+    assert [line.split("  ")[0].strip() for line in lines[2:]] == ["MAE", "SSIM", "MAE (m/s)",
+                                                                   "data misfit (relative L2)"]
     assert rows["SSIM"] == ["0.6123", "0.8000"]
     assert rows["MAE (m/s)"] == ["300.0", "150.0"]
-    assert rows["data misfit"] == ["-", "1.200e-04"]
+    assert rows["data misfit (relative L2)"] == ["-", "1.200e-04"]
     assert len({len(line) for line in lines[:2]}) == 1
 
 

@@ -8,7 +8,8 @@ in :mod:`fwi_plugins.api`.
 from .errors import FWIError
 from .hookspecs import hookimpl, hookspec
 from .manager import get_plugin_manager, reset_plugin_manager
-from .specs import KINDS, BackboneSpec, ComponentSpec, DatasetSpec, IOShape, PeftMethodSpec, PhysicsSpec
+from .specs import (KINDS, BackboneSpec, ComponentSpec, DatasetSpec, IOShape, MisfitSpec, PeftMethodSpec,
+                    PhysicsSpec)
 from .survey import Survey
 
 __version__ = "0.1.0"
@@ -20,6 +21,7 @@ __all__ = [
     "DatasetSpec",
     "FWIError",
     "IOShape",
+    "MisfitSpec",
     "PeftMethodSpec",
     "PhysicsSpec",
     "Survey",

@@ -3,7 +3,7 @@
 Two families of hooks:
 
 * **Registration hooks** (``fwi_backbones``, ``fwi_peft_methods``, ``fwi_datasets``,
-  ``fwi_physics``) take no arguments, must be cheap (no torch import) and return an
+  ``fwi_physics``, ``fwi_misfits``) take no arguments, must be cheap (no torch import) and return an
   iterable of spec dataclasses. Every component, first-party included, enters here.
 * **Lifecycle hooks** (``fwi_run_started``, ``fwi_epoch_end``, ``fwi_run_finished``,
   ``fwi_predictions_ready``) let another pipeline observe a run. They return nothing;
@@ -28,7 +28,7 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 if TYPE_CHECKING:
-    from .specs import BackboneSpec, DatasetSpec, PeftMethodSpec, PhysicsSpec
+    from .specs import BackboneSpec, DatasetSpec, MisfitSpec, PeftMethodSpec, PhysicsSpec
 
 
 @hookspec
@@ -200,5 +200,30 @@ def fwi_run_finished(run_dir: Path, metrics: Mapping[str, Any]) -> None:
     """
 
 
-REGISTRATION_HOOKS = ("fwi_backbones", "fwi_peft_methods", "fwi_datasets", "fwi_physics")
+@hookspec
+def fwi_misfits() -> Iterable[MisfitSpec]:
+    """Declare data misfits, which every physics offers by name (``-o physics.misfit=NAME``).
+
+    The factory is the misfit itself: ``misfit(predicted, observed) -> scalar tensor``
+    on gathers ``(..., time, receiver)``, differentiable and zero for identical data.
+    The built-in ``l2``, ``trace-l2``, ``ncc`` and ``envelope`` enter through this hook.
+
+    Returns:
+        An iterable of :class:`~fwi_plugins.MisfitSpec`.
+
+    Example::
+
+        from fwi_plugins import MisfitSpec, hookimpl
+
+        @hookimpl
+        def fwi_misfits():
+            yield MisfitSpec(
+                name="l1",
+                factory="my_plugin.misfits:l1",   # l1(predicted, observed) -> scalar tensor
+                description="mean absolute difference",
+            )
+    """
+
+
+REGISTRATION_HOOKS = ("fwi_backbones", "fwi_peft_methods", "fwi_datasets", "fwi_physics", "fwi_misfits")
 LIFECYCLE_HOOKS = ("fwi_run_started", "fwi_epoch_end", "fwi_predictions_ready", "fwi_run_finished")

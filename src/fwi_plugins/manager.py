@@ -33,6 +33,7 @@ BUILTIN_MODULES = (
     "fwi_plugins.builtins.backbones",
     "fwi_plugins.builtins.peft",
     "fwi_plugins.builtins.datasets",
+    "fwi_plugins.builtins.misfits",
 )
 
 

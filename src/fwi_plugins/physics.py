@@ -2,8 +2,9 @@
 
 A physics plugin's factory is called as ``factory(options, *, survey)`` and returns an
 object satisfying :class:`Physics`. The misfit functions here are pure torch and work on
-gathers shaped ``(..., time, receiver)``, so a plugin can offer them as options without
-writing its own. torch is imported inside the functions: importing this module is cheap.
+gathers shaped ``(..., time, receiver)``; they are registered as the built-in misfits
+(hook ``fwi_misfits``), which a physics offers by name through :func:`get_misfit`. torch
+is imported inside the functions: importing this module is cheap.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from .errors import DataError, UnknownNameError
+from .errors import DataError
 from .survey import Survey
 
 if TYPE_CHECKING:
@@ -146,8 +147,10 @@ MISFITS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
 
 
 def get_misfit(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """A misfit function by name (``-`` and ``_`` alike), with a "Did you mean" on a typo."""
-    key = name.strip().lower().replace("_", "-")
-    if key not in MISFITS:
-        raise UnknownNameError("misfit", name, MISFITS)
-    return MISFITS[key]
+    """A registered misfit function by name (built-in or a plugin's), with a "Did you mean" on a typo.
+
+    See :mod:`fwi_plugins.misfits`; :data:`MISFITS` holds the built-in ones only.
+    """
+    from .misfits import get_misfit as registered
+
+    return registered(name)

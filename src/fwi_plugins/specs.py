@@ -274,6 +274,24 @@ class PhysicsSpec(ComponentSpec):
     kind: ClassVar[str] = "physics"
 
 
+@dataclass(frozen=True, kw_only=True)
+class MisfitSpec(ComponentSpec):
+    """A data misfit any physics can use by name (``-o physics.misfit=NAME``).
+
+    Factory: the misfit itself, ``factory(predicted, observed) -> scalar tensor`` on
+    gathers ``(..., time, receiver)`` of one shape: differentiable, zero when the two are
+    identical (see :mod:`fwi_plugins.physics` for the built-in ones). A misfit takes no
+    options; register one name per variant.
+    """
+
+    kind: ClassVar[str] = "misfit"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.options is not None:
+            raise PluginError(f"misfit {self.name!r}: a misfit takes no options; register one name per variant")
+
+
 def _resolve(target: Callable[..., Any] | str, owner: str, what: str) -> Callable[..., Any]:
     """A callable, or the object a ``"module:attribute"`` string names (imported now).
 
@@ -311,6 +329,7 @@ KINDS: dict[str, Kind] = {
         Kind("peft", "peft methods", "--peft", "fwi_peft_methods", PeftMethodSpec),
         Kind("dataset", "datasets", "--dataset", "fwi_datasets", DatasetSpec),
         Kind("physics", "physics", "--physics", "fwi_physics", PhysicsSpec),
+        Kind("misfit", "misfits", "-o physics.misfit", "fwi_misfits", MisfitSpec),
     )
 }
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .options import describe
-from .specs import BackboneSpec, ComponentSpec, DatasetSpec, IOShape, PeftMethodSpec, PhysicsSpec
+from .specs import BackboneSpec, ComponentSpec, DatasetSpec, IOShape, MisfitSpec, PeftMethodSpec, PhysicsSpec
 from .survey import Survey
 
 _PLUGIN_SWITCHES = ("FWI_DISABLE_PLUGINS", "FWI_DISABLE_PLUGIN_AUTOLOAD", "FWI_STRICT_PLUGINS")
@@ -241,7 +241,26 @@ def check_physics(spec: PhysicsSpec, *, survey: Survey | None = None, options: A
     return physics
 
 
-CHECKS = {"backbone": check_backbone, "peft": check_peft_method, "dataset": check_dataset, "physics": check_physics}
+def check_misfit(spec: MisfitSpec, *, options: Any = None) -> Any:
+    """Compare small gathers: a scalar, zero for identical data, a finite gradient otherwise."""
+    import torch
+
+    check_spec(spec)
+    misfit = spec.load()
+    generator = torch.Generator().manual_seed(0)
+    observed = torch.randn(2, 3, 64, 8, generator=generator)
+    zero = misfit(observed.clone(), observed)
+    if not isinstance(zero, torch.Tensor) or zero.ndim != 0 or not abs(float(zero)) <= 1e-6:
+        raise _fail(spec, f"misfit of identical gathers is {zero!r}, expected a scalar tensor 0")
+    predicted = torch.randn(2, 3, 64, 8, generator=generator).requires_grad_(True)
+    misfit(predicted, observed).backward()
+    if predicted.grad is None or not torch.isfinite(predicted.grad).all() or predicted.grad.abs().sum() == 0:
+        raise _fail(spec, "the misfit gives no finite, non-zero gradient with respect to the predicted gathers")
+    return misfit
+
+
+CHECKS = {"backbone": check_backbone, "peft": check_peft_method, "dataset": check_dataset, "physics": check_physics,
+          "misfit": check_misfit}
 
 
 def check_component(spec: ComponentSpec, **kwargs: Any) -> Any:

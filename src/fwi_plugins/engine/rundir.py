@@ -113,7 +113,9 @@ class RunDirectory:
 # -- terminal summary -----------------------------------------------------------------
 _PREFERRED_ORDER = ("mae", "rmse", "ssim", "mae_ms", "rmse_ms", "data_misfit")
 _LABELS = {"mae": "MAE", "rmse": "RMSE", "ssim": "SSIM", "mae_ms": "MAE (m/s)", "rmse_ms": "RMSE (m/s)",
-           "data_misfit": "data misfit", "n_samples": "samples"}
+           # The data_misfit metric is always ||simulated - observed|| / ||observed||, whatever misfit
+           # the physics trains with, so that runs compare; the label says so.
+           "data_misfit": "data misfit (relative L2)", "n_samples": "samples"}
 
 
 def _format(value: Any, key: str) -> str:

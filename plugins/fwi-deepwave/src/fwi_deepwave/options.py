@@ -5,10 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from fwi_plugins.misfits import canonical_misfit
 from fwi_plugins.options import option
-
-MISFITS = ("l2", "trace-l2", "ncc", "envelope")
-
 
 @dataclass(frozen=True, kw_only=True)
 class DeepwaveOptions:
@@ -19,9 +17,10 @@ class DeepwaveOptions:
     max_vel: float | None = option(
         None, "velocity (m/s) fixing the internal time step and PML; default: the survey's vmax. "
               "A faster model is an error (with check; clamped to it without)")
-    misfit: Literal["l2", "trace-l2", "ncc", "envelope"] = option(
-        "l2", "data misfit: l2 (mean squared error), trace-l2 (each trace scaled to unit energy), "
-              "ncc (1 - normalised zero-lag cross-correlation per trace), envelope (L2 of Hilbert envelopes)")
+    misfit: str = option(
+        "l2", "data misfit, any registered one (fwi list misfit): l2 (mean squared error), trace-l2 (each "
+              "trace scaled to unit energy), ncc (1 - normalised zero-lag cross-correlation per trace), "
+              "envelope (L2 of Hilbert envelopes), or a plugin's")
     wavelet: Literal["survey", "estimate"] = option(
         "survey", "source wavelet the misfit compares with: survey (the survey's Ricker, amplitudes as "
                   "simulated) or estimate (a matching filter per set of gathers, re-estimated at every "
@@ -52,5 +51,5 @@ class DeepwaveOptions:
             raise ValueError(f"wavelet_lag must be a non-negative number of seconds, got {self.wavelet_lag!r}")
         if not (self.wavelet_damping > 0 and self.wavelet_damping < float("inf")):
             raise ValueError(f"wavelet_damping must be a positive number, got {self.wavelet_damping!r}")
-        if self.misfit not in MISFITS:
-            raise ValueError(f"misfit must be one of {', '.join(MISFITS)}, got {self.misfit!r}")
+        # Any registered misfit, a plugin's included; an unknown one says "Did you mean".
+        object.__setattr__(self, "misfit", canonical_misfit(self.misfit))

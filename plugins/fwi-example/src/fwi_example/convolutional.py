@@ -34,8 +34,8 @@ class ConvolutionalPhysics:
     Args:
         survey: grid spacing, time sampling, receivers (their x positions pick the
             velocity columns) and wavelet.
-        misfit: name of one of core's misfits (:data:`fwi_plugins.physics.MISFITS`):
-            ``"l2"``, ``"envelope"``, ``"trace-l2"`` or ``"ncc"``.
+        misfit: name of a registered misfit (``fwi list misfit``): core's ``"l2"``,
+            ``"envelope"``, ``"trace-l2"``, ``"ncc"``, or a plugin's.
 
     Attributes:
         version: changes whenever the simulated data would; part of simulation cache keys.

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fwi_plugins.misfits import canonical_misfit
 from fwi_plugins.options import option
-from fwi_plugins.physics import MISFITS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,9 +70,12 @@ class TinyLayersOptions:
 class ConvolutionalOptions:
     """Options of the ``convolutional`` physics."""
 
-    # Core's misfit functions (fwi_plugins.physics) work on any gathers; offering all of
+    # Registered misfits (core's and any plugin's) work on any gathers; offering all of
     # them costs this plugin nothing.
     misfit: str = option(
-        "l2", "data misfit: 'l2' (sample by sample), 'envelope' (Hilbert envelope: ignores phase, "
-              "less prone to cycle skipping), 'trace-l2' or 'ncc' (amplitude-blind)",
-        choices=tuple(MISFITS))
+        "l2", "data misfit, any registered one (fwi list misfit): 'l2' (sample by sample), 'envelope' "
+              "(Hilbert envelope: ignores phase, less prone to cycle skipping), 'trace-l2' or 'ncc' "
+              "(amplitude-blind), or a plugin's")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "misfit", canonical_misfit(self.misfit))

@@ -5,10 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from fwi_plugins.misfits import canonical_misfit
 from fwi_plugins.options import option
-
-MISFITS = ("l2", "trace-l2", "ncc", "envelope")
-
 
 @dataclass(frozen=True, kw_only=True)
 class TorchwaveOptions:
@@ -19,9 +17,10 @@ class TorchwaveOptions:
     max_vel: float | None = option(
         None, "velocity (m/s) fixing the internal time step and PML; default: the survey's vmax. "
               "A faster model is an error (with check; clamped to it without)")
-    misfit: Literal["l2", "trace-l2", "ncc", "envelope"] = option(
-        "l2", "data misfit: l2 (mean squared error), trace-l2 (each trace scaled to unit energy), "
-              "ncc (1 - normalised zero-lag cross-correlation per trace), envelope (L2 of Hilbert envelopes)")
+    misfit: str = option(
+        "l2", "data misfit, any registered one (fwi list misfit): l2 (mean squared error), trace-l2 (each "
+              "trace scaled to unit energy), ncc (1 - normalised zero-lag cross-correlation per trace), "
+              "envelope (L2 of Hilbert envelopes), or a plugin's")
     max_batch: int = option(0, "most shot simulations propagated together, to bound memory (0: all at once)")
     check: bool = option(True, "check every input against the survey (range, NaN, points per wavelength) "
                                "before simulating")
@@ -38,7 +37,7 @@ class TorchwaveOptions:
             raise ValueError(f"max_vel must be positive, got {self.max_vel!r}")
         if self.max_batch < 0:
             raise ValueError(f"max_batch must be >= 0, got {self.max_batch!r}")
-        if self.misfit not in MISFITS:
-            raise ValueError(f"misfit must be one of {', '.join(MISFITS)}, got {self.misfit!r}")
+        # Any registered misfit, a plugin's included; an unknown one says "Did you mean".
+        object.__setattr__(self, "misfit", canonical_misfit(self.misfit))
         if self.compile not in ("auto", "on", "off"):
             raise ValueError(f"compile must be auto, on or off, got {self.compile!r}")
