@@ -8,7 +8,7 @@ STAMP := $(VENV)/.fwi-installed
 PLUGIN_DIRS := $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml))
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: run test test-all bench mutations setup clean
+.PHONY: run test test-all lint bench mutations setup clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,12 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# ruff over the code, then mypy over the modules pyproject.toml lists ([tool.mypy] files).
+lint: $(STAMP)
+	@$(PY) -c "import ruff, mypy" 2>/dev/null || $(PY) -m pip install -q -e ".[lint]"
+	$(VENV)/bin/ruff check src plugins tests benchmarks examples
+	$(VENV)/bin/mypy
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m "" 

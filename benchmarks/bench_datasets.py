@@ -72,7 +72,7 @@ def main() -> None:
 
     print(f"\n-- generation ({args.generate} maps of 70 x 70 per family) --")
     for name in families.FAMILIES:
-        t = timed(lambda: families.generate(name, args.generate))
+        t = timed(lambda name=name: families.generate(name, args.generate))
         print(f"{name:14s} {args.generate / t:10.0f} maps/s")
 
     print(f"\n-- simulation (deepwave, OpenFWI survey, {args.simulate} maps) --")
@@ -126,7 +126,7 @@ def main() -> None:
             continue
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
-        def step() -> None:
+        def step(model: torch.nn.Module = model, opt: torch.optim.Optimizer = opt) -> None:
             opt.zero_grad()
             loss = torch.nn.functional.l1_loss(model(x), y)
             loss.backward()

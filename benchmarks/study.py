@@ -309,7 +309,6 @@ def calibrate_lambda(model: Any, target: Target, physics: Any, settings: Setting
 
 def run_task(task: Task, settings: Settings) -> dict[str, Any]:
     """Train (or not) and score one run; called in a forked process."""
-    import torch
 
     from fwi_plugins import api
     from fwi_plugins.engine.config import TrainOptions, resolve_device
@@ -387,13 +386,14 @@ def refine_predictions(initial: np.ndarray, target: Target, physics: Any, settin
     k = len(initial)
     t0 = time.perf_counter()
     outcome = refine(initial, target.test_x[:k], physics=physics, iterations=settings.refine_iterations,
-                     lr=settings.refine_lr, step=settings.refine_step, vmin=target.survey.vmin, vmax=target.survey.vmax, device=device,
-                     progress=False)
+                     lr=settings.refine_lr, step=settings.refine_step, vmin=target.survey.vmin,
+                     vmax=target.survey.vmax, device=device, progress=False)
     elapsed = time.perf_counter() - t0
     refined = np.asarray(outcome.velocity, np.float32).reshape(initial.shape)
     metrics = evaluate(refined, target.test_y[:k], normalization=target.normalization, physics=physics,
                        observed=target.test_x[:k], device=device)
-    return {"k": k, "iterations": settings.refine_iterations, "lr": settings.refine_lr, "step": settings.refine_step, "time": elapsed,
+    return {"k": k, "iterations": settings.refine_iterations, "lr": settings.refine_lr, "step": settings.refine_step,
+            "time": elapsed,
             "metrics": {key: metrics[key] for key in ("mae", "rmse", "ssim", "data_misfit", "physics_misfit")},
             "misfit_history": outcome.history, "example": refined[0, 0].round().astype(np.int16).tolist()}
 
@@ -562,7 +562,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--foundation", default=None,
                    help="foundation weights: a shipped name of the vit backbone or a .safetensors path "
-                        "(default: the shipped 'default' if installed, else runs/foundation-vit-tiny/weights.safetensors)")
+                        "(default: the shipped 'default' if installed, else "
+                        "runs/foundation-vit-tiny/weights.safetensors)")
     p.add_argument("--openfwi", type=Path, default=DEFAULT_OPENFWI,
                    help="folder of the OpenFWI velocity zips (default ../shared/data/openfwi)")
     p.add_argument("--targets", default="openfwi-flatvel-a,openfwi-curvevel-a,curvefault-b,salt",
@@ -621,7 +622,8 @@ def settings_from(args: argparse.Namespace, foundation: str) -> Settings:
         return tuple(s.strip() for s in text.split(",") if s.strip())
 
     return Settings(
-        foundation=foundation, foundation_sha256=_sha256(FOUNDATION["path"]), targets=items(args.targets), methods=items(args.methods),
+        foundation=foundation, foundation_sha256=_sha256(FOUNDATION["path"]), targets=items(args.targets),
+        methods=items(args.methods),
         fractions=tuple(float(f) for f in items(args.fractions)), n_train=args.n_train, n_test=args.n_test,
         steps=args.steps, batch_size=args.batch_size,
         lr=args.lr if args.lr is not None else TrainOptions().lr,
@@ -690,7 +692,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"physics target {key} is not among --targets", file=sys.stderr)
             return 2
 
-    print(f"foundation: {FOUNDATION['path']} ({FOUNDATION['backbone']} {FOUNDATION['backbone_options'].get('size', '')})")
+    size = FOUNDATION["backbone_options"].get("size", "")
+    print(f"foundation: {FOUNDATION['path']} ({FOUNDATION['backbone']} {size})")
     load_started = time.perf_counter()
     for key in settings.targets:
         print(f"loading {specs[key].label}: {settings.n_train} training and {settings.n_test} test maps", flush=True)
@@ -713,7 +716,8 @@ def main(argv: list[str] | None = None) -> int:
                        "path": _shown_path(FOUNDATION["path"])},
         "targets": {key: {"label": t.spec.label, "dataset": t.spec.dataset, "distribution": t.spec.distribution,
                           "openfwi_family": t.spec.openfwi_family,
-                          "options": {k: (os.path.relpath(v, ROOT) if k == "path" else v) for k, v in t.options.items()},
+                          "options": {k: (os.path.relpath(v, ROOT) if k == "path" else v)
+                                      for k, v in t.options.items()},
                           "train_maps": int(len(t.train_x)), "test_maps": int(len(t.test_x)),
                           "truth_example": t.test_y[0, 0].round().astype(np.int16).tolist()}
                     for key, t in TARGETS.items()},

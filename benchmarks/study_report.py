@@ -267,7 +267,7 @@ def _physics(r: Results, s: Mapping[str, Any], labels: Mapping[str, str]) -> lis
         variants = [
             ("zero-shot", "zero-shot foundation", r.zero_shot(target), None),
             ("a", f"(a) label-only {_label(method)}, {_pct(fraction)} labels", r.grid(target, method, fraction), None),
-            ("b", f"(b) (a) + physics misfit", r.get("physics", target, method, fraction), None),
+            ("b", "(b) (a) + physics misfit", r.get("physics", target, method, fraction), None),
             ("c", "(c) label-free: physics misfit only, no labels", r.get("label-free", target, method, 1.0), None),
         ]
         anchor = r.grid(target, method, fraction)
@@ -438,7 +438,7 @@ def _markdown(report: Mapping[str, Any]) -> str:
         if held:
             lines.append(f"  Not in the foundation model's pretraining data (per its model card): "
                          f"{', '.join(f'`{h}`' for h in held)}.")
-    for key, why in c["skipped"].items():
+    for why in c["skipped"].values():
         lines.append(f"* **Skipped**: {why}")
     fr = ", ".join(f"{_pct(x)} = {_maps(max(1, round(x * s['n_train'])))}"
                    for x in sorted(s["fractions"], reverse=True) if x < 1)

@@ -151,7 +151,7 @@ def test_windows_are_predicted_one_by_one_and_blended_with_triangular_weights():
 
     mapping = AcquisitionMap(survey, NATIVE)
     total, weight = np.zeros((16, 40)), np.zeros(40)
-    for k, window in enumerate(mapping.windows):  # each window simulated directly and predicted alone
+    for window in mapping.windows:  # each window simulated directly and predicted alone
         cell = int(round(window.start / 10))
         direct = Survey(nz=16, nx=40, dx=10.0, nt=200, dt=0.002, pml_width=20,
                         sources=tuple((0.0, cell + x) for _, x in NATIVE.sources),

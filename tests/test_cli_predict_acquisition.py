@@ -10,7 +10,7 @@ import xarray as xr
 from click.testing import CliRunner
 
 from fwi_plugins import api
-from fwi_plugins.acquisition import AcquisitionMap, Grid, native_survey
+from fwi_plugins.acquisition import AcquisitionMap, native_survey
 from fwi_plugins.cli import main
 from fwi_plugins.data.io import read_velocity, write_gathers
 from fwi_plugins.survey import Survey, evenly_spaced

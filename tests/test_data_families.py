@@ -45,7 +45,7 @@ def test_a_variants_increase_with_depth_and_b_variants_invert(name):
     layers = np.array([len(np.unique(m)) for m in v])
     if name.endswith("-a"):
         assert layers.min() >= 3 and np.median(layers) <= 8
-        if not "fault" in name:
+        if "fault" not in name:
             assert (np.diff(v, axis=1) >= 0).all(), "velocity must not decrease with depth in -a families"
     else:
         assert np.median(layers) >= 6

@@ -66,10 +66,12 @@ WORKER = textwrap.dedent('''
         net = model()
         train, val = data()
         options = TrainOptions(epochs=3, batch_size=batch_size, lr=1e-2, device="cpu", progress=False)
-        result = T.train(net, train, val, options=options, normalization=Scale(), checkpoint_dir=os.path.join(out, "ckpt"))
+        result = T.train(net, train, val, options=options, normalization=Scale(),
+                         checkpoint_dir=os.path.join(out, "ckpt"))
         from safetensors.torch import save_file
 
-        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, os.path.join(out, f"rank{info.rank}.safetensors"))
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()},
+                  os.path.join(out, f"rank{info.rank}.safetensors"))
         with open(os.path.join(out, f"val{info.rank}.txt"), "w") as f:
             f.write(repr(result.history[-1]["val_mae"]) + " " + str(result.steps))
         if info.distributed:

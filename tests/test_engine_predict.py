@@ -134,7 +134,7 @@ def test_load_model_restores_weights_and_adapter(tmp_path):
     save_weights(base, tmp_path / "base.safetensors")
     adapted = api.apply_peft(base, "adapter", backbone="vit")
     with torch.no_grad():
-        for name, p in adapted.named_parameters():
+        for p in adapted.parameters():
             if p.requires_grad:  # the adapter's own weights start as an identity; move them off it
                 p.add_(0.05 * torch.randn_like(p))
     save_adapted(adapted, tmp_path / "adapter")

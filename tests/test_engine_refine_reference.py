@@ -77,7 +77,8 @@ def reference_refine(v0: np.ndarray, observed: np.ndarray, physics: LinearPhysic
             if cutoff is None:
                 loss = (sim - d).square().mean()
             else:
-                loss = (reference_lowpass(sim, cutoff, SURVEY.dt) - reference_lowpass(d, cutoff, SURVEY.dt)).square().mean()
+                low = reference_lowpass(sim, cutoff, SURVEY.dt) - reference_lowpass(d, cutoff, SURVEY.dt)
+                loss = low.square().mean()
             (grad,) = torch.autograd.grad(loss, m)
             with torch.no_grad():
                 m = m.detach().clone()

@@ -103,7 +103,8 @@ def test_truncated_weights_are_a_clear_error(tmp_path, method, no_network):
 
 
 @pytest.mark.parametrize("content", ["[1, 2]", '"lora"', "{", '{"peft_type": "NOPE"}',
-                                     '{"peft_type": "LORA", "r": "many"}', '{"peft_type": "LORA", "target_modules": 3}'])
+                                     '{"peft_type": "LORA", "r": "many"}',
+                                     '{"peft_type": "LORA", "target_modules": 3}'])
 def test_malformed_config_is_a_clear_error(tmp_path, content, no_network):
     folder = _saved_lora(tmp_path)
     (folder / "adapter_config.json").write_text(content)

@@ -92,7 +92,8 @@ def test_fwi_predict_uses_the_default_foundation_and_none_is_random_with_a_warni
     assert attrs["pretrained"] == "default" and attrs["backbone_options"]["size"] == "tiny"
 
     result = runner.invoke(main, ["predict", "--backbone", "vit", "--pretrained", "none", "--input",
-                                  str(tmp_path / "g.npy"), "--out", str(tmp_path / "none"), "--quiet", "--device", "cpu"])
+                                  str(tmp_path / "g.npy"), "--out", str(tmp_path / "none"), "--quiet",
+                                  "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert "--pretrained none" in result.output and "random weights" in result.output
     _, attrs = read_velocity(tmp_path / "none" / "velocity.nc")

@@ -158,7 +158,6 @@ def build(root: Path, plan: Plan, *, physics: Any, device: str, sim_batch: int, 
     chunks of exactly ``sim_batch`` (the last one padded by repeating a model), so a
     compiled time step sees one shape. Returns whether the corpus is complete.
     """
-    import torch
 
     open_root(root, plan)
     todo = [p for p in plan.pieces() if not piece_done(root, p, plan)]
@@ -169,7 +168,8 @@ def build(root: Path, plan: Plan, *, physics: Any, device: str, sim_batch: int, 
     # Training pieces one per job; the small validation pieces share jobs up to sim_batch maps.
     jobs: list[list[tuple[str, str, int, int]]] = []
     for piece in todo:
-        if jobs and piece[1] == "val" and jobs[-1][0][1] == "val" and sum(p[3] for p in jobs[-1]) + piece[3] <= sim_batch:
+        shares = jobs and piece[1] == "val" and jobs[-1][0][1] == "val"
+        if shares and sum(p[3] for p in jobs[-1]) + piece[3] <= sim_batch:
             jobs[-1].append(piece)
         else:
             jobs.append([piece])

@@ -120,7 +120,7 @@ def measure_step(cfg: dict[str, Any], plan: corpus.Plan, device: str, log: Log) 
     gathers = RowStack([corpus.load_family(cfg["corpus_root"], f).gathers("train") for f in plan.families[:2]])
     rng = np.random.default_rng(0)
     times = []
-    for i in range(6):
+    for _ in range(6):
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         t0 = time.perf_counter()

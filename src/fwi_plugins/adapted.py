@@ -21,9 +21,9 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
-from .adapter_folder import (CONFIG_NAME, DEFAULT, FORMAT, WEIGHTS_NAME, check_adapter_folder, import_peft,
+from .adapter_folder import (CONFIG_NAME, FORMAT, WEIGHTS_NAME, check_adapter_folder, import_peft,
                              read_adapter_weights, write_adapter)
 from .errors import DataError, FWIError, OptionError, UnknownNameError
 from .atomic import PART_SUFFIX, respect_umask
@@ -46,8 +46,8 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     return trainable, total
 
 
-def is_peft_model(model: Any) -> bool:
-    """Whether ``model`` is a peft ``PeftModel`` (checked without importing peft)."""
+def is_peft_model(model: Any) -> TypeGuard[Any]:
+    """Whether ``model`` is a peft ``PeftModel`` (checked without importing peft, so typed loosely)."""
     return hasattr(model, "peft_config") and hasattr(model, "base_model") and hasattr(model, "active_adapter")
 
 
@@ -335,7 +335,7 @@ def _load_peft(model: nn.Module, entries: list[tuple[str, Path, dict[str, Any]]]
         path = folder / WEIGHTS_NAME
         state = read_adapter_weights(folder, device)
         try:
-            result = set_peft_model_state_dict(adapted, state, adapter_name=name)
+            result: Any = set_peft_model_state_dict(adapted, state, adapter_name=name)
         except (RuntimeError, ValueError, KeyError) as exc:
             raise DataError(f"{path}: the saved adapter does not fit {type(model).__name__} "
                             f"(built with other options or shape?): {exc}") from exc

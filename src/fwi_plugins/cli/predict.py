@@ -90,7 +90,8 @@ def predict(backbone: str, pretrained: str | None, weights: Path | None, adapter
         raise OptionError(f"-o {stray[0]}: fwi predict takes only backbone options (-o backbone.KEY=VALUE)")
     requested_grid = _parse_grid(grid)
     result = predict_files(backbone=backbone, input_path=input_path, out=out, pretrained=pretrained, weights=weights,
-                           adapter=adapter, options=per_kind["backbone"], normalization=normalization, survey=survey_name,
+                           adapter=adapter, options=per_kind["backbone"], normalization=normalization,
+                           survey=survey_name,
                            grid=requested_grid, dx=dx, batch_size=batch_size, device=device, progress=not quiet,
                            notify=get_plugin_manager().notify)
     velocity = result.velocity

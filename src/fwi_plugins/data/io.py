@@ -23,18 +23,15 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import json
-import os
-import shutil
 import sys
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import DataError
-from ..atomic import atomic_dir, atomic_path, respect_umask
+from ..atomic import atomic_dir, atomic_path
 from ..survey import Survey
 from ..units import PLAUSIBLE_VELOCITY, velocity_units_guess
 

@@ -247,7 +247,8 @@ def acquisition_map(gathers_shape: tuple[int, ...], weights_config: Any, survey:
 
 def predict_velocity(gathers: Any, *, backbone: str, options: Mapping[str, Any], source: str, weights_config: Any,
                      adapter: Path | None, normalization: Path | None, shape: Any, batch_size: int, device: Any,
-                     progress: bool, where: str, survey: Any = None, grid: Any = None) -> tuple[np.ndarray, dict[str, Any]]:
+                     progress: bool, where: str, survey: Any = None,
+                     grid: Any = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Velocity (m/s) from ``gathers`` with the model the command's options name, and its provenance.
 
     Gathers recorded with ``survey`` are mapped onto the acquisition the weights were

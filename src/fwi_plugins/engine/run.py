@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import platform
-import shutil
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -37,7 +36,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .. import atomic
-from ..atomic import atomic_path, is_leftover, remove_leftovers
+from ..atomic import is_leftover, remove_leftovers
 from .config import ResolvedConfig, RunConfig, RunOptions
 
 __all__ = ["default_out", "hardware", "prepare_run_dir", "resolve", "run"]

@@ -62,6 +62,7 @@ def fwi_physics() -> Iterator[PhysicsSpec]:
     yield PhysicsSpec(
         name="convolutional",
         factory="fwi_example.convolutional:build",
-        description="1D normal-incidence convolutional model (cheap, differentiable); l2 or envelope misfit, among others",
+        description="1D normal-incidence convolutional model (cheap, differentiable); l2 or envelope misfit, "
+                    "among others",
         options=ConvolutionalOptions,
     )
