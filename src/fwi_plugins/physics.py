@@ -12,14 +12,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from .errors import DataError
+from .errors import DataError, SurveyError
 from .survey import Survey
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["MISFITS", "Physics", "envelope", "get_misfit", "misfit_envelope", "misfit_l2", "misfit_ncc",
-           "misfit_trace_l2"]
+__all__ = [
+    "MISFITS",
+    "Physics",
+    "check_velocity_input",
+    "envelope",
+    "get_misfit",
+    "misfit_envelope",
+    "misfit_l2",
+    "misfit_ncc",
+    "misfit_trace_l2",
+]
 
 # Guards divisions by a trace's energy: silent traces (before the first arrival, muted
 # receivers) must give a zero gradient rather than NaN.
@@ -47,6 +56,47 @@ class Physics(Protocol):
     def misfit(self, predicted: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
         """A scalar, differentiable data misfit; zero when the two are identical."""
         ...
+
+
+def check_velocity_input(velocity: torch.Tensor, *, survey: Survey, accuracy: int, max_vel: float,
+                         check: bool = True) -> torch.Tensor:
+    """The checks every grid-based physics makes on the models it is asked to simulate.
+
+    Args:
+        velocity: ``(B, 1, Z, X)`` in m/s.
+        survey: the acquisition the models must fit.
+        accuracy: finite-difference order, for the points-per-wavelength check.
+        max_vel: the velocity the time step was chosen for; a faster model is an error.
+        check: run the survey's full checks (range, NaN, points per wavelength, ``max_vel``);
+            without them only the grid size is compared.
+
+    Returns:
+        ``velocity``, as float32 unless it is float32 or float64 already.
+
+    Raises:
+        DataError: not a tensor of shape ``(B, 1, Z, X)``.
+        SurveyError: the model does not fit the survey or is faster than ``max_vel``.
+    """
+    import torch
+
+    if not isinstance(velocity, torch.Tensor):
+        raise DataError(f"simulate: velocity must be a torch.Tensor, got {type(velocity).__name__}")
+    if velocity.ndim != 4 or velocity.shape[1] != 1:
+        raise DataError(f"simulate: velocity must have shape (batch, 1, depth, x), got {tuple(velocity.shape)}")
+    if check:
+        survey.check_velocity(velocity, accuracy=accuracy)
+        fastest = float(velocity.detach().max())
+        if fastest > max_vel * (1 + 1e-6):
+            raise SurveyError(f"velocity reaches {fastest:g} m/s, above the physics' max_vel "
+                              f"{max_vel:g} m/s: the model would be clamped and the gathers simulated "
+                              f"for a different model; raise -o physics.max_vel to at least {fastest:g} "
+                              f"(or leave it unset: the survey's vmax {survey.vmax:g} m/s)")
+    elif velocity.shape[-2:] != (survey.nz, survey.nx):
+        raise SurveyError(f"velocity has grid {tuple(velocity.shape[-2:])}, the survey expects "
+                          f"({survey.nz}, {survey.nx})")
+    if velocity.dtype not in (torch.float32, torch.float64):
+        velocity = velocity.float()
+    return velocity
 
 
 def _check_pair(predicted: torch.Tensor, observed: torch.Tensor) -> None:

@@ -14,8 +14,8 @@ import hashlib
 import numpy as np
 import torch
 
-from fwi_plugins.errors import DataError, SurveyError
-from fwi_plugins.physics import get_misfit
+from fwi_plugins.errors import SurveyError
+from fwi_plugins.physics import check_velocity_input, get_misfit
 from fwi_plugins.survey import Survey
 
 from . import __version__
@@ -71,24 +71,8 @@ class TorchwavePhysics:
                 f"max_vel={self.max_vel:g}, misfit={self.options.misfit!r})")
 
     def _check_input(self, velocity: torch.Tensor) -> torch.Tensor:
-        if not isinstance(velocity, torch.Tensor):
-            raise DataError(f"simulate: velocity must be a torch.Tensor, got {type(velocity).__name__}")
-        if velocity.ndim != 4 or velocity.shape[1] != 1:
-            raise DataError(f"simulate: velocity must have shape (batch, 1, depth, x), got {tuple(velocity.shape)}")
-        if self.options.check:
-            self.survey.check_velocity(velocity, accuracy=self.options.accuracy)
-            fastest = float(velocity.detach().max())
-            if fastest > self.max_vel * (1 + 1e-6):
-                raise SurveyError(f"velocity reaches {fastest:g} m/s, above the physics' max_vel "
-                                  f"{self.max_vel:g} m/s: the model would be clamped and the gathers simulated "
-                                  f"for a different model; raise -o physics.max_vel to at least {fastest:g} "
-                                  f"(or leave it unset: the survey's vmax {self.survey.vmax:g} m/s)")
-        elif velocity.shape[-2:] != (self.survey.nz, self.survey.nx):
-            raise SurveyError(f"velocity has grid {tuple(velocity.shape[-2:])}, the survey expects "
-                              f"({self.survey.nz}, {self.survey.nx})")
-        if velocity.dtype not in (torch.float32, torch.float64):
-            velocity = velocity.float()
-        return velocity
+        return check_velocity_input(velocity, survey=self.survey, accuracy=self.options.accuracy,
+                                    max_vel=self.max_vel, check=self.options.check)
 
     def _compile(self, device: torch.device) -> bool:
         mode = self.options.compile
