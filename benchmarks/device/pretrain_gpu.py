@@ -152,10 +152,11 @@ def train_plan(cfg: dict[str, Any], args: argparse.Namespace, work: Path, plan: 
     steps = cfg["steps"]
     if steps is None:
         per_step = measure_step(cfg, plan, device, log)
-        # The time left in this call plus one whole next call, less installation, validation
-        # and writing, with a quarter kept back for what the measurement does not see (the
-        # SSIM term, validation after each epoch, checkpoints).
-        seconds = max(0.0, deadline - time.time() - args.reserve * 60) + (args.minutes - args.reserve - 1.0) * 60
+        # The time left in this call plus (calls - 1) whole next calls, less installation,
+        # validation and writing, with a quarter kept back for what the measurement does not
+        # see (the SSIM term, validation after each epoch, checkpoints).
+        later = (args.calls - 1) * (args.minutes - args.reserve - 1.0) * 60
+        seconds = max(0.0, deadline - time.time() - args.reserve * 60) + later
         steps = max(100, int(0.75 * seconds / per_step))
     epochs = max(1, min(20, steps // cfg["steps_per_epoch"]))
     result = {"max_steps": steps, "epochs": epochs, "batch_size": cfg["batch_size"], "lr": cfg["lr"],
@@ -295,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(os.environ["OUT"]) if os.environ.get("OUT") else None,
                         help="where the results go (default $OUT)")
     parser.add_argument("--minutes", type=float, default=9.0, help="time budget of this call, installation included")
+    parser.add_argument("--calls", type=int, default=2, choices=(1, 2, 3),
+                        help="calls the training plan spans: 1 finishes (schedule annealed) within this call; "
+                             "more need each next call to find the machine still warm")
     parser.add_argument("--reserve", type=float, default=1.0,
                         help="minutes kept for validation and writing at the end of a call")
     parser.add_argument("--train-minutes", type=float, default=None,

@@ -8,6 +8,8 @@
 # folder, runs/gpu-recipe, lives on that machine only while it stays warm):
 #   run(command="bash benchmarks/device/pretrain_gpu.sh", timeout_s=600)   # corpus, training starts
 #   run(command="bash benchmarks/device/pretrain_gpu.sh", timeout_s=600)   # training ends, weights
+# A session's device time (15 minutes, the machine's start included) and the 30 s warm window
+# make a second call uncertain: `--calls 1` plans the training to end, annealed, in the first.
 # Results in $OUT: model-0000i-of-0000N.safetensors + model.safetensors.index.json, model_card.md,
 # model_card.json, pretrain_gpu.log. See docs/gpu_recipe.md.
 set -euo pipefail
