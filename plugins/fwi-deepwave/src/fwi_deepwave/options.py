@@ -5,22 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from fwi_plugins.misfits import canonical_misfit
 from fwi_plugins.options import option
+from fwi_plugins.physics_options import GridPhysicsOptions
+
 
 @dataclass(frozen=True, kw_only=True)
-class DeepwaveOptions:
-    """How the ``deepwave`` physics simulates and compares data."""
+class DeepwaveOptions(GridPhysicsOptions):
+    """How the ``deepwave`` physics simulates and compares data (the grid options, then the wavelet's)."""
 
-    accuracy: int = option(4, "finite-difference order in space: 2, 4, 6 or 8")
-    pml_width: int | None = option(None, "absorbing boundary width in cells; default: the survey's pml_width")
-    max_vel: float | None = option(
-        None, "velocity (m/s) fixing the internal time step and PML; default: the survey's vmax. "
-              "A faster model is an error (with check; clamped to it without)")
-    misfit: str = option(
-        "l2", "data misfit, any registered one (fwi list misfit): l2 (mean squared error), trace-l2 (each "
-              "trace scaled to unit energy), ncc (1 - normalised zero-lag cross-correlation per trace), "
-              "envelope (L2 of Hilbert envelopes), or a plugin's")
     wavelet: Literal["survey", "estimate"] = option(
         "survey", "source wavelet the misfit compares with: survey (the survey's Ricker, amplitudes as "
                   "simulated) or estimate (a matching filter per set of gathers, re-estimated at every "
@@ -32,24 +24,12 @@ class DeepwaveOptions:
     wavelet_damping: float = option(
         1e-3, "with wavelet=estimate: prewhitening of the filter's least-squares fit, a fraction of the "
               "simulated traces' energy")
-    max_batch: int = option(0, "most shot simulations in one deepwave call, to bound memory (0: all at once)")
-    check: bool = option(True, "check every input against the survey (range, NaN, points per wavelength) "
-                               "before simulating")
 
     def __post_init__(self) -> None:
-        if self.accuracy not in (2, 4, 6, 8):
-            raise ValueError(f"accuracy must be 2, 4, 6 or 8, got {self.accuracy!r}")
-        if self.pml_width is not None and self.pml_width < 0:
-            raise ValueError(f"pml_width must be >= 0, got {self.pml_width!r}")
-        if self.max_vel is not None and not self.max_vel > 0:
-            raise ValueError(f"max_vel must be positive, got {self.max_vel!r}")
-        if self.max_batch < 0:
-            raise ValueError(f"max_batch must be >= 0, got {self.max_batch!r}")
+        super().__post_init__()
         if self.wavelet not in ("survey", "estimate"):
             raise ValueError(f"wavelet must be survey or estimate, got {self.wavelet!r}")
         if self.wavelet_lag is not None and not (self.wavelet_lag >= 0 and self.wavelet_lag < float("inf")):
             raise ValueError(f"wavelet_lag must be a non-negative number of seconds, got {self.wavelet_lag!r}")
         if not (self.wavelet_damping > 0 and self.wavelet_damping < float("inf")):
             raise ValueError(f"wavelet_damping must be a positive number, got {self.wavelet_damping!r}")
-        # Any registered misfit, a plugin's included; an unknown one says "Did you mean".
-        object.__setattr__(self, "misfit", canonical_misfit(self.misfit))

@@ -5,39 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from fwi_plugins.misfits import canonical_misfit
 from fwi_plugins.options import option
+from fwi_plugins.physics_options import GridPhysicsOptions
+
 
 @dataclass(frozen=True, kw_only=True)
-class TorchwaveOptions:
-    """How the ``torchwave`` physics simulates and compares data."""
+class TorchwaveOptions(GridPhysicsOptions):
+    """How the ``torchwave`` physics simulates and compares data (the grid options, then compile)."""
 
-    accuracy: int = option(4, "finite-difference order in space: 2, 4, 6 or 8")
-    pml_width: int | None = option(None, "absorbing boundary width in cells; default: the survey's pml_width")
-    max_vel: float | None = option(
-        None, "velocity (m/s) fixing the internal time step and PML; default: the survey's vmax. "
-              "A faster model is an error (with check; clamped to it without)")
-    misfit: str = option(
-        "l2", "data misfit, any registered one (fwi list misfit): l2 (mean squared error), trace-l2 (each "
-              "trace scaled to unit energy), ncc (1 - normalised zero-lag cross-correlation per trace), "
-              "envelope (L2 of Hilbert envelopes), or a plugin's")
-    max_batch: int = option(0, "most shot simulations propagated together, to bound memory (0: all at once)")
-    check: bool = option(True, "check every input against the survey (range, NaN, points per wavelength) "
-                               "before simulating")
     compile: Literal["auto", "on", "off"] = option(
         "auto", "fuse the time step with torch.compile: auto (on CUDA, falling back to plain torch if "
                 "compiling fails), on (everywhere), off")
 
     def __post_init__(self) -> None:
-        if self.accuracy not in (2, 4, 6, 8):
-            raise ValueError(f"accuracy must be 2, 4, 6 or 8, got {self.accuracy!r}")
-        if self.pml_width is not None and self.pml_width < 0:
-            raise ValueError(f"pml_width must be >= 0, got {self.pml_width!r}")
-        if self.max_vel is not None and not self.max_vel > 0:
-            raise ValueError(f"max_vel must be positive, got {self.max_vel!r}")
-        if self.max_batch < 0:
-            raise ValueError(f"max_batch must be >= 0, got {self.max_batch!r}")
-        # Any registered misfit, a plugin's included; an unknown one says "Did you mean".
-        object.__setattr__(self, "misfit", canonical_misfit(self.misfit))
+        super().__post_init__()
         if self.compile not in ("auto", "on", "off"):
             raise ValueError(f"compile must be auto, on or off, got {self.compile!r}")
