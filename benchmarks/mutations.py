@@ -123,12 +123,12 @@ MUTATIONS: tuple[Mutation, ...] = (
              "if n_trainable > total_before:", "if n_trainable > total_before * 1.5:",
              ("tests/test_core_testing_checks.py",),
              "check_peft_method lets a method train more than the network has"),
-    Mutation("hook-exercised-only-in-a-comment", "tests/test_core_manager.py",
-             "        def fwi_peft_methods(self):\n"
-             "            yield PeftMethodSpec(name=\"hook-tune\", factory=\"os:getcwd\", description=\"d\")\n",
-             "        # fwi_peft_methods: exercised elsewhere\n        pass\n",
+    Mutation("hook-exercised-only-in-a-comment", "tests/test_misfit_registry.py",
+             "    def fwi_misfits():\n"
+             "        yield MisfitSpec(name=\"l1\", factory=l1, description=\"mean absolute difference\")\n",
+             "    # fwi_misfits: exercised elsewhere\n    pass\n",
              ("tests/test_core_hook_docs.py",),
-             "the only test implementing fwi_peft_methods replaced by a comment naming it"),
+             "the only test implementing fwi_misfits replaced by a comment naming it"),
     Mutation("cli-error-to-stdout", "src/fwi_plugins/cli/common.py",
              'click.secho(f"error: {exc}", fg="red", err=True)', 'click.secho(f"error: {exc}", fg="red")',
              ("tests/test_cli_executable.py",), "user errors printed on stdout"),
