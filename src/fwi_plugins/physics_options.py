@@ -6,10 +6,16 @@ physics plugin subclasses :class:`GridPhysicsOptions` and adds its own fields af
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from .errors import SurveyError
 from .misfits import canonical_misfit
 from .options import option
+
+if TYPE_CHECKING:
+    from .survey import Survey
 
 __all__ = ["GridPhysicsOptions"]
 
@@ -42,3 +48,19 @@ class GridPhysicsOptions:
             raise ValueError(f"max_batch must be >= 0, got {self.max_batch!r}")
         # Any registered misfit, a plugin's included; an unknown one says "Did you mean".
         object.__setattr__(self, "misfit", canonical_misfit(self.misfit))
+
+    def grid(self, survey: Survey) -> tuple[int, float, str]:
+        """``(pml_width, max_vel, digest)`` on ``survey``: these options' values, else the survey's.
+
+        ``digest`` hashes every grid setting that changes simulated data, for the physics'
+        ``version`` (a part of the simulation cache key).
+
+        Raises:
+            SurveyError: ``max_vel`` is below the survey's slowest velocity.
+        """
+        pml_width = survey.pml_width if self.pml_width is None else self.pml_width
+        max_vel = float(self.max_vel if self.max_vel is not None else survey.vmax)
+        if max_vel < survey.vmin:
+            raise SurveyError(f"max_vel {max_vel:g} m/s is below the survey's vmin {survey.vmin:g} m/s")
+        settings = f"accuracy={self.accuracy};pml={pml_width};max_vel={max_vel:g};pml_freq={survey.peak_freq:g}"
+        return pml_width, max_vel, hashlib.sha1(settings.encode()).hexdigest()[:10]

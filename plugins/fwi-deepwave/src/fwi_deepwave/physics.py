@@ -10,14 +10,12 @@ causal 2D Green's function ``H(t - r/c) / (2 pi sqrt(t^2 - r^2/c^2))`` (in frequ
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import deepwave
 import numpy as np
 import torch
 
-from fwi_plugins.errors import SurveyError
 from fwi_plugins.physics import check_velocity_input, get_misfit
 from fwi_plugins.survey import Survey
 from fwi_plugins.wavelet import default_max_lag, matched_misfit
@@ -55,10 +53,7 @@ class DeepwavePhysics:
     def __init__(self, options: DeepwaveOptions, *, survey: Survey) -> None:
         self.options = options
         self.survey = survey
-        self.pml_width = survey.pml_width if options.pml_width is None else options.pml_width
-        self.max_vel = float(options.max_vel if options.max_vel is not None else survey.vmax)
-        if self.max_vel < survey.vmin:
-            raise SurveyError(f"max_vel {self.max_vel:g} m/s is below the survey's vmin {survey.vmin:g} m/s")
+        self.pml_width, self.max_vel, digest = options.grid(survey)
         self._misfit = get_misfit(options.misfit)
         if options.wavelet == "estimate":
             lag = default_max_lag(survey.peak_freq) if options.wavelet_lag is None else options.wavelet_lag
@@ -69,9 +64,6 @@ class DeepwavePhysics:
         self._sources = _locations(survey.sources).unsqueeze(1)  # (S, 1, 2)
         self._receivers = _locations(survey.receivers).unsqueeze(0).expand(survey.n_shots, -1, -1)  # (S, R, 2)
         self._cache: dict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
-        settings = (f"accuracy={options.accuracy};pml={self.pml_width};max_vel={self.max_vel:g};"
-                    f"pml_freq={survey.peak_freq:g}")
-        digest = hashlib.sha1(settings.encode()).hexdigest()[:10]
         self.version = f"fwi-deepwave {__version__}; deepwave {deepwave.__version__}; {digest}"
 
     def __repr__(self) -> str:

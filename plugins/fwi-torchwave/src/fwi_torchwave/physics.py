@@ -9,7 +9,6 @@ Deepwave's within 1e-3 relative L2 error (about 1e-5 measured at OpenFWI size).
 
 from __future__ import annotations
 
-import hashlib
 
 import numpy as np
 import torch
@@ -53,17 +52,11 @@ class TorchwavePhysics:
     def __init__(self, options: TorchwaveOptions, *, survey: Survey) -> None:
         self.options = options
         self.survey = survey
-        self.pml_width = survey.pml_width if options.pml_width is None else options.pml_width
-        self.max_vel = float(options.max_vel if options.max_vel is not None else survey.vmax)
-        if self.max_vel < survey.vmin:
-            raise SurveyError(f"max_vel {self.max_vel:g} m/s is below the survey's vmin {survey.vmin:g} m/s")
+        self.pml_width, self.max_vel, digest = options.grid(survey)
         self._misfit = get_misfit(options.misfit)
         self._wavelet = torch.from_numpy(survey.wavelet_samples())
         self._sources = _grid_points(survey.sources, "sources")  # (S, 2)
         self._receivers = _grid_points(survey.receivers, "receivers")  # (R, 2)
-        settings = (f"accuracy={options.accuracy};pml={self.pml_width};max_vel={self.max_vel:g};"
-                    f"pml_freq={survey.peak_freq:g}")
-        digest = hashlib.sha1(settings.encode()).hexdigest()[:10]
         self.version = f"fwi-torchwave {__version__}; torch {torch.__version__.split('+')[0]}; {digest}"
 
     def __repr__(self) -> str:
