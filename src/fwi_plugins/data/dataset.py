@@ -293,7 +293,7 @@ class SeismicDataset:
 
 
 def _check_velocity_array(arr: Any, ds: SeismicDataset, split: str) -> np.ndarray:
-    from .io import validate_velocity
+    from .validation import validate_velocity
 
     where = f"dataset {ds.name!r} split {split!r}"
     arr = validate_velocity(arr, where)
@@ -303,7 +303,7 @@ def _check_velocity_array(arr: Any, ds: SeismicDataset, split: str) -> np.ndarra
 
 
 def _check_gathers_array(arr: Any, ds: SeismicDataset, split: str) -> np.ndarray:
-    from .io import validate_gathers
+    from .validation import validate_gathers
 
     where = f"dataset {ds.name!r} split {split!r}"
     arr = validate_gathers(arr, where)

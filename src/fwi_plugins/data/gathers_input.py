@@ -9,9 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from .formats import GATHERS_NAMES
+
 __all__ = ["open_gathers"]
 
-_GATHERS_NAMES = ("gathers", "data", "seismic", "pressure")
 _GATHERS_DIMS = ("sample", "shot", "time", "receiver")
 
 
@@ -41,7 +42,8 @@ def open_gathers(path: Path) -> Iterator[tuple[Any, dict[str, Any]]]:
     ``.npy`` is memory-mapped and netCDF read through xarray slice by slice, so an input
     larger than memory is fine; zarr and SEG-Y go through :func:`fwi_plugins.data.io.read_gathers`.
     """
-    from .io import _decode_attrs, gathers_geometry, read_gathers
+    from .formats.netcdf import decode_attrs, gathers_geometry
+    from .io import read_gathers
     from ..errors import DataError
 
     suffix = path.suffix.lower()
@@ -66,8 +68,8 @@ def open_gathers(path: Path) -> Iterator[tuple[Any, dict[str, Any]]]:
         except Exception as exc:  # h5py raises many types for a damaged file
             raise DataError(f"--input {path}: not a readable netCDF file ({type(exc).__name__}: {exc})") from None
         try:
-            names = [n for n in _GATHERS_NAMES if n in ds.data_vars] or list(ds.data_vars)
-            if len(names) != 1 and not set(names) & set(_GATHERS_NAMES):
+            names = [n for n in GATHERS_NAMES if n in ds.data_vars] or list(ds.data_vars)
+            if len(names) != 1 and not set(names) & set(GATHERS_NAMES):
                 raise DataError(f"--input {path}: no gathers variable; expected one named 'gathers' "
                                 f"(found: {', '.join(map(str, ds.data_vars)) or 'none'})")
             var = ds[names[0]]
@@ -77,7 +79,7 @@ def open_gathers(path: Path) -> Iterator[tuple[Any, dict[str, Any]]]:
                 var = var.expand_dims("sample")
             _check_shape(tuple(var.shape), path)
             attrs = {"path": str(path), "format": "nc", **dict(ds.attrs)}
-            attrs.update(gathers_geometry(ds, var, _decode_attrs(ds.attrs), path))
+            attrs.update(gathers_geometry(ds, var, decode_attrs(ds.attrs), path))
             yield _LazyVariable(var), attrs
         finally:
             ds.close()

@@ -23,8 +23,8 @@ from ..errors import DataError, OptionError
 from ..options import to_dict
 from .dataset import Normalization, SeismicDataset
 from .families import resolve_survey
-from .io import validate_gathers, validate_velocity
 from .options import OpenFWIOptions
+from .validation import validate_gathers, validate_velocity
 
 _VELOCITY = re.compile(r"^(?:v?model|vel)(\d+)\.(?:npy|mat)$", re.IGNORECASE)
 _GATHERS = re.compile(r"^data(\d+)\.npy$", re.IGNORECASE)
@@ -48,7 +48,7 @@ class Member:
 
     def load(self) -> np.ndarray:
         if self.member is None and self.path.suffix.lower() == ".mat":
-            from .io import read_mat_velocity
+            from .formats.mat import read_mat_velocity
 
             return read_mat_velocity(self.path)[0]
         try:
