@@ -155,6 +155,22 @@ def refine(initial: Any, observed: Any, *, physics: Any, **kwargs: Any) -> Any:
     return _refine(initial, observed, physics=physics, **kwargs)
 
 
+def refine_files(observed: Any, out: Any, *, initial: Any = None, backbone: str | None = None,
+                 **kwargs: Any) -> Any:
+    """What ``fwi refine`` does: a starting model refined against recorded gathers, written to ``out``.
+
+    The starting model is the file ``initial`` or the prediction of ``backbone``; keyword
+    arguments as :func:`fwi_plugins.engine.refine_job.refine_files` takes them (``survey``,
+    ``physics``, ``physics_options``, ``iterations``, ``frequencies``, ...). Observers of
+    ``fwi_run_started`` and ``fwi_run_finished`` are told through the plugin manager, as in
+    ``fwi refine``. Returns its :class:`~fwi_plugins.engine.refine_job.RefineFilesResult`.
+    """
+    from .engine.refine_job import refine_files as _refine_files
+
+    kwargs.setdefault("notify", get_plugin_manager().notify)
+    return _refine_files(observed_path=observed, out=out, initial_path=initial, backbone=backbone, **kwargs)
+
+
 def evaluate(predicted: Any, truth: Any, **kwargs: Any) -> dict[str, Any]:
     """OpenFWI metrics (and data misfit); see :func:`fwi_plugins.engine.evaluate.evaluate`."""
     from .engine.evaluate import evaluate as _evaluate
@@ -162,4 +178,4 @@ def evaluate(predicted: Any, truth: Any, **kwargs: Any) -> dict[str, Any]:
     return _evaluate(predicted, truth, **kwargs)
 
 
-__all__ += ["evaluate", "predict", "predict_files", "refine", "simulate"]
+__all__ += ["evaluate", "predict", "predict_files", "refine", "refine_files", "simulate"]

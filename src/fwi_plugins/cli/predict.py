@@ -13,7 +13,7 @@ from ..engine.predict_job import (acquisition_map, find_normalization, open_gath
                                   weights_source)
 from .common import ComponentName, handles_errors, parse_overrides, plugin_option, split_overrides
 
-# Imported from here by older code (fwi refine among it).
+# Imported from here by older code.
 __all__ = ["acquisition_map", "find_normalization", "open_gathers", "predict", "predict_velocity", "weights_source"]
 
 
