@@ -54,6 +54,40 @@ def isolated_plugins(monkeypatch: Any, cache_dir: str | Path) -> Iterator[None]:
         reset_plugin_manager()
 
 
+def plugin_test_fixtures() -> tuple[Any, Any]:
+    """The autouse fixtures a plugin's tests run under: isolated plugins, and one CPU thread per test.
+
+    The first wraps each test in :func:`isolated_plugins` (a fresh plugin manager, no
+    plugin switches from the environment, a private cache); the second runs it with one
+    torch thread. In a plugin's ``tests/conftest.py``::
+
+        from fwi_plugins.testing import plugin_test_fixtures
+
+        _fresh_manager, _one_thread = plugin_test_fixtures()
+
+    pytest is imported here, on call, so importing this module does not need it.
+    """
+    import pytest
+
+    @pytest.fixture(autouse=True)
+    def fresh_manager(monkeypatch: Any, tmp_path_factory: Any) -> Iterator[None]:
+        with isolated_plugins(monkeypatch, tmp_path_factory.mktemp("fwi-cache")):
+            yield
+
+    @pytest.fixture(autouse=True)
+    def one_thread() -> Iterator[None]:
+        import torch
+
+        # Plugin test models are a few hundred cells: threads only add synchronisation, and on
+        # a shared machine a busy core stalls every step of a multi-threaded propagation.
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        yield
+        torch.set_num_threads(before)
+
+    return fresh_manager, one_thread
+
+
 #: A small shape every backbone must handle: tests stay fast on 2 CPU cores.
 TINY_SHAPE = IOShape(shots=2, time=64, receivers=16, depth=16, width=16)
 
