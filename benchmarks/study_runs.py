@@ -85,7 +85,7 @@ def build_model(method: str | None, settings: Settings, target: Target) -> tuple
 
 
 def predict_velocity(model: Any, gathers: np.ndarray, target: Target, device: str) -> np.ndarray:
-    from fwi_plugins.engine.train import predict_unit
+    from fwi_plugins.engine.validation import predict_unit
 
     unit = predict_unit(model, gathers, normalization=target.normalization, device=device, batch_size=16)
     velocity = target.normalization.velocity_from_unit(unit)
@@ -130,7 +130,8 @@ def run_task(task: Task, settings: Settings) -> dict[str, Any]:
 
     from fwi_plugins import api
     from fwi_plugins.engine.config import TrainOptions, resolve_device
-    from fwi_plugins.engine.train import TrainData, train
+    from fwi_plugins.engine.train import train
+    from fwi_plugins.engine.train_data import TrainData
 
     started = time.perf_counter()
     device = resolve_device(settings.device)

@@ -31,6 +31,8 @@ WORKER = textwrap.dedent('''
     from torch import nn
 
     from fwi_plugins.engine import train as T
+    from fwi_plugins.engine.distributed import setup_distributed
+    from fwi_plugins.engine.train_data import TrainData
     from fwi_plugins.engine.config import TrainOptions
 
     torch.set_num_threads(1)
@@ -53,7 +55,7 @@ WORKER = textwrap.dedent('''
         rng = np.random.default_rng(0)
         v = rng.uniform(1500, 4500, size=(16, 1, 4, 4)).astype(np.float32)
         d = np.repeat(((v - 3000.0) / 1500.0).reshape(16, 1, 1, 16), 3, axis=2).astype(np.float32)
-        return T.TrainData(gathers=d, velocity=v), T.TrainData(gathers=d[:6], velocity=v[:6])
+        return TrainData(gathers=d, velocity=v), TrainData(gathers=d[:6], velocity=v[:6])
 
 
     def model():
@@ -62,7 +64,7 @@ WORKER = textwrap.dedent('''
 
 
     def main(out, batch_size):
-        info = T.setup_distributed("cpu")
+        info = setup_distributed("cpu")
         net = model()
         train, val = data()
         options = TrainOptions(epochs=3, batch_size=batch_size, lr=1e-2, device="cpu", progress=False)

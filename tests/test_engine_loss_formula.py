@@ -15,6 +15,8 @@ import torch
 from torch import nn
 
 from fwi_plugins.engine import train as T
+from fwi_plugins.engine.losses import ssim_torch
+from fwi_plugins.engine.train_data import TrainData
 from fwi_plugins.engine.config import TrainOptions
 
 torch.set_num_threads(1)
@@ -53,11 +55,11 @@ def build(seed: int = 0, dropout: float = 0.0) -> Net:
     return Net(dropout)
 
 
-def data(n: int, seed: int = 0) -> T.TrainData:
+def data(n: int, seed: int = 0) -> TrainData:
     rng = np.random.default_rng(seed)
     v = rng.uniform(1500, 4500, size=(n, 1, Z, X)).astype(np.float32)
     d = rng.normal(size=(n, S, NT, R)).astype(np.float32)
-    return T.TrainData(gathers=d, velocity=v)
+    return TrainData(gathers=d, velocity=v)
 
 
 def reference_ssim(a: np.ndarray, b: np.ndarray) -> float:
@@ -112,7 +114,7 @@ def test_ssim_metric_equals_the_written_out_definition():
     truth = rng.random((2, 1, 13, 17))
     pred = np.clip(truth + 0.2 * rng.standard_normal(truth.shape), 0, 1)
     assert ssim(pred, truth) == pytest.approx(reference_ssim(pred, truth), rel=1e-6)
-    assert float(T.ssim_torch(torch.from_numpy(pred), torch.from_numpy(truth))) == \
+    assert float(ssim_torch(torch.from_numpy(pred), torch.from_numpy(truth))) == \
         pytest.approx(reference_ssim(pred, truth), rel=1e-6)
 
 

@@ -11,6 +11,11 @@ import torch
 from torch import nn
 
 from fwi_plugins.engine import train as T
+from fwi_plugins.engine.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from fwi_plugins.engine.losses import ssim_torch
+from fwi_plugins.engine.loop import lr_factor
+from fwi_plugins.engine.train_data import RowStack, TrainData, WeightedShardSampler
+from fwi_plugins.engine.validation import predict_unit
 from fwi_plugins.engine.config import TrainOptions
 from fwi_plugins.errors import ConfigError, DataError
 
@@ -64,7 +69,7 @@ class TinyNet(nn.Module):
         return torch.tanh(self.head(torch.relu(self.body(x.flatten(1))))).view(-1, 1, Z, X)
 
 
-def make_data(n: int, seed: int = 0) -> T.TrainData:
+def make_data(n: int, seed: int = 0) -> TrainData:
     # Two-layer models: a family a network can learn from a handful of samples.
     rng = np.random.default_rng(seed)
     top = rng.uniform(1800, 2800, size=(n, 1, 1, 1))
@@ -75,7 +80,7 @@ def make_data(n: int, seed: int = 0) -> T.TrainData:
     physics = LinearPhysics()
     with torch.no_grad():
         d = physics.simulate(torch.from_numpy(v)).numpy().astype(np.float32)
-    return T.TrainData(gathers=d, velocity=v)
+    return TrainData(gathers=d, velocity=v)
 
 
 def build(seed: int = 0) -> TinyNet:
@@ -94,11 +99,11 @@ def params(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def test_lr_schedule_warms_up_then_decays_to_min():
-    f = [T.lr_factor(s, total_steps=10, warmup_steps=2, min_ratio=0.1) for s in range(10)]
+    f = [lr_factor(s, total_steps=10, warmup_steps=2, min_ratio=0.1) for s in range(10)]
     assert f[0] == pytest.approx(0.5) and f[1] == pytest.approx(1.0)
     assert f[2] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(f[2:], f[3:]))
-    assert T.lr_factor(10, total_steps=10, warmup_steps=2, min_ratio=0.1) == pytest.approx(0.1)
+    assert lr_factor(10, total_steps=10, warmup_steps=2, min_ratio=0.1) == pytest.approx(0.1)
 
 
 def test_training_reduces_label_loss_and_calls_hooks(tmp_path):
@@ -151,7 +156,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path):
     with pytest.raises(Interrupt):
         T.train(first, data, val, options=opts(epochs=4), normalization=UnitScale(),
                 checkpoint_dir=tmp_path / "b", notify=stop_after_epoch_2)
-    assert T.latest_checkpoint(tmp_path / "b").name == "epoch-0002"
+    assert latest_checkpoint(tmp_path / "b").name == "epoch-0002"
     # A fresh process: new model object, different initial weights even; the checkpoint wins.
     again = build(seed=99)
     resumed = T.train(again, data, val, options=opts(epochs=4), normalization=UnitScale(),
@@ -192,7 +197,7 @@ def test_half_written_checkpoint_is_ignored(tmp_path):
     broken = tmp_path / "epoch-0002"
     broken.mkdir()
     (broken / "model.safetensors").write_bytes(b"garbage")
-    assert T.latest_checkpoint(tmp_path).name == "epoch-0001"
+    assert latest_checkpoint(tmp_path).name == "epoch-0001"
     # Temporary files of an interrupted atomic write never look like checkpoints.
     assert not list(tmp_path.glob(".*.part"))
 
@@ -202,11 +207,11 @@ def test_checkpoint_never_pickles(tmp_path):
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model(torch.randn(2, S, NT, R)).sum().backward()
     opt.step()
-    path = T.save_checkpoint(tmp_path, epoch=1, model=model, optimizer=opt, state={"step": 1})
+    path = save_checkpoint(tmp_path, epoch=1, model=model, optimizer=opt, state={"step": 1})
     assert sorted(p.name for p in path.iterdir()) == ["model.safetensors", "optimizer.safetensors", "state.json"]
     fresh = build(seed=3)
     opt2 = torch.optim.AdamW(fresh.parameters(), lr=1e-3)
-    T.load_checkpoint(path, model=fresh, optimizer=opt2)
+    load_checkpoint(path, model=fresh, optimizer=opt2)
     s1, s2 = opt.state_dict(), opt2.state_dict()
     assert s1["param_groups"][0]["betas"] == s2["param_groups"][0]["betas"]
     for pid, st in s1["state"].items():
@@ -217,10 +222,10 @@ def test_checkpoint_never_pickles(tmp_path):
 def test_label_free_adaptation_reduces_data_misfit():
     physics = LinearPhysics()
     data, val = make_data(16), make_data(8, 1)
-    unlabelled = T.TrainData(gathers=data.gathers, velocity=None)
+    unlabelled = TrainData(gathers=data.gathers, velocity=None)
     model = build()
     before = _misfit(model, val, physics)
-    result = T.train(model, unlabelled, T.TrainData(gathers=val.gathers, velocity=None),
+    result = T.train(model, unlabelled, TrainData(gathers=val.gathers, velocity=None),
                      options=opts(epochs=10, labels="none", lambda_physics=1.0, physics_samples=0, lr=1e-2),
                      normalization=UnitScale(), physics=physics)
     after = _misfit(model, val, physics)
@@ -230,7 +235,7 @@ def test_label_free_adaptation_reduces_data_misfit():
 
 
 def _misfit(model, data, physics):
-    unit = T.predict_unit(model, data.gathers, normalization=UnitScale())
+    unit = predict_unit(model, data.gathers, normalization=UnitScale())
     v = UnitScale().velocity_from_unit(torch.from_numpy(unit))
     return float(physics.misfit(physics.simulate(v), torch.from_numpy(data.gathers)))
 
@@ -246,11 +251,11 @@ def test_physics_term_joins_the_label_loss():
 def test_weighted_mixture_sampling_follows_weights():
     data = make_data(10)
     weights = np.array([1.0] * 5 + [0.0] * 5)
-    sampler = T._WeightedShardSampler(weights, 40, rank=0, world_size=1, seed=0)
+    sampler = WeightedShardSampler(weights, 40, rank=0, world_size=1, seed=0)
     assert all(i < 5 for i in sampler)
-    shards = [list(T._WeightedShardSampler(np.ones(10), 9, rank=r, world_size=2, seed=0)) for r in (0, 1)]
+    shards = [list(WeightedShardSampler(np.ones(10), 9, rank=r, world_size=2, seed=0)) for r in (0, 1)]
     assert len(shards[0]) == len(shards[1]) == 5
-    mixed = T.TrainData(gathers=data.gathers, velocity=data.velocity, weights=weights)
+    mixed = TrainData(gathers=data.gathers, velocity=data.velocity, weights=weights)
     result = T.train(build(), mixed, None, options=opts(epochs=1), normalization=UnitScale(), samples_per_epoch=12)
     assert result.steps == 3
 
@@ -258,7 +263,7 @@ def test_weighted_mixture_sampling_follows_weights():
 def test_missing_labels_or_parameters_fail_clearly():
     data = make_data(4)
     with pytest.raises(ConfigError, match="labels"):
-        T.train(build(), T.TrainData(gathers=data.gathers), None, options=opts(), normalization=UnitScale())
+        T.train(build(), TrainData(gathers=data.gathers), None, options=opts(), normalization=UnitScale())
     frozen = build()
     for p in frozen.parameters():
         p.requires_grad_(False)
@@ -267,22 +272,22 @@ def test_missing_labels_or_parameters_fail_clearly():
     with pytest.raises(ConfigError, match="physics"):
         T.train(build(), data, None, options=opts(lambda_physics=1.0), normalization=UnitScale())
     with pytest.raises(DataError):
-        T.TrainData(gathers=data.gathers, velocity=data.velocity[:2])
+        TrainData(gathers=data.gathers, velocity=data.velocity[:2])
 
 
 def test_row_stack_reads_rows_across_parts_without_concatenating():
     a, b = np.arange(12.0).reshape(3, 2, 2), np.arange(12.0, 20.0).reshape(2, 2, 2)
-    stack = T.RowStack([a, b])
+    stack = RowStack([a, b])
     whole = np.concatenate([a, b])
     assert len(stack) == 5 and stack.shape == (5, 2, 2) and stack.ndim == 3
     for index in ([4, 0, 3], [1], np.arange(5)):
         assert np.array_equal(stack[np.asarray(index)], whole[np.asarray(index)])
     assert np.array_equal(stack[1:4], whole[1:4])
     with pytest.raises(DataError):
-        T.RowStack([a, np.zeros((1, 3, 2))])
+        RowStack([a, np.zeros((1, 3, 2))])
     data = make_data(8)
-    stacked = T.TrainData(gathers=T.RowStack([data.gathers[:5], data.gathers[5:]]),
-                          velocity=T.RowStack([data.velocity[:5], data.velocity[5:]]))
+    stacked = TrainData(gathers=RowStack([data.gathers[:5], data.gathers[5:]]),
+                          velocity=RowStack([data.velocity[:5], data.velocity[5:]]))
     m1, m2 = build(), build()
     T.train(m1, data, data, options=opts(epochs=1), normalization=UnitScale())
     T.train(m2, stacked, stacked, options=opts(epochs=1), normalization=UnitScale())
@@ -301,7 +306,7 @@ def test_select_best_keeps_the_starting_network_when_training_only_hurts(tmp_pat
     for k, v in start.items():
         assert torch.equal(v, params(model)[k]), k
     # The selected weights travel with the checkpoint: a finished run reloads to the same choice.
-    assert (T.latest_checkpoint(tmp_path) / "best.safetensors").is_file()
+    assert (latest_checkpoint(tmp_path) / "best.safetensors").is_file()
     again = build(seed=4)
     T.train(again, data, val, options=opts(epochs=2, lr=5.0, warmup_epochs=0), normalization=UnitScale(),
             checkpoint_dir=tmp_path)
@@ -321,9 +326,9 @@ def test_torch_ssim_matches_the_metric_and_has_gradients():
     truth = rng.random((3, 1, 20, 24)).astype(np.float32)
     noisy = np.clip(truth + 0.1 * rng.standard_normal(truth.shape), 0, 1).astype(np.float32)
     pred = torch.from_numpy(noisy).requires_grad_(True)
-    value = T.ssim_torch(pred, torch.from_numpy(truth))
+    value = ssim_torch(pred, torch.from_numpy(truth))
     assert float(value.detach()) == pytest.approx(ssim(noisy, truth), abs=1e-5)
-    assert float(T.ssim_torch(torch.from_numpy(truth), torch.from_numpy(truth))) == pytest.approx(1.0, abs=1e-6)
+    assert float(ssim_torch(torch.from_numpy(truth), torch.from_numpy(truth))) == pytest.approx(1.0, abs=1e-6)
     value.backward()
     assert pred.grad is not None and torch.isfinite(pred.grad).all() and pred.grad.abs().sum() > 0
 
@@ -381,7 +386,7 @@ def test_checkpoints_within_an_epoch_are_taken_and_resumed(tmp_path):
     data = make_data(12)
     T.train(build(), data, None, options=opts(epochs=1, max_minutes=1e-9), normalization=UnitScale(),
             checkpoint_dir=tmp_path)
-    found = T.latest_checkpoint(tmp_path)
+    found = latest_checkpoint(tmp_path)
     assert found.name == "epoch-0000-step-00000001"
     state = json.loads((found / "state.json").read_text())
     assert state["partial"] == {"epoch": 1, "batch": 1, "sums": state["partial"]["sums"]}

@@ -21,19 +21,34 @@ import datetime as _dt
 import json
 import shlex
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import ConfigError, FWIError
 from .config import PretrainOptions, ResolvedConfig, RunConfig
-from .run import GetSpec, Notify, _io_shape, _no_notify, _sync_first, hardware, load_arrays, start_job
+from .job import GetSpec, hardware, io_shape, load_arrays, start_job
+from .notify import Notify, no_notify
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from ..data import Normalization, SeismicDataset
+    from ..physics import Physics
+    from ..specs import BackboneSpec
+    from .distributed import DistInfo
+    from .train import TrainResult
+    from .train_data import TrainData
 
 __all__ = ["mixture_weights", "model_card_markdown", "pretrain"]
 
 WEIGHTS_FILE = "weights.safetensors"
+
+# Each dataset's (gathers, velocity) of one split; (None, None) for a dataset without that split.
+Parts = list[tuple[np.ndarray | None, np.ndarray | None]]
 
 
 def mixture_weights(sizes: list[int], weights: tuple[float, ...] = ()) -> np.ndarray:
@@ -50,7 +65,7 @@ def mixture_weights(sizes: list[int], weights: tuple[float, ...] = ()) -> np.nda
     return out / out.sum()
 
 
-def _common_normalization(normalizations: list[Any], gathers: list[np.ndarray]) -> Any:
+def _common_normalization(normalizations: list[Normalization], gathers: list[np.ndarray]) -> Normalization:
     """One input scale for the whole mixture: the first family's velocity range, every family's amplitudes.
 
     A foundation network must see every family through the same scaling, or the same
@@ -67,7 +82,7 @@ def _common_normalization(normalizations: list[Any], gathers: list[np.ndarray]) 
     return base.fit_gathers(np.array([lo, hi], np.float32))
 
 
-def _load_init(model: Any, spec: Any, init: str) -> dict[str, str]:
+def _load_init(model: nn.Module, spec: BackboneSpec, init: str) -> dict[str, str]:
     """Load the ``init`` weights into ``model``; their header metadata (empty without ``init``)."""
     if not init.strip():
         return {}
@@ -79,7 +94,7 @@ def _load_init(model: Any, spec: Any, init: str) -> dict[str, str]:
         raise ConfigError(f"option 'init': {exc}") from exc
 
 
-def _init_normalization(metadata: Mapping[str, str], datasets: list[Any]) -> Any:
+def _init_normalization(metadata: Mapping[str, str], datasets: list[SeismicDataset]) -> Normalization | None:
     """The normalisation stored with the ``init`` weights, checked against the datasets' velocity range."""
     raw = metadata.get("normalization")
     if not raw:
@@ -107,21 +122,55 @@ def pretrain(config: RunConfig | ResolvedConfig, *, get_spec: GetSpec | None = N
     Returns:
         The content of ``metrics.json`` (also in ``model_card.json``).
     """
-    from .train import RowStack, TrainData, seed_everything, train
+    from .checkpoint import seed_everything
+    from .distributed import sync_first
+    from .train import train
 
     started = time.perf_counter()
-    notify = notify or _no_notify
+    notify = notify or no_notify
     resolved, info, out = start_job(config, "pretrain", get_spec)
     opts: PretrainOptions = resolved.options
-    device = info.device
-    progress = opts.progress and info.is_main
     if info.is_main:
         notify("fwi_run_started", run_dir=out, config=resolved.config.to_dict())
+    datasets, physics_by = _open_datasets(resolved)
+    t0 = time.perf_counter()
+    train_parts, val_parts = sync_first(info, lambda: _load_splits(datasets, physics_by, opts,
+                                                                    progress=opts.progress and info.is_main))
+    data_time = time.perf_counter() - t0
+    seed_everything(opts.seed)
+    bspec = resolved.spec("backbone")
+    model = bspec.load()(resolved.component_option("backbone"), shape=io_shape(datasets[0].survey))
+    init_metadata = _load_init(model, bspec, opts.init)
+    normalization = _init_normalization(init_metadata, datasets) or _common_normalization(
+        [d.normalization for d in datasets], [g for g, _ in train_parts if g is not None])
+    train_data, val_data, sizes = _mixture(train_parts, val_parts, opts, warn=info.is_main)
+    samples = opts.samples_per_epoch or len(train_data)
+    t0 = time.perf_counter()
+    # With several families, the physics term uses the first family's survey: all share one shape.
+    result = train(model, train_data, val_data, options=opts, normalization=normalization, physics=physics_by[0],
+                   checkpoint_dir=out / "checkpoints", samples_per_epoch=samples, stage="pretrain", run_dir=out,
+                   notify=notify if info.is_main else None, device=info.device)
+    train_time = time.perf_counter() - t0
+    per_family = _validate_by_family(model, datasets, val_parts, normalization=normalization, opts=opts,
+                                     device=info.device)
+    metrics = _metrics(result, per_family, model, samples=samples,
+                       timing={"data": data_time, "train": train_time, "total": time.perf_counter() - started})
+    if info.is_main:
+        _write_foundation(resolved, out=out, model=model, datasets=datasets, sizes=sizes,
+                          normalization=normalization, metrics=metrics, result=result, info=info)
+        notify("fwi_run_finished", run_dir=out, metrics=metrics)
+        if summary:
+            _print_summary(bspec.name, metrics, result, per_family, out / WEIGHTS_FILE)
+    return metrics
 
-    bspec, xspec = resolved.spec("backbone"), resolved.spec("physics")
+
+def _open_datasets(resolved: ResolvedConfig) -> tuple[list[SeismicDataset], list[Physics | None]]:
+    """The mixture's datasets, checked to fit one backbone, and a physics for each (``None`` without one)."""
+    opts: PretrainOptions = resolved.options
+    xspec = resolved.spec("physics")
     dspecs = resolved.specs["dataset"]
     datasets = [spec.load()(o) for spec, o in zip(dspecs, resolved.component_options["dataset"], strict=True)]
-    shapes = {(d.name, _io_shape(d.survey)) for d in datasets}
+    shapes = {(d.name, io_shape(d.survey)) for d in datasets}
     if len({s for _, s in shapes}) > 1:
         listing = ", ".join(f"{n}: {s}" for n, s in sorted(shapes, key=lambda x: x[0]))
         raise ConfigError(f"the datasets have different shapes ({listing}); one backbone needs one shape")
@@ -136,20 +185,26 @@ def pretrain(config: RunConfig | ResolvedConfig, *, get_spec: GetSpec | None = N
             raise ConfigError(f"dataset {d.name!r} has no training samples")
     physics_by = [xspec.load()(resolved.component_option("physics"), survey=d.survey) if xspec else None
                   for d in datasets]
+    return datasets, physics_by
 
-    def load_all(split: str) -> list[tuple[np.ndarray, np.ndarray | None]]:
-        return [load_arrays(d, p, split, cache_dir=opts.cache_dir, progress=progress, labels=use_labels)
+
+def _load_splits(datasets: list[SeismicDataset], physics_by: list[Physics | None], opts: PretrainOptions, *,
+                 progress: bool) -> tuple[Parts, Parts]:
+    """Each dataset's ``(gathers, velocity)`` of the train and of the val split (``(None, None)`` where empty)."""
+    def load_all(split: str) -> Parts:
+        return [load_arrays(d, p, split, cache_dir=opts.cache_dir, progress=progress, labels=opts.labels == "full")
                 if d.split_sizes.get(split, 0) else (None, None) for d, p in zip(datasets, physics_by, strict=True)]
 
-    t0 = time.perf_counter()
-    train_parts, val_parts = _sync_first(info, lambda: (load_all("train"), load_all("val")))
-    data_time = time.perf_counter() - t0
-    seed_everything(opts.seed)
-    model = bspec.load()(resolved.component_option("backbone"), shape=_io_shape(datasets[0].survey))
-    init_metadata = _load_init(model, bspec, opts.init)
-    normalization = _init_normalization(init_metadata, datasets) or _common_normalization(
-        [d.normalization for d in datasets], [g for g, _ in train_parts if g is not None])
-    sizes = [len(g) for g, _ in train_parts]
+    return load_all("train"), load_all("val")
+
+
+def _mixture(train_parts: Parts, val_parts: Parts, opts: PretrainOptions, *,
+             warn: bool) -> tuple[TrainData, TrainData | None, list[int]]:
+    """The training and validation data of the whole mixture, and each family's training size."""
+    from .train_data import RowStack, TrainData
+
+    use_labels = opts.labels == "full"
+    sizes = [len(g) for g, _ in train_parts if g is not None]  # every dataset has training samples
     weights = mixture_weights(sizes, opts.weights)
     # Row stacks instead of concatenation: the datasets keep their arrays, so a copy would
     # hold every gather twice.
@@ -159,22 +214,19 @@ def pretrain(config: RunConfig | ResolvedConfig, *, get_spec: GetSpec | None = N
     vals = [(g, v) for g, v in val_parts if g is not None and len(g)]
     val_data = (TrainData(gathers=RowStack([g for g, _ in vals]),
                           velocity=RowStack([v for _, v in vals]) if use_labels else None) if vals else None)
-    if val_data is None and info.is_main:
-        import warnings
-
+    if val_data is None and warn:
+        # stacklevel 3: the warning names the caller of pretrain().
         warnings.warn("no dataset has a validation split: pretraining runs without validation "
-                      "(the test splits are never used for it)", UserWarning, stacklevel=2)
+                      "(the test splits are never used for it)", UserWarning, stacklevel=3)
+    return train_data, val_data, sizes
 
-    samples = opts.samples_per_epoch or len(train_data)
-    t0 = time.perf_counter()
-    # With several families, the physics term uses the first family's survey: all share one shape.
-    result = train(model, train_data, val_data, options=opts, normalization=normalization, physics=physics_by[0],
-                   checkpoint_dir=out / "checkpoints", samples_per_epoch=samples, stage="pretrain", run_dir=out,
-                   notify=notify if info.is_main else None, device=device)
-    train_time = time.perf_counter() - t0
 
-    # Per-family validation: a mixture's mean can hide a family the model does not learn.
-    from .train import predict_unit
+def _validate_by_family(model: nn.Module, datasets: list[SeismicDataset], val_parts: Parts, *,
+                        normalization: Normalization, opts: PretrainOptions,
+                        device: str) -> dict[str, dict[str, float]]:
+    """Validation metrics of each family with labels: a mixture's mean can hide a family the model does not learn."""
+    from .evaluate import evaluate
+    from .validation import predict_unit
 
     per_family: dict[str, dict[str, float]] = {}
     for d, (g, v) in zip(datasets, val_parts, strict=True):
@@ -182,70 +234,78 @@ def pretrain(config: RunConfig | ResolvedConfig, *, get_spec: GetSpec | None = N
             continue
         unit = predict_unit(model, g, normalization=normalization, device=device, batch_size=opts.eval_batch_size,
                             amp=opts.amp)
-        from .evaluate import evaluate
-
         per_family[d.name] = evaluate(normalization.velocity_from_unit(unit), v, normalization=normalization)
+    return per_family
 
-    total = int(sum(p.numel() for p in model.parameters()))
-    metrics: dict[str, Any] = {
+
+def _metrics(result: TrainResult, per_family: dict[str, dict[str, float]], model: nn.Module, *, samples: int,
+             timing: dict[str, float]) -> dict[str, Any]:
+    """The content of ``metrics.json``."""
+    return {
         "validation": {k: v for k, v in result.final.items() if k.startswith("val_")},
         "validation_by_dataset": per_family,
         "training": {"history": result.history, "epochs": result.epochs, "steps": result.steps,
                      "samples_per_epoch": samples, "wall_time": result.wall_time,
                      "resumed_from": result.resumed_from, "best_epoch": result.best_epoch,
                      "complete": result.complete},
-        "parameters": total,
-        "timing": {"data": data_time, "train": train_time, "total": time.perf_counter() - started},
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "timing": timing,
     }
-    if info.is_main:
-        card = _model_card(resolved, out=out, datasets=datasets, sizes=sizes, weights=opts.weights,
-                           normalization=normalization, metrics=metrics, device=device,
-                           world_size=info.world_size)
-        from ..weights import save_weights
-
-        metadata = {"format": "fwi-foundation-1", "name": opts.name, "backbone": bspec.name,
-                    "backbone_options": json.dumps(resolved.config.components["backbone"][0].options),
-                    "normalization": json.dumps(normalization.to_dict()),
-                    "shape": json.dumps(dataclasses.asdict(_io_shape(datasets[0].survey))),
-                    "datasets": json.dumps([d.name for d in datasets]), "seed": str(opts.seed),
-                    "steps": str(result.steps)}
-        save_weights(model, out / WEIGHTS_FILE, metadata=metadata)
-        from .rundir import RunDirectory
-
-        rd = RunDirectory(out)
-        rd.write_json("model_card.json", card)
-        rd.write_text("model_card.md", model_card_markdown(card))
-        rd.write_metrics(metrics)
-        if opts.progress:
-            from . import figures as fig
-
-            try:
-                keys = ("epoch", "train_loss", "val_mae", "val_misfit")
-                fig.loss_curves(out / "figures" / "loss.png",
-                                [{k: h[k] for k in keys if k in h} for h in result.history], title="pretraining")
-            except Exception as exc:  # a figure must never cost the finished weights
-                import warnings
-
-                warnings.warn(f"the loss figure was not written: {exc}", UserWarning, stacklevel=2)
-        notify("fwi_run_finished", run_dir=out, metrics=metrics)
-        if summary:
-            val = metrics["validation"]
-            shown = ", ".join(f"{k} {v:.4g}" for k, v in val.items())
-            print(f"pretrained {bspec.name} ({total:,} parameters) for {result.steps} steps in "
-                  f"{result.wall_time:.0f} s: {shown or 'no validation'}")
-            for name, m in per_family.items():
-                print(f"  {name:<16} MAE {m['mae']:.4f}  SSIM {m['ssim']:.4f}")
-            if not result.complete:
-                print("the time budget stopped pretraining early: these weights are a snapshot; run the same "
-                      "command again to resume")
-            print(f"weights: {out / WEIGHTS_FILE}\nuse them: fwi run --backbone {bspec.name} "
-                  f"--pretrained {out / WEIGHTS_FILE} ...")
-    return metrics
 
 
-def _model_card(resolved: ResolvedConfig, *, out: Path, datasets: list[Any], sizes: list[int],
-                weights: tuple[float, ...], normalization: Any, metrics: Mapping[str, Any], device: str,
+def _write_foundation(resolved: ResolvedConfig, *, out: Path, model: nn.Module, datasets: list[SeismicDataset],
+                      sizes: list[int], normalization: Normalization, metrics: dict[str, Any], result: TrainResult,
+                      info: DistInfo) -> None:
+    """Write the weights (with what built them in their metadata), the model card, metrics and loss figure."""
+    from ..weights import save_weights
+    from .rundir import RunDirectory
+
+    opts: PretrainOptions = resolved.options
+    card = _model_card(resolved, out=out, datasets=datasets, sizes=sizes, weights=opts.weights,
+                       normalization=normalization, metrics=metrics, device=info.device,
+                       world_size=info.world_size)
+    metadata = {"format": "fwi-foundation-1", "name": opts.name, "backbone": resolved.spec("backbone").name,
+                "backbone_options": json.dumps(resolved.config.components["backbone"][0].options),
+                "normalization": json.dumps(normalization.to_dict()),
+                "shape": json.dumps(dataclasses.asdict(io_shape(datasets[0].survey))),
+                "datasets": json.dumps([d.name for d in datasets]), "seed": str(opts.seed),
+                "steps": str(result.steps)}
+    save_weights(model, out / WEIGHTS_FILE, metadata=metadata)
+    rd = RunDirectory(out)
+    rd.write_json("model_card.json", card)
+    rd.write_text("model_card.md", model_card_markdown(card))
+    rd.write_metrics(metrics)
+    if opts.progress:
+        from . import figures as fig
+
+        try:
+            keys = ("epoch", "train_loss", "val_mae", "val_misfit")
+            fig.loss_curves(out / "figures" / "loss.png",
+                            [{k: h[k] for k in keys if k in h} for h in result.history], title="pretraining")
+        except Exception as exc:  # a figure must never cost the finished weights
+            # stacklevel 3: the warning names the caller of pretrain().
+            warnings.warn(f"the loss figure was not written: {exc}", UserWarning, stacklevel=3)
+
+
+def _print_summary(backbone: str, metrics: Mapping[str, Any], result: TrainResult,
+                   per_family: Mapping[str, Mapping[str, float]], weights: Path) -> None:
+    """What was pretrained, how it validates, and how to use the weights."""
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics["validation"].items())
+    print(f"pretrained {backbone} ({metrics['parameters']:,} parameters) for {result.steps} steps in "
+          f"{result.wall_time:.0f} s: {shown or 'no validation'}")
+    for name, m in per_family.items():
+        print(f"  {name:<16} MAE {m['mae']:.4f}  SSIM {m['ssim']:.4f}")
+    if not result.complete:
+        print("the time budget stopped pretraining early: these weights are a snapshot; run the same "
+              "command again to resume")
+    print(f"weights: {weights}\nuse them: fwi run --backbone {backbone} "
+          f"--pretrained {weights} ...")
+
+
+def _model_card(resolved: ResolvedConfig, *, out: Path, datasets: list[SeismicDataset], sizes: list[int],
+                weights: tuple[float, ...], normalization: Normalization, metrics: Mapping[str, Any], device: str,
                 world_size: int) -> dict[str, Any]:
+    """The model card's content (``model_card.json``; :func:`model_card_markdown` writes it for people)."""
     config = resolved.config
     probabilities = mixture_weights(sizes, weights)
     shares, start = [], 0
@@ -282,6 +342,7 @@ def _model_card(resolved: ResolvedConfig, *, out: Path, datasets: list[Any], siz
 
 
 def _plain(value: Any) -> Any:
+    """``value`` as JSON-able data."""
     from .rundir import to_jsonable
 
     return to_jsonable(value)

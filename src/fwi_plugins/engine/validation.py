@@ -1,0 +1,95 @@
+"""The network on held-out samples: batched prediction on its own scale, and the validation
+that ends every training epoch.
+
+The network runs under bfloat16 autocast on CUDA (when ``amp`` is on); physics always
+runs in float32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import TrainOptions
+from .distributed import DistInfo, all_reduce_sums
+from .losses import physics_velocity
+from .train_data import RowStack, TrainData
+
+if TYPE_CHECKING:
+    from ..data import Normalization
+    from ..physics import Physics
+
+__all__ = ["autocast", "predict_unit", "validate"]
+
+
+def autocast(device: str, enabled: bool) -> Any:
+    """bfloat16 autocast for the network on CUDA when ``enabled``; elsewhere a context that does nothing."""
+    if enabled and device.startswith("cuda"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def predict_unit(model: nn.Module, gathers: np.ndarray | RowStack, *, normalization: Normalization,
+                 device: str = "cpu", batch_size: int = 16, amp: bool = True) -> np.ndarray:
+    """The network's normalised velocity ``(N, 1, Z, X)`` float32 for raw gathers, in batches."""
+    was_training = model.training
+    model.eval()
+    outs = []
+    with torch.no_grad():
+        for start in range(0, len(gathers), batch_size):
+            x = torch.from_numpy(np.ascontiguousarray(gathers[start:start + batch_size])).to(device)
+            with autocast(device, amp):
+                y = model(normalization.gathers_to_unit(x))
+            outs.append(y.float().cpu().numpy())
+    model.train(was_training)
+    if not outs:
+        return np.zeros((0, 1, 1, 1), np.float32)
+    return np.concatenate(outs).astype(np.float32, copy=False)
+
+
+def validate(model: nn.Module, data: TrainData, *, options: TrainOptions, normalization: Normalization,
+             physics: Physics | None, device: str, info: DistInfo) -> dict[str, float]:
+    """Mean normalised-velocity MAE (OpenFWI's MAE) and physics misfit on this rank's shard, reduced.
+
+    Returns:
+        ``val_mae`` and ``val_mae_ms`` (m/s) when ``data`` has labels, ``val_misfit`` with
+        ``physics``.
+    """
+    idx = np.arange(info.rank, len(data), info.world_size)
+    sums = {"n": float(len(idx)), "mae": 0.0, "misfit": 0.0}
+    if len(idx):
+        unit = predict_unit(model, data.gathers[idx], normalization=normalization, device=device,
+                            batch_size=options.eval_batch_size, amp=options.amp)
+        if data.velocity is not None:
+            truth = normalization.velocity_to_unit(data.velocity[idx])
+            sums["mae"] = float(np.abs(unit - truth).mean(axis=(1, 2, 3)).sum())
+        if physics is not None:
+            sums["misfit"] = _misfit_sum(unit, data.gathers, idx, options=options, normalization=normalization,
+                                         physics=physics, device=device)
+    sums = all_reduce_sums(sums, info, device)
+    out: dict[str, float] = {}
+    n = max(sums["n"], 1.0)
+    if data.velocity is not None:
+        out["val_mae"] = sums["mae"] / n
+        out["val_mae_ms"] = out["val_mae"] * 0.5 * (normalization.vmax - normalization.vmin)
+    if physics is not None:
+        out["val_misfit"] = sums["misfit"] / n
+    return out
+
+
+def _misfit_sum(unit: np.ndarray, gathers: np.ndarray | RowStack, idx: np.ndarray, *, options: TrainOptions,
+                normalization: Normalization, physics: Physics, device: str) -> float:
+    """The physics misfit of the predictions ``unit`` against the gathers ``idx``, summed over samples."""
+    total = 0.0
+    with torch.no_grad():
+        for start in range(0, len(idx), options.eval_batch_size):
+            sl = slice(start, start + options.eval_batch_size)
+            u = torch.from_numpy(unit[sl]).to(device)
+            simulated = physics.simulate(physics_velocity(u, normalization, physics))
+            observed = torch.from_numpy(gathers[idx[sl]]).to(device)
+            total += float(physics.misfit(simulated, observed)) * len(u)
+    return total
