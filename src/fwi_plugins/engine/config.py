@@ -1,4 +1,4 @@
-"""The engine's configuration: run options and the resolved configuration of a job.
+"""The engine's configuration: the resolved configuration of a job, read, merged, checked and written.
 
 A :class:`RunConfig` is everything needed to run a job again: the command (``run`` or
 ``pretrain``), the chosen component of each kind with its complete options, the engine
@@ -25,24 +25,26 @@ The file layout (TOML shown; JSON has the same structure)::
     name = "salt"
 
 Validation happens in :meth:`RunConfig.resolve`, before any work starts: every unknown
-key is reported with a "Did you mean" hint and every bad value names its key.
+key is reported with a "Did you mean" hint and every bad value names its key. The engine
+options' schemas (:class:`RunOptions`, :class:`PretrainOptions`, :class:`TrainOptions`) are in
+:mod:`fwi_plugins.engine.options`, and importable from here.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from .. import options as _options
 from ..errors import ConfigError, FWIError, OptionError, UnknownNameError
 from ..atomic import atomic_write_text
 from ..settings_files import read_toml_or_json, to_toml
-from ..options import option
+# The option schemas live in .options; imported from here by most of the engine.
+from .options import PretrainOptions, RunOptions, TrainOptions, options_help
 
 
 __all__ = [
@@ -70,148 +72,7 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "pretrain": ("backbone", "dataset"),
 }
 
-
-@dataclass(frozen=True, kw_only=True)
-class TrainOptions:
-    """Options of the training loop shared by ``fwi run`` (adaptation) and ``fwi pretrain``."""
-
-    epochs: int = option(10, "passes over the training data")
-    batch_size: int = option(4, "samples per optimisation step (per process under torchrun)")
-    lr: float = option(2e-3, "peak learning rate of AdamW")
-    weight_decay: float = option(0.01, "AdamW decoupled weight decay")
-    warmup_epochs: float = option(0.5, "epochs of linear learning-rate warm-up before cosine decay "
-                                       "(fractions allowed)")
-    min_lr_ratio: float = option(0.0, "final learning rate as a fraction of lr at the end of cosine decay")
-    grad_clip: float = option(1.0, "clip the gradient norm to this value (0 disables clipping)")
-    lambda_physics: float = option(0.0, "weight of the physics data-misfit term in the loss (0 disables it)")
-    lambda_ssim: float = option(0.0, "weight of a structural term (1 - SSIM, OpenFWI's window) added to the L1 "
-                                      "label loss; 0 disables it")
-    physics_samples: int = option(2, "samples of each batch that the physics term simulates "
-                                      "(0 = the whole batch); bounds the cost of the physics term")
-    labels: Literal["full", "none"] = option("full", "'full' trains on velocity labels; 'none' adapts "
-                                                     "with the physics misfit alone (label-free)")
-    seed: int = option(0, "random seed: same seed and same hardware give the same metrics")
-    device: Literal["auto", "cpu", "cuda"] = option("auto", "where to train: a GPU when present (auto), "
-                                                            "or cpu / cuda")
-    amp: bool = option(True, "bfloat16 mixed precision for the network on CUDA (physics stays float32)")
-    select_best: bool = option(True, "end with the weights of the epoch that scored best on the validation "
-                                     "split (val_mae, or val_misfit without labels); epoch 0 is the "
-                                     "starting network, so adapting never ends worse on validation")
-    eval_batch_size: int = option(16, "samples per batch when predicting for evaluation")
-    max_steps: int = option(0, "stop after this many optimisation steps in all; the learning-rate schedule "
-                               "ends there (0 = epochs decide)")
-    max_minutes: float = option(0.0, "wall-time budget of one invocation, in minutes: when it is spent the loop "
-                                     "writes a checkpoint and stops, and the same command resumes (0 = none)")
-    checkpoint_minutes: float = option(10.0, "also checkpoint within an epoch every this many minutes "
-                                             "(0 = at the end of each epoch only)")
-    progress: bool = option(True, "show progress bars")
-
-    def __post_init__(self) -> None:
-        _positive(self, "epochs", "batch_size", "eval_batch_size")
-        _finite_non_negative(self, "lr", "weight_decay", "warmup_epochs", "grad_clip", "lambda_physics",
-                             "lambda_ssim", "max_minutes", "checkpoint_minutes")
-        if self.max_steps < 0:
-            raise ValueError(f"option 'max_steps' must be >= 0, got {self.max_steps!r}")
-        if self.lr <= 0:
-            raise ValueError(f"option 'lr' must be positive, got {self.lr!r}")
-        if not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise ValueError(f"option 'min_lr_ratio' must lie in [0, 1], got {self.min_lr_ratio!r}")
-        if self.physics_samples < 0:
-            raise ValueError(f"option 'physics_samples' must be >= 0, got {self.physics_samples!r}")
-        if self.labels == "none" and self.lambda_physics <= 0:
-            raise ValueError("option 'lambda_physics' must be positive when labels='none': label-free "
-                             "adaptation learns from the physics misfit alone")
-
-
-@dataclass(frozen=True, kw_only=True)
-class RunOptions(TrainOptions):
-    """Options of the main job, ``fwi run``."""
-
-    epochs: int = option(8, "passes over the training data")
-    batch_size: int = option(16, "samples per optimisation step (per process under torchrun)")
-    lambda_ssim: float = option(1.0, "weight of a structural term (1 - SSIM, OpenFWI's window) added to the L1 "
-                                     "label loss; 0 disables it")
-    pretrained: str = option("default", "foundation weights: 'default' (the backbone's shipped weights, "
-                                        "if any), a shipped NAME, a .safetensors PATH, or 'none'")
-    train_fraction: float = option(1.0, "fraction of the target training split to adapt on (0 < f <= 1)")
-    n_eval: int = option(0, "test samples to evaluate (0 = the whole test split)")
-    n_misfit: int = option(4, "test samples whose data misfit is computed by simulation (0 = none)")
-    refine_samples: int = option(2, "test predictions refined by physics-based FWI (0 = no refinement)")
-    refine_iterations: int = option(10, "FWI iterations per refined prediction")
-    refine_lr: float = option(0.01, "FWI step size as a fraction of the velocity range (0.01 of 1500-4500 m/s "
-                                    "is at most 30 m/s per iteration)")
-    refine_step: Literal["normalized", "adam"] = option(
-        "normalized", "FWI update rule: steepest descent scaled so the largest step is refine_lr, or Adam "
-                      "(every cell moves about refine_lr: a faster misfit drop, noisier models)")
-    refine_smooth: float = option(0.0, "smooth the FWI gradient with a Gaussian of this many grid cells (0: none)")
-    refine_frequencies: tuple[float, ...] = option((), "low-pass cutoffs in Hz for frequency continuation "
-                                                      "during refinement, low to high (empty = full band)")
-    figures: bool = option(True, "write PNG figures into the run directory")
-    cache_dir: str = option("", "simulation cache folder ('' = the dataset's default cache)")
-    init: str = option("", "weights to start from: a shipped name of the backbone or a .safetensors path "
-                           "('' = random initialisation); their normalisation is kept, so training "
-                           "continues on the scale the weights learned")
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if any(not (math.isfinite(f) and f > 0) for f in self.refine_frequencies):
-            raise ValueError(f"option 'refine_frequencies' must hold positive cutoffs in Hz, "
-                             f"got {list(self.refine_frequencies)}")
-        if self.refine_samples and len(self.refine_frequencies) > self.refine_iterations:
-            raise ValueError(f"option 'refine_frequencies' has {len(self.refine_frequencies)} stages but "
-                             f"refine_iterations is {self.refine_iterations}; each stage needs an iteration")
-        if not 0.0 < self.train_fraction <= 1.0:
-            raise ValueError(f"option 'train_fraction' must lie in (0, 1], got {self.train_fraction!r}")
-        for name in ("n_eval", "n_misfit", "refine_samples", "refine_iterations"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"option {name!r} must be >= 0, got {getattr(self, name)!r}")
-        _finite_non_negative(self, "refine_lr", "refine_smooth")
-        if not self.pretrained.strip():
-            raise ValueError("option 'pretrained' is empty; use 'default', 'none', a NAME or a PATH")
-
-
-@dataclass(frozen=True, kw_only=True)
-class PretrainOptions(TrainOptions):
-    """Options of ``fwi pretrain``: a foundation model on a mixture of dataset families."""
-
-    epochs: int = option(10, "passes over the training data (of samples_per_epoch samples each)")
-    batch_size: int = option(16, "samples per optimisation step (per process under torchrun)")
-    lr: float = option(1e-3, "peak learning rate of AdamW")
-    weights: tuple[float, ...] = option((), "sampling weight of each dataset, in --dataset order "
-                                            "(empty = proportional to dataset size)")
-    samples_per_epoch: int = option(0, "training samples drawn per epoch (0 = the mixture's total size)")
-    name: str = option("foundation", "name written into the weights' metadata and the model card")
-    cache_dir: str = option("", "simulation cache folder ('' = the dataset's default cache)")
-    init: str = option("", "weights to start from: a shipped name of the backbone or a .safetensors path "
-                           "('' = random initialisation); their normalisation is kept, so training "
-                           "continues on the scale the weights learned")
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.samples_per_epoch < 0:
-            raise ValueError(f"option 'samples_per_epoch' must be >= 0, got {self.samples_per_epoch!r}")
-        for i, w in enumerate(self.weights):
-            if not (math.isfinite(w) and w >= 0):
-                raise ValueError(f"option 'weights'[{i}] must be a finite number >= 0, got {w!r}")
-        if self.weights and sum(self.weights) <= 0:
-            raise ValueError("option 'weights' must not be all zero")
-
-
 _OPTIONS_CLASS: dict[str, type] = {"run": RunOptions, "pretrain": PretrainOptions}
-
-
-def _positive(obj: Any, *names: str) -> None:
-    for name in names:
-        value = getattr(obj, name)
-        if value <= 0:
-            raise ValueError(f"option {name!r} must be positive, got {value!r}")
-
-
-def _finite_non_negative(obj: Any, *names: str) -> None:
-    for name in names:
-        value = getattr(obj, name)
-        if not (math.isfinite(value) and value >= 0):
-            raise ValueError(f"option {name!r} must be a finite number >= 0, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -497,17 +358,6 @@ def _parse_options(cls: type, values: Mapping[str, Any], *, owner: str) -> Any:
         raise
     except (TypeError, ValueError) as exc:  # pragma: no cover - parse converts these already
         raise OptionError(f"options of {owner}: {exc}") from None
-
-
-def options_help(cls: type) -> str:
-    """The options of ``cls`` as a plain-text list (for ``--help`` epilogs)."""
-    lines = []
-    for info in _options.describe(cls):
-        default = info.default
-        if isinstance(default, tuple):
-            default = ",".join(map(str, default)) or "(empty)"
-        lines.append(f"  {info.name:<18} {default!s:<9} {info.help}")
-    return "\n".join(lines)
 
 
 def _looks_like_path(value: str) -> bool:
