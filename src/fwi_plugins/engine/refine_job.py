@@ -10,7 +10,7 @@ model, its history, settings, metrics and figures, telling observers through ``n
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .components import registry_spec
+from .notify import Notify, no_notify
 
 if TYPE_CHECKING:
     from .refine import RefineResult
@@ -54,7 +55,7 @@ def refine_files(*, observed_path: str | Path, out: str | Path, initial_path: st
                  wavelet: str | None = None, iterations: int = 50, lr: float = 0.01, step: str = "normalized",
                  smooth: float = 0.0, frequencies: Sequence[float] | None = None, vmin: float | None = None,
                  vmax: float | None = None, device: Any = "auto", progress: bool = True,
-                 notify: Callable[..., None] | None = None) -> RefineFilesResult:
+                 notify: Notify | None = None) -> RefineFilesResult:
     """Refine a starting model against the gathers in ``observed_path`` and write the outcome to ``out``.
 
     Args:
@@ -104,6 +105,7 @@ def refine_files(*, observed_path: str | Path, out: str | Path, initial_path: st
     backbone_options = dict(backbone_options or {})
     physics_options = dict(physics_options or {})
     cutoffs = tuple(float(f) for f in frequencies) if frequencies else None
+    notify = notify or no_notify
 
     if (initial_path is None) == (backbone is None):
         raise OptionError("give the starting model as --initial FILE or --backbone NAME (its prediction), "
@@ -190,8 +192,7 @@ def refine_files(*, observed_path: str | Path, out: str | Path, initial_path: st
                                            "input": str(observed_path)}))
     atomic_write_text(out_dir / "config.json", json.dumps(settings, indent=2) + "\n")
     paths.append(out_dir / "config.json")
-    if notify is not None:
-        notify("fwi_run_started", run_dir=out_dir, config=settings)
+    notify("fwi_run_started", run_dir=out_dir, config=settings)
 
     result = refine(velocity, observed, physics=built, iterations=iterations, lr=lr, step=step, smooth=smooth,
                     vmin=vmin, vmax=vmax, frequencies=cutoffs, device=device, progress=progress)
@@ -228,7 +229,6 @@ def refine_files(*, observed_path: str | Path, out: str | Path, initial_path: st
         metrics["wavelet_fit"] = float(np.mean(estimated.fit))
     atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     paths.append(out_dir / "metrics.json")
-    if notify is not None:
-        notify("fwi_run_finished", run_dir=out_dir, metrics=metrics)
+    notify("fwi_run_finished", run_dir=out_dir, metrics=metrics)
     return RefineFilesResult(result=result, initial=velocity, settings=settings, metrics=metrics,
                              wavelet=estimated, paths=paths)
