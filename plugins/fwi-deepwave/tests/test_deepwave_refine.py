@@ -79,8 +79,8 @@ def test_bad_inputs_are_named():
         refine(layered(), observed[..., :5], physics=physics, iterations=1, progress=False)
     with pytest.raises(DataError, match=r"2 initial model\(s\) but 1"):
         refine(np.concatenate([layered()] * 2), observed, physics=physics, iterations=1, progress=False)
-    with pytest.raises(OptionError, match="step 'lbfgs'"):
-        refine(layered(), observed, physics=physics, iterations=1, step="lbfgs", progress=False)
+    with pytest.raises(OptionError, match="step 'newton'"):
+        refine(layered(), observed, physics=physics, iterations=1, step="newton", progress=False)
     with pytest.raises(OptionError, match="smooth"):
         refine(layered(), observed, physics=physics, iterations=1, smooth=-1.0, progress=False)
     with pytest.raises(OptionError, match="iterations"):

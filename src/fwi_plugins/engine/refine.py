@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,11 +37,13 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DataError, OptionError
+from .refine_lbfgs import lbfgs_minimize
+from .refine_terms import Preconditioner, prior_penalty, total_variation
 
 __all__ = ["STEPS", "RefineResult", "gaussian_blur", "lowpass", "refine"]
 
 #: The update rules :func:`refine` offers.
-STEPS = ("normalized", "adam")
+STEPS = ("normalized", "adam", "lbfgs")
 
 
 @dataclass
@@ -139,6 +142,7 @@ def _normalized_step(param: torch.Tensor, lr: float) -> None:
     """Steepest descent with each model's largest update set to ``lr``."""
     with torch.no_grad():
         grad = param.grad
+        assert grad is not None
         peak = grad.abs().amax(dim=tuple(range(1, grad.ndim)), keepdim=True)
         param -= lr * grad / peak.clamp_min(torch.finfo(grad.dtype).tiny)
 
@@ -170,6 +174,11 @@ def refine(
     vmax: float | None = None,
     frequencies: Sequence[float] | None = None,
     smooth: float = 0.0,
+    mute: int = 0,
+    depth_power: float = 0.0,
+    prior: float = 0.0,
+    tv: float = 0.0,
+    time_limit: float | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
     callback: Callable[[int, float, torch.Tensor], None] | None = None,
@@ -182,30 +191,50 @@ def refine(
         observed: recorded gathers ``(N, S, T, R)`` or ``(S, T, R)`` matching the physics'
             survey.
         physics: a built physics object (:class:`fwi_plugins.physics.Physics`).
-        iterations: number of gradient steps in all.
+        iterations: number of gradient steps in all; with ``step="lbfgs"``, the number of
+            misfit-and-gradient evaluations per model (an L-BFGS iteration may take more
+            than one), so every rule costs about the same simulations per model.
         lr: step size as a fraction of ``vmax - vmin`` (the default 0.01 of 1500..4500 m/s
-            is at most 30 m/s per cell per step).
+            is at most 30 m/s per cell per step). For ``"lbfgs"``, the mean move per cell
+            of its first trial step; the line search then sets the step length.
         step: ``"normalized"`` (steepest descent, each model's gradient scaled to a largest
-            entry of ``lr``) or ``"adam"`` (Adam, which moves every cell about ``lr``).
+            entry of ``lr``), ``"adam"`` (Adam, which moves every cell about ``lr``) or
+            ``"lbfgs"`` (L-BFGS with a strong-Wolfe line search, each model on its own;
+            the lowest objective evaluated is kept).
         vmin, vmax: velocity bounds in m/s; default the survey's range.
         frequencies: low-pass cutoffs in Hz for frequency continuation, fitted from low
             to high with the iterations split evenly; ``None`` fits the full band.
-        smooth: standard deviation in grid cells of a Gaussian that smooths the gradient
-            before each step (0: none). Adam scales every cell's step alike, so cells the
-            data barely constrain move as far as the rest; smoothing the gradient keeps the
-            update as smooth as the wavelengths that can resolve it.
+        smooth: standard deviation in grid cells of a Gaussian that smooths the update
+            (0: none). Adam scales every cell's step alike, so cells the data barely
+            constrain move as far as the rest; smoothing keeps the update as smooth as the
+            wavelengths that can resolve it.
+        mute: rows from the top (the sources' and receivers' depth at the surface) that
+            the update leaves unchanged, followed by a cosine taper over as many rows;
+            0 updates every row.
+        depth_power: scale the update of row ``z`` by ``((z + 1) / Z) ** depth_power`` to
+            offset the gradient's decay with depth (0: none).
+        prior: weight of the mean squared distance from ``initial`` (in units of the
+            velocity range) against the data misfit, which is then divided by its value
+            at the start of each frequency stage: 0 leaves the misfit alone, larger keeps
+            the model nearer the start where the data do not ask for a change.
+        tv: weight of the total variation (mean gradient magnitude per cell, in units of
+            the velocity range), on the same normalised misfit: favours blocky models.
+        time_limit: wall-clock seconds per model after which refinement stops, keeping the
+            model reached (``None``: no limit). Checked between evaluations; with
+            frequency stages, each stage gets the share of its iterations.
         device: where to compute; default the initial tensor's device (CPU for numpy),
             ``"auto"`` picks CUDA when present.
         progress: show a progress bar.
-        callback: called as ``callback(iteration, misfit, velocity)`` after each step,
-            with the current model as a detached tensor.
+        callback: called as ``callback(iteration, misfit, velocity)`` after each step
+            (each evaluation with ``"lbfgs"``), with the current models as a detached
+            tensor.
 
     Returns:
         A :class:`RefineResult` with the refined model shaped like ``initial``.
 
     Raises:
         DataError: inputs of the wrong shape or not matching each other.
-        OptionError: bad iterations, step size, bounds or frequencies.
+        OptionError: bad iterations, step size, bounds, frequencies or regularisation.
     """
     survey = physics.survey
     if device == "auto":
@@ -231,65 +260,216 @@ def refine(
         raise OptionError(f"refine: lr must be positive, got {lr}")
     if step not in STEPS:
         raise OptionError(f"refine: step {step!r} is not known; expected one of {', '.join(STEPS)}")
-    if not (np.isfinite(smooth) and smooth >= 0):
-        raise OptionError(f"refine: smooth must be a finite number of grid cells >= 0, got {smooth}")
+    for name, value in (("smooth", smooth), ("depth_power", depth_power), ("prior", prior), ("tv", tv)):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+            raise OptionError(f"refine: {name} must be a finite number >= 0, got {value!r}")
+    if isinstance(mute, bool) or not isinstance(mute, int) or not 0 <= 2 * mute < v0.shape[-2]:
+        raise OptionError(f"refine: mute must be a whole number of rows >= 0 leaving rows below its taper "
+                          f"(at most {(v0.shape[-2] - 1) // 2} here), got {mute!r}")
+    if time_limit is not None and not (math.isfinite(time_limit) and time_limit > 0):
+        raise OptionError(f"refine: time_limit must be a positive number of seconds or None, got {time_limit!r}")
     stages = _stages(iterations, frequencies)
+    preconditioner = Preconditioner(mute=mute, depth_power=float(depth_power), smooth=float(smooth))
+    regularised = prior > 0 or tv > 0
 
     scale = hi - lo
     # Optimising v / (vmax - vmin) makes lr a fraction of the velocity range, whatever the units.
-    param = (v0.clamp(lo, hi) / scale).requires_grad_(True)
-    optimizer = torch.optim.Adam([param], lr=lr) if step == "adam" else None
+    start = v0.clamp(lo, hi) / scale
+    filtered = {cutoff: d_obs if cutoff is None else lowpass(d_obs, cutoff, survey.dt) for cutoff, _ in stages}
 
-    def objective(cutoff: float | None) -> torch.Tensor:
+    def misfits(param: torch.Tensor, cutoff: float | None, observed: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(batch misfit as the physics defines it, per-model misfits when regularised)."""
         simulated = physics.simulate(param * scale)
-        if cutoff is None:
-            return physics.misfit(simulated, d_obs)
-        return physics.misfit(lowpass(simulated, cutoff, survey.dt), lowpass(d_obs, cutoff, survey.dt))
+        if cutoff is not None:
+            simulated = lowpass(simulated, cutoff, survey.dt)
+        whole = physics.misfit(simulated, observed)
+        if not regularised:
+            return (whole,)
+        return whole, torch.stack([physics.misfit(simulated[i:i + 1], observed[i:i + 1])
+                                   for i in range(len(param))])
+
+    def penalty(param: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+        """Per-model regularisation against the start of the whole refinement."""
+        total = torch.zeros(len(param), device=param.device, dtype=param.dtype)
+        if prior > 0:
+            total = total + prior * prior_penalty(param, first)
+        if tv > 0:
+            total = total + tv * total_variation(param)
+        return total
 
     with torch.no_grad():
-        initial_misfit = float(objective(None))
+        initial_misfit = float(physics.misfit(physics.simulate(start * scale), d_obs))
 
-    history: list[float] = []
     bar = None
+    n_models = len(start)
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=iterations, desc="refine", unit="it", leave=False)
-    step = 0
+        bar = tqdm(total=iterations * (n_models if step == "lbfgs" else 1), desc="refine", unit="it", leave=False)
+
+    def report(value: float, cutoff: float | None) -> None:
+        if bar is not None:
+            bar.set_postfix(misfit=f"{value:.3e}", band=f"{cutoff:g} Hz" if cutoff else "full")
+            bar.update()
+
     try:
-        for cutoff, n_iter in stages:
-            if cutoff is not None:
-                filtered_obs = lowpass(d_obs, cutoff, survey.dt)
-            for _ in range(n_iter):
-                param.grad = None
-                simulated = physics.simulate(param * scale)
-                if cutoff is None:
-                    loss = physics.misfit(simulated, d_obs)
-                else:
-                    loss = physics.misfit(lowpass(simulated, cutoff, survey.dt), filtered_obs)
-                loss.backward()
-                if smooth > 0:
-                    param.grad = gaussian_blur(param.grad, smooth)
-                if optimizer is not None:
-                    optimizer.step()
-                else:
-                    _normalized_step(param, lr)
-                with torch.no_grad():
-                    param.clamp_(lo / scale, hi / scale)
-                value = float(loss.detach())
-                history.append(value)
-                step += 1
-                if bar is not None:
-                    bar.set_postfix(misfit=f"{value:.3e}", band=f"{cutoff:g} Hz" if cutoff else "full")
-                    bar.update()
-                if callback is not None:
-                    callback(step, value, (param.detach() * scale))
+        if step == "lbfgs":
+            param, history = _refine_lbfgs(start, stages, filtered, misfits, penalty, lr=lr, lo=lo / scale,
+                                           hi=hi / scale, preconditioner=preconditioner, regularised=regularised,
+                                           time_limit=time_limit, report=report, callback=callback, scale=scale)
+        else:
+            param, history = _refine_descent(start, stages, filtered, misfits, penalty, lr=lr, step=step,
+                                             lo=lo / scale, hi=hi / scale, preconditioner=preconditioner,
+                                             regularised=regularised, time_limit=time_limit, report=report,
+                                             callback=callback, scale=scale)
     finally:
         if bar is not None:
             bar.close()
 
     with torch.no_grad():
-        final_misfit = float(objective(None))
+        final_misfit = float(physics.misfit(physics.simulate(param * scale), d_obs))
         velocity = (param.detach() * scale).cpu().numpy().astype(np.float32)
     return RefineResult(velocity=velocity.reshape(original_shape), history=history,
                         initial_misfit=initial_misfit, final_misfit=final_misfit, stages=stages)
+
+
+Misfits = Callable[[torch.Tensor, "float | None", torch.Tensor], tuple[torch.Tensor, ...]]
+Penalty = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Report = Callable[[float, "float | None"], None]
+
+
+def _stage_deadlines(stages: list[tuple[float | None, int]], time_limit: float | None,
+                     n_models: int) -> list[float | None]:
+    """When each stage must end, for ``n_models`` refined one after another from now."""
+    if time_limit is None:
+        return [None] * len(stages)
+    now = time.perf_counter()
+    total = sum(n for _, n in stages)
+    done = 0
+    deadlines: list[float | None] = []
+    for _, n in stages:
+        done += n
+        deadlines.append(now + time_limit * n_models * done / total)
+    return deadlines
+
+
+def _refine_descent(start: torch.Tensor, stages: list[tuple[float | None, int]],
+                    filtered: dict[float | None, torch.Tensor], misfits: Misfits, penalty: Penalty, *,
+                    lr: float, step: str, lo: float, hi: float, preconditioner: Preconditioner,
+                    regularised: bool, time_limit: float | None, report: Report,
+                    callback: Callable[[int, float, torch.Tensor], None] | None,
+                    scale: float) -> tuple[torch.Tensor, list[float]]:
+    """The normalised-gradient and Adam rules: every model of the batch steps together."""
+    param = start.clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([param], lr=lr) if step == "adam" else None
+    history: list[float] = []
+    count = 0
+    for (cutoff, n_iter), deadline in zip(stages, _stage_deadlines(stages, time_limit, 1)):
+        observed = filtered[cutoff]
+        reference = None
+        for i in range(n_iter):
+            if i and deadline is not None and time.perf_counter() > deadline:
+                break
+            param.grad = None
+            parts = misfits(param, cutoff, observed)
+            if regularised:
+                per_model = parts[1]
+                if reference is None:
+                    reference = per_model.detach().clamp_min(torch.finfo(per_model.dtype).tiny)
+                loss = (per_model / reference + penalty(param, start)).sum()
+            else:
+                loss = parts[0]
+            loss.backward()
+            assert param.grad is not None
+            param.grad = preconditioner.gradient(param.grad)
+            if optimizer is not None:
+                optimizer.step()
+            else:
+                _normalized_step(param, lr)
+            with torch.no_grad():
+                param.clamp_(lo, hi)
+            value = float(parts[0].detach())
+            history.append(value)
+            count += 1
+            report(value, cutoff)
+            if callback is not None:
+                callback(count, value, param.detach() * scale)
+    return param.detach(), history
+
+
+def _refine_lbfgs(start: torch.Tensor, stages: list[tuple[float | None, int]],
+                  filtered: dict[float | None, torch.Tensor], misfits: Misfits, penalty: Penalty, *,
+                  lr: float, lo: float, hi: float, preconditioner: Preconditioner, regularised: bool,
+                  time_limit: float | None, report: Report,
+                  callback: Callable[[int, float, torch.Tensor], None] | None,
+                  scale: float) -> tuple[torch.Tensor, list[float]]:
+    """L-BFGS on each model alone, through the preconditioner as a change of variables."""
+    current = start.clone()
+    per_model: list[list[float]] = []
+    count = 0
+    for k in range(len(start)):
+        values: list[float] = []
+        for (cutoff, n_iter), deadline in zip(stages, _stage_deadlines(stages, time_limit, 1)):
+            stage = _LbfgsStage(k=k, current=current, first=start[k:k + 1].clone(), cutoff=cutoff,
+                                observed=filtered[cutoff][k:k + 1], misfits=misfits, penalty=penalty, lo=lo, hi=hi,
+                                preconditioner=preconditioner, regularised=regularised)
+
+            def evaluated(model: torch.Tensor, misfit: float, cutoff: float | None = cutoff,
+                          values: list[float] = values) -> None:
+                nonlocal count
+                count += 1
+                values.append(misfit)
+                report(misfit, cutoff)
+                if callback is not None:
+                    callback(count, misfit, current * scale)
+
+            stage.run(n_iter, lr=lr, deadline=deadline, on_evaluation=evaluated)
+        per_model.append(values)
+    # One entry per evaluation, averaged over the models (each holding its last value once done).
+    longest = max(len(v) for v in per_model)
+    history = [float(np.mean([v[min(i, len(v) - 1)] for v in per_model])) for i in range(longest)]
+    return current, history
+
+
+class _LbfgsStage:
+    """One model, one frequency band: L-BFGS on ``u`` for the model ``clamp(base + P u)``."""
+
+    def __init__(self, *, k: int, current: torch.Tensor, first: torch.Tensor, cutoff: float | None,
+                 observed: torch.Tensor, misfits: Misfits, penalty: Penalty, lo: float, hi: float,
+                 preconditioner: Preconditioner, regularised: bool) -> None:
+        self.k, self.current, self.first, self.cutoff, self.observed = k, current, first, cutoff, observed
+        self.misfits, self.penalty, self.lo, self.hi = misfits, penalty, lo, hi
+        self.preconditioner, self.regularised = preconditioner, regularised
+        self.base = current[k:k + 1].clone()
+        self.reference = 1.0
+        if regularised:
+            # The data term starts at 1 in every stage, so the weights mean the same in each band.
+            with torch.no_grad():
+                self.reference = max(float(misfits(self.base, cutoff, observed)[0]), torch.finfo(torch.float32).tiny)
+        self.last_misfit = math.nan
+
+    def model(self, u: torch.Tensor) -> torch.Tensor:
+        return (self.base + self.preconditioner.parameterize(u)).clamp(self.lo, self.hi)
+
+    def objective(self, u: torch.Tensor) -> torch.Tensor:
+        model = self.model(u)
+        data = self.misfits(model, self.cutoff, self.observed)[0]
+        self.last_misfit = float(data.detach())
+        if not self.regularised:
+            return data
+        return data / self.reference + self.penalty(model, self.first).sum()
+
+    def run(self, evaluations: int, *, lr: float, deadline: float | None,
+            on_evaluation: Callable[[torch.Tensor, float], None]) -> None:
+        """Optimise, leaving the best model found in ``current[k]``."""
+        k = self.k
+
+        def evaluated(u: torch.Tensor, value: float) -> None:
+            with torch.no_grad():
+                self.current[k:k + 1] = self.model(u)
+            on_evaluation(self.current[k:k + 1], self.last_misfit)
+
+        outcome = lbfgs_minimize(self.objective, torch.zeros_like(self.base), max_evaluations=evaluations,
+                                 first_step=lr, deadline=deadline, on_evaluation=evaluated)
+        with torch.no_grad():
+            self.current[k:k + 1] = self.model(outcome.x)
