@@ -209,7 +209,7 @@ def test_pretrain_mixture_writes_weights_and_model_card(tmp_path, manager):
     assert w[:2].sum() == pytest.approx(0.5) and w.sum() == pytest.approx(1.0)
 
     # A run naming only the backbone builds it the way the weights were trained.
-    from fwi_plugins.engine.run import resolve
+    from fwi_plugins.engine.job import resolve
 
     weights = str(out / "weights.safetensors")
     bare = run_config(tmp_path, pretrained=weights).with_updates(components={"backbone": [Component("vit")]})

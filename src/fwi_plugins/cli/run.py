@@ -128,7 +128,7 @@ def run(plugins: tuple[str, ...], backbone: str | None, peft: str | None, physic
 
 def launch(config: Any, manager: Any, *, dry_run: bool, as_json: bool) -> None:
     """Resolve a training job's configuration, then print it (``--dry-run``) or run it."""
-    from ..engine.run import resolve
+    from ..engine.job import resolve
 
     resolved = resolve(config, manager.get)
     check_importable(resolved)
@@ -155,7 +155,7 @@ def print_dry_run(resolved: Any, as_json: bool) -> None:
     """Print the resolved configuration of ``--dry-run``, with the output folder it would use."""
     import dataclasses
 
-    from ..engine.run import default_out
+    from ..engine.job import default_out
 
     if not resolved.config.out:
         resolved = dataclasses.replace(

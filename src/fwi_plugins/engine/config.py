@@ -306,8 +306,8 @@ class RunConfig:
         """Keys whose values differ between two configurations (dotted, sorted)."""
         # TOML has no null: a None written to TOML reads back as "none" (which option
         # parsing turns into None again), so the two spellings are the same value here.
-        a = {k: "none" if v is None else v for k, v in _flatten(self.to_dict()).items()}
-        b = {k: "none" if v is None else v for k, v in _flatten(other.to_dict()).items()}
+        a = {k: "none" if v is None else v for k, v in flatten_keys(self.to_dict()).items()}
+        b = {k: "none" if v is None else v for k, v in flatten_keys(other.to_dict()).items()}
         keys = sorted(set(a) | set(b))
         return [k for k in keys if a.get(k) != b.get(k) and not any(
             k == i or k.startswith(i + ".") for i in ignore)]
@@ -378,15 +378,16 @@ def _options_jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten_keys(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings and lists as one level of dotted keys (``a.b``, ``a[0].c``)."""
     out: dict[str, Any] = {}
     for key, value in data.items():
         full = f"{prefix}{key}"
         if isinstance(value, Mapping):
-            out.update(_flatten(value, full + "."))
+            out.update(flatten_keys(value, full + "."))
         elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
             for i, item in enumerate(value):
-                out.update(_flatten(item, f"{full}[{i}]."))
+                out.update(flatten_keys(item, f"{full}[{i}]."))
         else:
             out[full] = value
     return out

@@ -169,9 +169,9 @@ def _work_done(out: Path) -> list[str]:
 
 def _lookup(config: RunConfig, dotted: str) -> Any:
     """The value of the dotted key ``dotted`` (as :meth:`RunConfig.diff` names keys) in ``config``."""
-    from .config import _flatten
+    from .config import flatten_keys
 
-    return _flatten(config.to_dict()).get(dotted)
+    return flatten_keys(config.to_dict()).get(dotted)
 
 
 def start_job(config: RunConfig | ResolvedConfig, command: str,

@@ -36,8 +36,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .config import ResolvedConfig, RunConfig, RunOptions
-# fwi_plugins.cli imports resolve and default_out from here.
-from .job import GetSpec, default_out, hardware, io_shape, load_arrays, resolve, start_job
+from .job import GetSpec, hardware, io_shape, load_arrays, start_job
 from .notify import Notify, no_notify
 
 if TYPE_CHECKING:
@@ -49,7 +48,7 @@ if TYPE_CHECKING:
     from .distributed import DistInfo
     from .train import TrainResult
 
-__all__ = ["default_out", "load_foundation", "resolve", "run"]
+__all__ = ["load_foundation", "run"]
 
 
 @dataclass
