@@ -364,7 +364,8 @@ def _refine_descent(start: torch.Tensor, stages: list[tuple[float | None, int]],
     optimizer = torch.optim.Adam([param], lr=lr) if step == "adam" else None
     history: list[float] = []
     count = 0
-    for (cutoff, n_iter), deadline in zip(stages, _stage_deadlines(stages, time_limit, 1)):
+    # The batch steps together, so it has the time of all its models.
+    for (cutoff, n_iter), deadline in zip(stages, _stage_deadlines(stages, time_limit, len(start))):
         observed = filtered[cutoff]
         reference = None
         for i in range(n_iter):
