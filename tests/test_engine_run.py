@@ -297,3 +297,107 @@ def test_init_that_does_not_fit_names_the_option(tmp_path, manager):
     config = config.with_updates(components={"backbone": [Component("vit", wider)]})
     with pytest.raises(ConfigError, match="option 'init'.*does not fit"):
         pretrain(config, get_spec=manager.get, summary=False)
+
+
+# -- self-training (labels="self") ------------------------------------------------------------
+# Targets are the network's predictions refined by FWI, kept only where refinement explained the
+# data better, and the rounds resume without refining again. The targets are checked against
+# refine() called directly and the misfits against the squared residual computed here.
+
+
+def self_config(tmp_path, **options) -> RunConfig:
+    base = {"labels": "self", "self_rounds": 2, "self_samples": 4, "self_keep": 0.0, "epochs": 2,
+            "refine_iterations": 3, "refine_lr": 0.02, "refine_samples": 0}
+    base.update(options)
+    return run_config(tmp_path, **base)
+
+
+def squared_residual(physics, velocity, observed) -> np.ndarray:
+    with torch.no_grad():
+        simulated = physics.simulate(torch.from_numpy(velocity)).numpy()
+    return ((simulated - observed) ** 2).mean(axis=(1, 2, 3))
+
+
+def test_round_targets_are_refined_predictions_kept_where_the_misfit_fell(tmp_path):
+    from fwi_plugins.data import Normalization
+    from fwi_plugins.engine.options import RunOptions
+    from fwi_plugins.engine.refine import refine
+    from fwi_plugins.engine.self_training import round_targets
+    from fwi_plugins.survey import Survey
+
+    survey = Survey.small(nz=16, nx=16)
+    physics = LinearPhysics({}, survey=survey)
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(2000, 4000, (6, 1, 16, 16)).astype(np.float32)
+    with torch.no_grad():
+        gathers = physics.simulate(torch.from_numpy(truth)).numpy()
+    normalization = Normalization(vmin=survey.vmin, vmax=survey.vmax).fit_gathers(gathers)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(16 * 16), torch.nn.Tanh(),
+                                torch.nn.Unflatten(1, (1, 16, 16)))
+    opts = RunOptions(refine_iterations=4, refine_lr=0.05, self_keep=0.3, device="cpu", progress=False)
+    indices = np.array([1, 3, 4])
+    targets = round_targets(model, gathers, indices, physics=physics, normalization=normalization, opts=opts,
+                            device="cpu", progress=False)
+
+    from fwi_plugins.engine.validation import predict_unit
+
+    predicted = np.clip(normalization.velocity_from_unit(
+        predict_unit(model, gathers[indices], normalization=normalization)), survey.vmin, survey.vmax)
+    expected = refine(predicted, gathers[indices], physics=physics, iterations=4, lr=0.05, vmin=survey.vmin,
+                      vmax=survey.vmax, progress=False).velocity
+    np.testing.assert_allclose(targets.velocity, expected, rtol=0, atol=1e-3)
+    before = squared_residual(physics, predicted.astype(np.float32), gathers[indices])
+    after = squared_residual(physics, expected, gathers[indices])
+    np.testing.assert_allclose(targets.misfit_before, before, rtol=1e-4)
+    np.testing.assert_allclose(targets.misfit_after, after, rtol=1e-4)
+    np.testing.assert_array_equal(targets.keep, after <= 0.7 * before)
+    np.testing.assert_array_equal(targets.indices, indices)
+
+
+def test_self_training_run_adapts_in_rounds_and_resumes_without_refining_again(tmp_path, manager,
+                                                                               monkeypatch):
+    from fwi_plugins.engine import self_training
+    from fwi_plugins.engine.run import run
+
+    metrics = run(self_config(tmp_path), get_spec=manager.get, summary=False)
+    out = tmp_path / "run"
+    rounds = metrics["self_training"]
+    assert [r["round"] for r in rounds] == [0, 1]
+    for r in rounds:
+        saved = np.load(out / "self-training" / f"round-{r['round']}.npz")
+        assert r["refined"] == len(saved["indices"]) == 4
+        assert r["kept"] == int(saved["keep"].sum())
+        assert r["misfit_after"] < r["misfit_before"]
+    assert not np.array_equal(np.load(out / "self-training" / "round-0.npz")["indices"],
+                              np.load(out / "self-training" / "round-1.npz")["indices"])
+    assert [h["round"] for h in metrics["training"]["history"] if h["epoch"] > 0] == [0, 1]
+    assert json.loads((out / "metrics.json").read_text())["self_training"] == rounds
+
+    def no_refinement(*args, **kwargs):
+        raise AssertionError("a finished round was refined again")
+
+    monkeypatch.setattr(self_training, "round_targets", no_refinement)
+    again = run(self_config(tmp_path), get_spec=manager.get, summary=False)
+    assert again["adapted"] == metrics["adapted"]
+
+
+def test_self_training_options_are_checked(tmp_path, manager):
+    from fwi_plugins.engine.config import Component
+
+    with pytest.raises(OptionError, match="self_keep"):
+        self_config(tmp_path, self_keep=1.0).resolve(manager.get)
+    with pytest.raises(OptionError, match="self_samples"):
+        self_config(tmp_path, self_samples=0).resolve(manager.get)
+    no_physics = self_config(tmp_path)
+    components = dict(no_physics.components)
+    components.pop("physics")
+    with pytest.raises(ConfigError, match="physics"):
+        RunConfig(command="run", out=no_physics.out, options=no_physics.options,
+                  components=components).resolve(manager.get)
+    pretrain = RunConfig(command="pretrain", out=str(tmp_path / "pre"), options={"labels": "self"},
+                         components={"backbone": (Component("vit", {"size": "tiny"}),),
+                                     "physics": (Component("linear-test"),),
+                                     "dataset": (Component("flatvel-a", {}),)})
+    with pytest.raises(OptionError, match="only fwi run"):
+        pretrain.resolve(manager.get)

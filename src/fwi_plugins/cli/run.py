@@ -89,8 +89,9 @@ def options_epilog(command: str) -> str:
               help=f"Target dataset (fwi list dataset); default {DEFAULT_DATASET}.")
 @click.option("--pretrained", metavar="NAME|PATH|none",
               help="Foundation weights: a shipped name, a .safetensors file from fwi pretrain, or none.")
-@click.option("--labels", type=click.Choice(["full", "none"]),
-              help="'none' adapts label-free, with the physics misfit alone.")
+@click.option("--labels", type=click.Choice(["full", "none", "self"]),
+              help="'none' adapts label-free, with the physics misfit alone; 'self' adapts label-free by "
+                   "self-training on its predictions refined by FWI.")
 @click.option("-o", "--option", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Run option (epochs=3) or component option (backbone.size=tiny, peft.r=4); repeatable.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=True), metavar="FILE",

@@ -294,10 +294,10 @@ class RunConfig:
             if options.weights and len(options.weights) != n:
                 raise ConfigError(f"option 'weights' has {len(options.weights)} values for {n} datasets; "
                                   f"give one weight per --dataset")
-        if options.labels == "none" or options.lambda_physics > 0:
+        if options.labels in ("none", "self") or options.lambda_physics > 0:
             if not canonical.get("physics"):
-                raise ConfigError("key 'physics' is missing: lambda_physics > 0 (or labels='none') needs a "
-                                  "physics component; add --physics NAME")
+                raise ConfigError("key 'physics' is missing: lambda_physics > 0 (or labels='none' or 'self') "
+                                  "needs a physics component; add --physics NAME")
         config = dataclasses.replace(self, components=canonical, options=_options.to_dict(options))
         return ResolvedConfig(config=config, specs=specs, component_options=parsed, options=options)
 

@@ -35,8 +35,9 @@ class TrainOptions:
                                       "label loss; 0 disables it")
     physics_samples: int = option(2, "samples of each batch that the physics term simulates "
                                       "(0 = the whole batch); bounds the cost of the physics term")
-    labels: Literal["full", "none"] = option("full", "'full' trains on velocity labels; 'none' adapts "
-                                                     "with the physics misfit alone (label-free)")
+    labels: Literal["full", "none", "self"] = option(
+        "full", "'full' trains on velocity labels; 'none' adapts with the physics misfit alone (label-free); "
+                "'self' (fwi run) adapts label-free by self-training on its own predictions refined by FWI")
     seed: int = option(0, "random seed: same seed and same hardware give the same metrics")
     device: Literal["auto", "cpu", "cuda"] = option("auto", "where to train: a GPU when present (auto), "
                                                             "or cpu / cuda")
@@ -93,6 +94,10 @@ class RunOptions(TrainOptions):
     refine_smooth: float = option(0.0, "smooth the FWI gradient with a Gaussian of this many grid cells (0: none)")
     refine_frequencies: tuple[float, ...] = option((), "low-pass cutoffs in Hz for frequency continuation "
                                                       "during refinement, low to high (empty = full band)")
+    self_rounds: int = option(2, "labels=self: rounds of predict, refine by FWI, train on the refined maps")
+    self_samples: int = option(32, "labels=self: training records refined per round (a new draw each round)")
+    self_keep: float = option(0.05, "labels=self: a refined map becomes a target only if refinement lowered "
+                                    "its data misfit by at least this fraction")
     figures: bool = option(True, "write PNG figures into the run directory")
     cache_dir: str = option("", "simulation cache folder ('' = the dataset's default cache)")
     init: str = option("", "weights to start from: a shipped name of the backbone or a .safetensors path "
@@ -109,6 +114,12 @@ class RunOptions(TrainOptions):
                              f"refine_iterations is {self.refine_iterations}; each stage needs an iteration")
         if not 0.0 < self.train_fraction <= 1.0:
             raise ValueError(f"option 'train_fraction' must lie in (0, 1], got {self.train_fraction!r}")
+        _positive(self, "self_rounds", "self_samples")
+        if not 0.0 <= self.self_keep < 1.0:
+            raise ValueError(f"option 'self_keep' must lie in [0, 1), got {self.self_keep!r}")
+        if self.labels == "self" and self.refine_iterations < 1:
+            raise ValueError("option 'refine_iterations' must be at least 1 when labels='self': self-training "
+                             "refines its predictions by FWI")
         for name in ("n_eval", "n_misfit", "refine_samples", "refine_iterations"):
             if getattr(self, name) < 0:
                 raise ValueError(f"option {name!r} must be >= 0, got {getattr(self, name)!r}")
@@ -135,6 +146,9 @@ class PretrainOptions(TrainOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.labels == "self":
+            raise ValueError("option 'labels' is 'self', which only fwi run offers; pretraining uses "
+                             "'full' (or 'none')")
         if self.samples_per_epoch < 0:
             raise ValueError(f"option 'samples_per_epoch' must be >= 0, got {self.samples_per_epoch!r}")
         for i, w in enumerate(self.weights):

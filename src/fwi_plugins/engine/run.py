@@ -116,6 +116,7 @@ class _Adapted:
     trainable: int
     total: int
     test: _Tested
+    self_training: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -298,12 +299,21 @@ def _adapt(job: _Job, parts: _Components, data: _Data) -> _Adapted:
     val_data = None
     if data.val_x is not None and len(data.val_x):
         val_data = TrainData(gathers=data.val_x, velocity=data.val_y)
-    result = train(adapted, TrainData(gathers=data.train_x, velocity=data.train_y), val_data, options=opts,
-                   normalization=data.normalization, physics=parts.physics, checkpoint_dir=out / "checkpoints",
-                   stage="adapt", run_dir=out, notify=job.notify if info.is_main else None, device=job.device)
+    notify = job.notify if info.is_main else None
+    rounds = None
+    if opts.labels == "self":
+        from .self_training import self_train
+
+        result, rounds = self_train(adapted, TrainData(gathers=data.train_x), val_data, opts=opts,
+                                    normalization=data.normalization, physics=parts.physics, out=out,
+                                    device=job.device, progress=job.progress, notify=notify)
+    else:
+        result = train(adapted, TrainData(gathers=data.train_x, velocity=data.train_y), val_data, options=opts,
+                       normalization=data.normalization, physics=parts.physics, checkpoint_dir=out / "checkpoints",
+                       stage="adapt", run_dir=out, notify=notify, device=job.device)
     job.timing["adapt"] = time.perf_counter() - t0
     return _Adapted(model=adapted, training=result, trainable=trainable, total=total,
-                    test=_test(job, parts, data, adapted))
+                    test=_test(job, parts, data, adapted), self_training=rounds)
 
 
 def _refine(job: _Job, parts: _Components, data: _Data, adapted_pred: np.ndarray) -> _Refined | None:
@@ -313,13 +323,12 @@ def _refine(job: _Job, parts: _Components, data: _Data, adapted_pred: np.ndarray
     if not (k and job.info.is_main):
         return None
     from .refine import refine
+    from .self_training import refine_options
 
     t0 = time.perf_counter()
     survey = parts.ds.survey
-    outcome = refine(adapted_pred[:k], data.test_x[:k], physics=parts.physics, iterations=opts.refine_iterations,
-                     lr=opts.refine_lr, step=opts.refine_step, smooth=opts.refine_smooth,
-                     vmin=survey.vmin, vmax=survey.vmax, frequencies=opts.refine_frequencies or None,
-                     device=job.device, progress=job.progress)
+    outcome = refine(adapted_pred[:k], data.test_x[:k], physics=parts.physics, device=job.device,
+                     progress=job.progress, **refine_options(opts, survey.vmin, survey.vmax))
     refined = np.asarray(outcome.velocity, np.float32).reshape(adapted_pred[:k].shape)
     info = outcome.to_dict()
     truth_k = data.test_truth[:k] if data.test_truth is not None else None
@@ -361,6 +370,7 @@ def _metrics(job: _Job, parts: _Components, data: _Data, zero_shot: _Tested, ada
                      "wall_time": result.wall_time, "resumed_from": result.resumed_from,
                      "best_epoch": result.best_epoch},
         "refinement": refined.info if refined is not None else {},
+        **({"self_training": adapted.self_training} if adapted.self_training is not None else {}),
         "parameters": {"trainable": int(trainable), "total": int(total),
                        "fraction": float(trainable) / max(1, int(total))},
         "pretrained": parts.foundation["source"],
