@@ -21,6 +21,9 @@ from .components import registry_spec
 from .notify import Notify, no_notify
 
 if TYPE_CHECKING:
+    from ..physics import Physics
+    from ..specs import PhysicsSpec
+    from ..survey import Survey
     from .refine import RefineResult
 
 __all__ = ["RefineFilesResult", "refine_files"]
@@ -72,14 +75,12 @@ def refine_files(*, observed_path: str | Path, out: str | Path, initial_path: st
         backbone_options: with ``backbone``: backbone options (only repeating what the weights fix).
         survey: the :class:`~fwi_plugins.survey.Survey` of the gathers (or a survey file or
             preset name); default: the one stored in the observed file, else OpenFWI's.
-        physics: registered physics name.
-        physics_options: physics options.
+        physics, physics_options: the registered physics name and its options.
         wavelet: ``"survey"`` or ``"estimate"``: sets the physics' ``wavelet`` option.
         iterations, lr, step, smooth, frequencies, vmin, vmax, device, progress: as
             :func:`fwi_plugins.engine.refine.refine` takes them.
-        notify: ``notify(hook, **kwargs)`` for the ``fwi_run_started`` and
-            ``fwi_run_finished`` hooks (the plugin manager's ``notify``, under which a
-            raising observer only warns).
+        notify: ``notify(hook, **kwargs)`` for the ``fwi_run_started`` and ``fwi_run_finished``
+            hooks (the plugin manager's ``notify``, under which a raising observer only warns).
 
     Returns:
         A :class:`RefineFilesResult`.
@@ -89,75 +90,168 @@ def refine_files(*, observed_path: str | Path, out: str | Path, initial_path: st
     ``config.json``, ``metrics.json``, ``velocity.png``, ``misfit.png`` and, with an
     estimated wavelet, ``wavelet.png``.
     """
-    from ..data.io import read_gathers, read_velocity, survey_from_attrs, write_velocity
-    from ..errors import DataError, OptionError
-    from ..io_utils import atomic_write_text
-    from ..options import to_dict
-    from ..survey import Survey
-    from . import figures
-    from .refine import refine
-
     observed_path, out_dir = Path(observed_path), Path(out)
-    initial_path = Path(initial_path) if initial_path is not None else None
-    weights = Path(weights) if weights is not None else None
-    adapter = Path(adapter) if adapter is not None else None
-    normalization = Path(normalization) if normalization is not None else None
-    backbone_options = dict(backbone_options or {})
-    physics_options = dict(physics_options or {})
+    start = _StartRequest.of(initial_path, backbone=backbone, pretrained=pretrained, weights=weights,
+                             adapter=adapter, normalization=normalization, options=backbone_options)
     cutoffs = tuple(float(f) for f in frequencies) if frequencies else None
     notify = notify or no_notify
+    weights_found = _check_start(start)  # the weights are checked before any data is read
+    observed, survey = _read_observed(observed_path, survey)
+    initial = _starting_model(start, weights_found, observed, observed_path, survey, out_dir=out_dir,
+                              device=device, progress=progress)
+    setup = _build_physics(physics, dict(physics_options or {}), wavelet, survey, initial, vmin=vmin, vmax=vmax)
+    settings = _settings(initial, observed_path, survey, setup, iterations=iterations, lr=lr, step=step,
+                         smooth=smooth, cutoffs=cutoffs)
+    paths = _write_start(out_dir, settings, initial, survey, observed_path)
+    notify("fwi_run_started", run_dir=out_dir, config=settings)
+    result, estimated = _refine(initial, observed, setup, iterations=iterations, lr=lr, step=step, smooth=smooth,
+                                vmin=vmin, vmax=vmax, cutoffs=cutoffs, device=device, progress=progress)
+    metrics, written = _write_outcome(out_dir, result, estimated, initial, survey, setup, settings)
+    notify("fwi_run_finished", run_dir=out_dir, metrics=metrics)
+    return RefineFilesResult(result=result, initial=initial.velocity, settings=settings, metrics=metrics,
+                             wavelet=estimated, paths=paths + written)
 
-    if (initial_path is None) == (backbone is None):
+
+# -- inputs: where the starting model comes from, and the observed gathers with their survey ----------------
+@dataclass
+class _StartRequest:
+    """Where the starting model comes from: a velocity file, or a backbone's prediction with these weights."""
+
+    initial_path: Path | None
+    backbone: str | None
+    pretrained: str | None
+    weights: Path | None
+    adapter: Path | None
+    normalization: Path | None
+    options: dict[str, Any]
+
+    @classmethod
+    def of(cls, initial_path: str | Path | None, *, backbone: str | None, pretrained: str | None,
+           weights: str | Path | None, adapter: str | Path | None, normalization: str | Path | None,
+           options: Mapping[str, Any] | None) -> _StartRequest:
+        return cls(initial_path=_optional_path(initial_path), backbone=backbone, pretrained=pretrained,
+                   weights=_optional_path(weights), adapter=_optional_path(adapter),
+                   normalization=_optional_path(normalization), options=dict(options or {}))
+
+
+def _optional_path(value: str | Path | None) -> Path | None:
+    return Path(value) if value is not None else None
+
+
+def _check_start(start: _StartRequest) -> tuple[str, Any] | None:
+    """Exactly one starting model, model flags only with a backbone; its weights as ``weights_source`` finds them."""
+    from ..errors import OptionError
+
+    if (start.initial_path is None) == (start.backbone is None):
         raise OptionError("give the starting model as --initial FILE or --backbone NAME (its prediction), "
                           "one of the two")
-    model_flags = {"--pretrained": pretrained, "--weights": weights, "--adapter": adapter,
-                   "--normalization": normalization}
+    model_flags = {"--pretrained": start.pretrained, "--weights": start.weights, "--adapter": start.adapter,
+                   "--normalization": start.normalization}
     stray = [flag for flag, value in model_flags.items() if value is not None]
-    if initial_path is not None and stray:
+    if start.initial_path is not None and stray:
         raise OptionError(f"{stray[0]} goes with --backbone, not --initial")
-    if backbone is not None:
-        from .predict_job import weights_source
+    if start.backbone is None:
+        return None
+    from .predict_job import weights_source
 
-        # The weights are checked before any data is read.
-        source, weights_config = weights_source(backbone, pretrained, weights, backbone_options)
+    return weights_source(start.backbone, start.pretrained, start.weights, start.options)
+
+
+def _read_observed(observed_path: Path, survey: Any) -> tuple[np.ndarray, Survey]:
+    """The observed gathers and their survey (given, stored with them, else OpenFWI's), checked against each other."""
+    from ..data.io import read_gathers, survey_from_attrs
+    from ..errors import DataError
+    from ..survey import Survey
 
     observed, observed_attrs = read_gathers(observed_path)
     if survey is not None:
         survey = survey if isinstance(survey, Survey) else Survey.load(survey)
     else:
         survey = survey_from_attrs(observed_attrs, where=str(observed_path)) or Survey.openfwi()
-
     expected = (survey.n_shots, survey.nt, survey.n_receivers)
     if observed.shape[1:] != expected:
         raise DataError(f"{observed_path}: gathers have (shot, time, receiver) = {observed.shape[1:]}, "
                         f"the survey expects {expected}")
-    start: dict[str, Any] = {}
-    if backbone is not None:
-        from ..acquisition import Grid
-        from ..specs import IOShape
-        from .device import resolve_device
-        from .predict_job import predict_velocity
+    return observed, survey
 
-        shape = IOShape(shots=survey.n_shots, time=survey.nt, receivers=survey.n_receivers,
-                        depth=survey.nz, width=survey.nx)
-        velocity, start = predict_velocity(
-            observed, backbone=backbone, options=backbone_options, source=source, weights_config=weights_config,
-            adapter=adapter, normalization=normalization, shape=shape, batch_size=32, device=resolve_device(device),
-            progress=progress, where="--observed", survey=survey,
-            grid=Grid(nz=survey.nz, nx=survey.nx, dx=survey.dx))
-        if velocity.shape[-2:] != (survey.nz, survey.nx):
-            raise DataError(f"--backbone {backbone} predicts a {velocity.shape[-2]} x {velocity.shape[-1]} grid, "
-                            f"the survey's is {survey.nz} x {survey.nx}")
-        initial_path = out_dir / "initial.nc"
+
+# -- the starting model: read from its file, or predicted by the backbone -----------------------------------
+@dataclass
+class _StartingModel:
+    """The starting velocity (m/s), the file it is named by, and with a backbone the prediction's provenance."""
+
+    velocity: np.ndarray
+    path: Path
+    provenance: dict[str, Any]
+    predicted: bool
+
+
+def _starting_model(start: _StartRequest, weights_found: tuple[str, Any] | None, observed: np.ndarray,
+                    observed_path: Path, survey: Survey, *, out_dir: Path, device: Any,
+                    progress: bool) -> _StartingModel:
+    """The starting model, checked to match the observed gathers and to be a velocity."""
+    from ..data.io import read_velocity
+    from ..errors import DataError
+
+    if start.backbone is not None and weights_found is not None:
+        velocity, provenance = _predicted_start(start, weights_found, observed, survey, device=device,
+                                                progress=progress)
+        initial = _StartingModel(velocity=velocity, path=out_dir / "initial.nc", provenance=provenance,
+                                 predicted=True)
     else:
-        velocity, _ = read_velocity(initial_path)  # type: ignore[arg-type]  # given: checked above
-    if velocity.shape[0] != observed.shape[0]:
-        raise DataError(f"{initial_path} holds {velocity.shape[0]} model(s) but {observed_path} holds "
+        assert start.initial_path is not None  # _check_start: one of the two
+        velocity, _ = read_velocity(start.initial_path)
+        initial = _StartingModel(velocity=velocity, path=start.initial_path, provenance={}, predicted=False)
+    if initial.velocity.shape[0] != observed.shape[0]:
+        raise DataError(f"{initial.path} holds {initial.velocity.shape[0]} model(s) but {observed_path} holds "
                         f"{observed.shape[0]} set(s) of gathers")
-    if not np.all(np.isfinite(velocity)) or float(np.nanmin(velocity)) <= 0:
-        raise DataError(f"{initial_path}: velocity must be finite and positive (m/s)")
+    if not np.all(np.isfinite(initial.velocity)) or float(np.nanmin(initial.velocity)) <= 0:
+        raise DataError(f"{initial.path}: velocity must be finite and positive (m/s)")
+    return initial
 
-    spec = registry_spec("physics", physics)
+
+def _predicted_start(start: _StartRequest, weights_found: tuple[str, Any], observed: np.ndarray, survey: Survey, *,
+                     device: Any, progress: bool) -> tuple[np.ndarray, dict[str, Any]]:
+    """The backbone's prediction of the observed gathers on the survey's grid, and its provenance."""
+    from ..acquisition import Grid
+    from ..errors import DataError
+    from ..specs import IOShape
+    from .device import resolve_device
+    from .predict_job import predict_velocity
+
+    assert start.backbone is not None  # only called with a backbone
+    source, weights_config = weights_found
+    shape = IOShape(shots=survey.n_shots, time=survey.nt, receivers=survey.n_receivers,
+                    depth=survey.nz, width=survey.nx)
+    velocity, provenance = predict_velocity(
+        observed, backbone=start.backbone, options=start.options, source=source, weights_config=weights_config,
+        adapter=start.adapter, normalization=start.normalization, shape=shape, batch_size=32,
+        device=resolve_device(device), progress=progress, where="--observed", survey=survey,
+        grid=Grid(nz=survey.nz, nx=survey.nx, dx=survey.dx))
+    if velocity.shape[-2:] != (survey.nz, survey.nx):
+        raise DataError(f"--backbone {start.backbone} predicts a {velocity.shape[-2]} x {velocity.shape[-1]} grid, "
+                        f"the survey's is {survey.nz} x {survey.nx}")
+    return velocity, provenance
+
+
+# -- the physics: built with its options, the starting model checked against the survey ---------------------
+@dataclass
+class _PhysicsSetup:
+    """The physics spec, its parsed options, the built physics and the velocity bounds of the refinement."""
+
+    spec: PhysicsSpec
+    options: Any
+    built: Physics
+    lo: float
+    hi: float
+
+
+def _build_physics(name: str, physics_options: dict[str, Any], wavelet: str | None, survey: Survey,
+                   initial: _StartingModel, *, vmin: float | None, vmax: float | None) -> _PhysicsSetup:
+    """Build the named physics (``wavelet`` set as its option) and check the starting model can be simulated."""
+    from ..errors import OptionError
+
+    spec = registry_spec("physics", name)
     if wavelet is not None:
         if "wavelet" not in getattr(spec.options, "__dataclass_fields__", {}):
             raise OptionError(f"--wavelet: physics {spec.name!r} has no 'wavelet' option (it cannot estimate "
@@ -172,50 +266,84 @@ def refine_files(*, observed_path: str | Path, out: str | Path, initial_path: st
     hi = survey.vmax if vmax is None else vmax
     # The starting model is clipped into the bounds (a prediction may overshoot a little);
     # what is left to check is the grid and whether the survey can simulate it.
-    survey.check_velocity(np.clip(velocity, max(lo, survey.vmin), min(hi, survey.vmax)),
-                          accuracy=int(getattr(options, "accuracy", 4)), name=str(initial_path))
+    survey.check_velocity(np.clip(initial.velocity, max(lo, survey.vmin), min(hi, survey.vmax)),
+                          accuracy=int(getattr(options, "accuracy", 4)), name=str(initial.path))
+    return _PhysicsSetup(spec=spec, options=options, built=built, lo=lo, hi=hi)
+
+
+# -- refinement, and the files before and after it ----------------------------------------------------------
+def _settings(initial: _StartingModel, observed_path: Path, survey: Survey, setup: _PhysicsSetup, *,
+              iterations: int, lr: float, step: str, smooth: float,
+              cutoffs: tuple[float, ...] | None) -> dict[str, Any]:
+    """The resolved settings, as ``config.json`` holds them."""
+    from ..options import to_dict
 
     settings: dict[str, Any] = {
-        "command": "refine", "initial": str(initial_path), "observed": str(observed_path),
-        "survey": survey.to_dict(), "physics": spec.name, "physics_options": to_dict(options),
-        "physics_version": built.version, "iterations": iterations, "lr": lr,
+        "command": "refine", "initial": str(initial.path), "observed": str(observed_path),
+        "survey": survey.to_dict(), "physics": setup.spec.name, "physics_options": to_dict(setup.options),
+        "physics_version": setup.built.version, "iterations": iterations, "lr": lr,
         "step": step, "smooth": smooth,
-        "frequencies": list(cutoffs) if cutoffs else None, "vmin": lo, "vmax": hi,
+        "frequencies": list(cutoffs) if cutoffs else None, "vmin": setup.lo, "vmax": setup.hi,
     }
-    if start:
-        settings["start"] = start
+    if initial.provenance:
+        settings["start"] = initial.provenance
+    return settings
+
+
+def _write_start(out_dir: Path, settings: dict[str, Any], initial: _StartingModel, survey: Survey,
+                 observed_path: Path) -> list[Path]:
+    """Before refining: ``initial.nc`` (a predicted starting model) and ``config.json``."""
+    from ..atomic import atomic_write_text
+    from ..data.io import write_velocity
+
     paths: list[Path] = []
     out_dir.mkdir(parents=True, exist_ok=True)
-    if backbone is not None:
-        paths.append(write_velocity(out_dir / "initial.nc", velocity, dx=survey.dx,
-                                    attrs={"generator": "fwi refine", "stage": "initial", **start,
+    if initial.predicted:
+        paths.append(write_velocity(out_dir / "initial.nc", initial.velocity, dx=survey.dx,
+                                    attrs={"generator": "fwi refine", "stage": "initial", **initial.provenance,
                                            "input": str(observed_path)}))
     atomic_write_text(out_dir / "config.json", json.dumps(settings, indent=2) + "\n")
     paths.append(out_dir / "config.json")
-    notify("fwi_run_started", run_dir=out_dir, config=settings)
+    return paths
 
-    result = refine(velocity, observed, physics=built, iterations=iterations, lr=lr, step=step, smooth=smooth,
-                    vmin=vmin, vmax=vmax, frequencies=cutoffs, device=device, progress=progress)
+
+def _refine(initial: _StartingModel, observed: np.ndarray, setup: _PhysicsSetup, *, iterations: int, lr: float,
+            step: str, smooth: float, vmin: float | None, vmax: float | None, cutoffs: tuple[float, ...] | None,
+            device: Any, progress: bool) -> tuple[RefineResult, Any]:
+    """Refine the starting model; with ``wavelet="estimate"``, estimate the source wavelet in the refined one."""
+    from .refine import refine
+
+    result = refine(initial.velocity, observed, physics=setup.built, iterations=iterations, lr=lr, step=step,
+                    smooth=smooth, vmin=vmin, vmax=vmax, frequencies=cutoffs, device=device, progress=progress)
+    if getattr(setup.options, "wavelet", "survey") != "estimate":
+        return result, None
+    from ..wavelet import estimate_wavelet
+
+    estimated = estimate_wavelet(setup.built, result.velocity, observed,
+                                 max_lag=getattr(setup.options, "wavelet_lag", None),
+                                 damping=float(getattr(setup.options, "wavelet_damping", 1e-3)))
+    return result, estimated
+
+
+def _write_outcome(out_dir: Path, result: RefineResult, estimated: Any, initial: _StartingModel, survey: Survey,
+                   setup: _PhysicsSetup, settings: dict[str, Any]) -> tuple[dict[str, Any], list[Path]]:
+    """After refining: the refined model, its history, figures and metrics; returns the metrics and the paths."""
+    from ..atomic import atomic_write_text
+    from ..data.io import write_velocity
+    from . import figures
 
     history = {**result.to_dict(), "settings": settings}
-    estimated = None
-    if getattr(options, "wavelet", "survey") == "estimate":
-        from ..wavelet import estimate_wavelet
-
-        estimated = estimate_wavelet(built, result.velocity, observed,
-                                     max_lag=getattr(options, "wavelet_lag", None),
-                                     damping=float(getattr(options, "wavelet_damping", 1e-3)))
+    if estimated is not None:
         history["wavelet"] = estimated.to_dict()
-
-    paths.append(write_velocity(out_dir / "velocity.nc", result.velocity, dx=survey.dx,
-                                attrs={"generator": "fwi refine", "refine": settings,
-                                       "initial_misfit": result.initial_misfit,
-                                       "final_misfit": result.final_misfit}))
+    paths = [write_velocity(out_dir / "velocity.nc", result.velocity, dx=survey.dx,
+                            attrs={"generator": "fwi refine", "refine": settings,
+                                   "initial_misfit": result.initial_misfit,
+                                   "final_misfit": result.final_misfit})]
     atomic_write_text(out_dir / "history.json", json.dumps(history, indent=2) + "\n")
     paths.append(out_dir / "history.json")
-    figures.velocity_comparison(out_dir / "velocity.png", {"initial": velocity, "refined": result.velocity},
+    figures.velocity_comparison(out_dir / "velocity.png", {"initial": initial.velocity, "refined": result.velocity},
                                 dx=survey.dx, title="refinement")
-    figures.misfit_history(out_dir / "misfit.png", result.history, title=f"refinement ({spec.name})")
+    figures.misfit_history(out_dir / "misfit.png", result.history, title=f"refinement ({setup.spec.name})")
     paths += [out_dir / "velocity.png", out_dir / "misfit.png"]
     if estimated is not None:
         from ..wavelet import wavelet_figure
@@ -224,11 +352,9 @@ def refine_files(*, observed_path: str | Path, out: str | Path, initial_path: st
                        title="estimated source wavelet (refined model)")
         paths.append(out_dir / "wavelet.png")
     metrics: dict[str, Any] = {"initial_misfit": result.initial_misfit, "final_misfit": result.final_misfit,
-                               "reduction": result.reduction, "iterations": iterations}
+                               "reduction": result.reduction, "iterations": settings["iterations"]}
     if estimated is not None:
         metrics["wavelet_fit"] = float(np.mean(estimated.fit))
     atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     paths.append(out_dir / "metrics.json")
-    notify("fwi_run_finished", run_dir=out_dir, metrics=metrics)
-    return RefineFilesResult(result=result, initial=velocity, settings=settings, metrics=metrics,
-                             wavelet=estimated, paths=paths)
+    return metrics, paths
