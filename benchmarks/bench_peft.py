@@ -38,7 +38,7 @@ def run_one(backbone: str, method: str, batch: int, *, vit_size: str, steps: int
     import torch
 
     from fwi_plugins import api
-    from fwi_plugins.peft_utils import count_parameters
+    from fwi_plugins.adapted import count_parameters
 
     torch.set_num_threads(threads)
     rss_start = _rss_bytes()

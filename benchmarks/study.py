@@ -21,7 +21,7 @@ out-of-distribution targets it then compares, at one fraction and method (10 %, 
 
 each in data misfit and SSIM, with its time. Everything goes through the engine's own code
 (``engine.train.train``, ``engine.evaluate``, ``engine.refine``, ``api.build_backbone``,
-``api.apply_peft``, ``peft_utils.count_parameters``).
+``api.apply_peft``, ``adapted.count_parameters``).
 
 Each run is a forked process of its own, so its peak memory is its own: on CPU the rise of the
 process's peak resident set (``ru_maxrss``) over its resident size when the run starts (a

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from fwi_plugins.io_utils import atomic_path
+from fwi_plugins.atomic import atomic_path
 from study_format import Results, example_fraction, method_label, pct
 
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from fwi_plugins.io_utils import atomic_write_text
+from fwi_plugins.atomic import atomic_write_text
 from study_figures import figure_examples, figure_physics, figure_ssim
 from study_format import (INVERSIONNET, OPENFWI_TRAIN_MAPS, README_END, README_START, Results, foundation_json,
                           method_label, pct)

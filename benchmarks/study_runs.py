@@ -64,7 +64,7 @@ def build_model(method: str | None, settings: Settings, target: Target) -> tuple
     import torch
 
     from fwi_plugins import api
-    from fwi_plugins.peft_utils import count_parameters
+    from fwi_plugins.adapted import count_parameters
     from fwi_plugins.specs import IOShape
 
     survey = target.survey
@@ -249,7 +249,7 @@ class TaskStore:
         self.session_start = time.perf_counter()
 
     def _write(self, sessions: list[float]) -> None:
-        from fwi_plugins.io_utils import atomic_write_text
+        from fwi_plugins.atomic import atomic_write_text
 
         atomic_write_text(self.path, json.dumps({"fingerprint": self.fingerprint, "sessions": sessions,
                                                  "results": self.results}))

@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 
 from fwi_plugins import api
-from fwi_plugins.peft_utils import (add_adapter, count_parameters, load_adapted, merge_and_unload,
-                                    save_adapted, set_adapter)
+from fwi_plugins.adapted import (add_adapter, count_parameters, load_adapted, merge_and_unload, save_adapted,
+                                 set_adapter)
 from fwi_plugins.specs import IOShape
 
 SHAPE = IOShape(shots=5, time=200, receivers=32, depth=32, width=32)

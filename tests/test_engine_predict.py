@@ -126,7 +126,7 @@ def test_load_model_names_missing_files(tmp_path):
 
 def test_load_model_restores_weights_and_adapter(tmp_path):
     from fwi_plugins import api
-    from fwi_plugins.peft_utils import save_adapted
+    from fwi_plugins.adapted import save_adapted
     from fwi_plugins.weights import save_weights
 
     torch.manual_seed(0)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fwi_plugins import peft_utils
+from fwi_plugins import adapted
 from fwi_plugins.errors import DataError, FWIError
 from fwi_plugins.manager import FWIPluginManager
 from fwi_plugins.testing import TINY_SHAPE
@@ -59,7 +59,7 @@ def no_network(monkeypatch):
 
 def _saved_lora(tmp_path: Path) -> Path:
     folder = tmp_path / "adapter"
-    peft_utils.save_adapted(_adapted("lora"), folder)
+    adapted.save_adapted(_adapted("lora"), folder)
     return folder
 
 
@@ -69,7 +69,7 @@ def test_pickled_weights_are_refused_and_never_unpickled(tmp_path, no_network):
     marker = tmp_path / "marker"
     (folder / "adapter_model.bin").write_bytes(pickle.dumps(_Tripwire(marker)))
     with pytest.raises(DataError, match=r"adapter_model\.bin.*safetensors"):
-        peft_utils.load_adapted(_backbone(), folder)
+        adapted.load_adapted(_backbone(), folder)
     assert not marker.exists()
 
 
@@ -77,29 +77,29 @@ def test_folder_without_weights_is_refused_without_network(tmp_path, no_network)
     folder = _saved_lora(tmp_path)
     (folder / "adapter_model.safetensors").unlink()
     with pytest.raises(DataError, match=r"adapter_model\.safetensors"):
-        peft_utils.load_adapted(_backbone(), folder)
+        adapted.load_adapted(_backbone(), folder)
 
 
 def test_named_subadapter_without_weights_is_refused(tmp_path, no_network):
     model = _adapted("lora")
-    peft_utils.add_adapter(model, "second")
+    adapted.add_adapter(model, "second")
     folder = tmp_path / "adapter"
-    peft_utils.save_adapted(model, folder)
+    adapted.save_adapted(model, folder)
     (folder / "second" / "adapter_model.safetensors").unlink()
     (folder / "second" / "adapter_model.bin").write_bytes(pickle.dumps(_Tripwire(tmp_path / "marker")))
     with pytest.raises(DataError, match="second"):
-        peft_utils.load_adapted(_backbone(), folder)
+        adapted.load_adapted(_backbone(), folder)
     assert not (tmp_path / "marker").exists()
 
 
 @pytest.mark.parametrize("method", ["lora", "adapter"])
 def test_truncated_weights_are_a_clear_error(tmp_path, method, no_network):
     folder = tmp_path / "adapter"
-    peft_utils.save_adapted(_adapted(method), folder)
+    adapted.save_adapted(_adapted(method), folder)
     weights = folder / "adapter_model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
     with pytest.raises(DataError, match=r"adapter_model\.safetensors"):
-        peft_utils.load_adapted(_backbone(), folder)
+        adapted.load_adapted(_backbone(), folder)
 
 
 @pytest.mark.parametrize("content", ["[1, 2]", '"lora"', "{", '{"peft_type": "NOPE"}',
@@ -109,13 +109,13 @@ def test_malformed_config_is_a_clear_error(tmp_path, content, no_network):
     folder = _saved_lora(tmp_path)
     (folder / "adapter_config.json").write_text(content)
     with pytest.raises(DataError, match=r"adapter_config\.json"):
-        peft_utils.load_adapted(_backbone(), folder)
+        adapted.load_adapted(_backbone(), folder)
 
 
 def test_a_file_is_not_an_adapter_folder(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(FWIError, match="folder"):
-        peft_utils.load_adapted(_backbone(), tmp_path / "f")
+        adapted.load_adapted(_backbone(), tmp_path / "f")
 
 
 def test_loaded_lora_matches_and_is_frozen_or_trainable(tmp_path, no_network):
@@ -126,13 +126,13 @@ def test_loaded_lora_matches_and_is_frozen_or_trainable(tmp_path, no_network):
                 p.normal_()
     model.eval()
     folder = tmp_path / "adapter"
-    peft_utils.save_adapted(model, folder)
+    adapted.save_adapted(model, folder)
     x = torch.randn(2, TINY_SHAPE.shots, TINY_SHAPE.time, TINY_SHAPE.receivers)
-    loaded = peft_utils.load_adapted(_backbone(), folder).eval()
+    loaded = adapted.load_adapted(_backbone(), folder).eval()
     with torch.no_grad():
         assert torch.allclose(loaded(x), model(x), atol=1e-6, rtol=0)
     assert not any(p.requires_grad for p in loaded.parameters())
-    trainable = peft_utils.load_adapted(_backbone(), folder, trainable=True)
+    trainable = adapted.load_adapted(_backbone(), folder, trainable=True)
     names = {n for n, p in trainable.named_parameters() if p.requires_grad}
     assert names == {n for n, p in model.named_parameters() if p.requires_grad}
 
@@ -140,7 +140,7 @@ def test_loaded_lora_matches_and_is_frozen_or_trainable(tmp_path, no_network):
 def test_peft_is_imported_offline():
     """Whoever imports peft through fwi_plugins gets huggingface_hub in offline mode."""
     code = ("import os; os.environ.pop('HF_HUB_OFFLINE', None)\n"
-            "from fwi_plugins.peft_utils import import_peft\n"
+            "from fwi_plugins.adapter_folder import import_peft\n"
             "import_peft()\n"
             "import huggingface_hub.constants as c\n"
             "assert os.environ['HF_HUB_OFFLINE'] == '1' and c.HF_HUB_OFFLINE, c.HF_HUB_OFFLINE\n")

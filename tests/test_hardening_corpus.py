@@ -42,7 +42,7 @@ def _openfwi_gathers(tmp: Path) -> Path:
 
 
 def _adapter(tmp: Path) -> Path:
-    from fwi_plugins import peft_utils
+    from fwi_plugins.adapted import save_adapted
     from fwi_plugins.manager import FWIPluginManager
 
     manager = FWIPluginManager().load_all()
@@ -50,7 +50,7 @@ def _adapter(tmp: Path) -> Path:
     model = spec.load()(spec.parse_options({}), shape=_openfwi_shape())
     mspec = manager.get("peft", "lora")
     adapted = mspec.load()(model, mspec.parse_options({}), targets=spec.peft_targets, head=spec.head)
-    return peft_utils.save_adapted(adapted, tmp / "adapter")
+    return save_adapted(adapted, tmp / "adapter")
 
 
 def _openfwi_shape():

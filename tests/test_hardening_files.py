@@ -146,7 +146,7 @@ def test_written_files_follow_the_umask(tmp_path, mask):
 
 @pytest.mark.parametrize("mask", [0o022, 0o077])
 def test_saved_adapters_follow_the_umask(tmp_path, mask):
-    from fwi_plugins import peft_utils
+    from fwi_plugins import adapted
     from fwi_plugins.testing import TINY_SHAPE
 
     manager = FWIPluginManager().load_all()
@@ -156,7 +156,7 @@ def test_saved_adapters_follow_the_umask(tmp_path, mask):
     model = mspec.load()(model, mspec.parse_options(dict(mspec.example_options)), targets=spec.peft_targets,
                          head=spec.head)
     with umask(mask):
-        folder = peft_utils.save_adapted(model, tmp_path / "adapter")
+        folder = adapted.save_adapted(model, tmp_path / "adapter")
     assert mode(folder) == 0o777 & ~mask
     for path in folder.iterdir():
         assert mode(path) == 0o666 & ~mask, path

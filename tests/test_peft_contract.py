@@ -13,7 +13,7 @@ import json
 import pytest
 import torch
 
-from fwi_plugins import peft_utils
+from fwi_plugins import adapted
 from fwi_plugins.errors import FWIError, OptionError
 from fwi_plugins.manager import FWIPluginManager
 from fwi_plugins.testing import TINY_SHAPE
@@ -75,7 +75,7 @@ def test_parameter_counts(bname, mname):
     _, base = backbone(bname)
     base_total = sum(p.numel() for p in base.parameters())
     model = adapt(bname, mname)
-    trainable, total = peft_utils.count_parameters(model)
+    trainable, total = adapted.count_parameters(model)
     assert trainable == sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert total == sum(p.numel() for p in model.parameters())
     assert total >= base_total
@@ -96,34 +96,34 @@ def test_save_and_load_give_identical_outputs(bname, mname, tmp_path):
     with torch.no_grad():
         after = model(_x())
     assert not torch.allclose(after, before), "training changed nothing"
-    peft_utils.save_adapted(model, tmp_path / "adapter")
+    adapted.save_adapted(model, tmp_path / "adapter")
     assert (tmp_path / "adapter" / "adapter_config.json").is_file()
     assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
     _, fresh = backbone(bname)
-    loaded = peft_utils.load_adapted(fresh, tmp_path / "adapter")
+    loaded = adapted.load_adapted(fresh, tmp_path / "adapter")
     loaded.eval()
     with torch.no_grad():
         again = loaded(_x())
     # Equal up to rounding: identical weights, but kernels may pick other code paths.
     assert torch.allclose(again, after, atol=1e-6, rtol=0)
-    assert peft_utils.count_parameters(loaded)[0] == 0, "loaded for inference: nothing trains"
+    assert adapted.count_parameters(loaded)[0] == 0, "loaded for inference: nothing trains"
 
 
 @pytest.mark.parametrize(("bname", "mname"), PAIRS, ids=IDS)
 def test_several_adapters_switch_and_merge(bname, mname, tmp_path):
     model = adapt(bname, mname)
-    if not peft_utils.supports_adapters(model):
+    if not adapted.supports_adapters(model):
         with pytest.raises(OptionError):
-            peft_utils.add_adapter(model, "second")
+            adapted.add_adapter(model, "second")
         return
     frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
     train_steps(model, seed=3)
     with torch.no_grad():
         first = model(_x())
-    peft_utils.add_adapter(model, "second")
-    assert peft_utils.active_adapter(model) == "default"
-    assert set(peft_utils.adapter_names(model)) == {"default", "second"}
-    peft_utils.set_adapter(model, "second")
+    adapted.add_adapter(model, "second")
+    assert adapted.active_adapter(model) == "default"
+    assert set(adapted.adapter_names(model)) == {"default", "second"}
+    adapted.set_adapter(model, "second")
     # Only the active adapter trains; the shared backbone never does.
     train_steps(model, seed=4)
     with torch.no_grad():
@@ -132,25 +132,25 @@ def test_several_adapters_switch_and_merge(bname, mname, tmp_path):
     for n, p in model.named_parameters():
         if n in frozen:
             assert torch.equal(p, frozen[n]), f"{n} of the shared backbone changed"
-    peft_utils.set_adapter(model, "default")
+    adapted.set_adapter(model, "default")
     with torch.no_grad():
         assert torch.allclose(model(_x()), first, atol=1e-6)
 
-    peft_utils.save_adapted(model, tmp_path / "both")
+    adapted.save_adapted(model, tmp_path / "both")
     _, fresh = backbone(bname)
-    loaded = peft_utils.load_adapted(fresh, tmp_path / "both").eval()
-    assert set(peft_utils.adapter_names(loaded)) == {"default", "second"}
-    peft_utils.set_adapter(loaded, "second")
+    loaded = adapted.load_adapted(fresh, tmp_path / "both").eval()
+    assert set(adapted.adapter_names(loaded)) == {"default", "second"}
+    adapted.set_adapter(loaded, "second")
     with torch.no_grad():
         assert torch.allclose(loaded(_x()), second, atol=1e-6)
 
-    peft_utils.set_adapter(model, "second")
-    merged = peft_utils.merge_and_unload(model).eval()
-    assert not peft_utils.is_peft_model(merged)
+    adapted.set_adapter(model, "second")
+    merged = adapted.merge_and_unload(model).eval()
+    assert not adapted.is_peft_model(merged)
     with torch.no_grad():
         assert torch.allclose(merged(_x()), second, atol=1e-5)
     with pytest.raises(OptionError, match="no adapter"):
-        peft_utils.set_adapter(loaded, "third")
+        adapted.set_adapter(loaded, "third")
 
 
 @pytest.mark.parametrize("size", ["tiny", "base"])
@@ -160,7 +160,7 @@ def test_lora_on_vit_trains_under_one_percent(size):
 
     model = api.build_backbone("vit", {"size": size})
     model = api.apply_peft(model, "lora", {}, backbone="vit")
-    trainable, total = peft_utils.count_parameters(model)
+    trainable, total = adapted.count_parameters(model)
     assert trainable / total < 0.01, trainable / total
 
 
@@ -212,7 +212,7 @@ def test_peft_layout_is_peft_loadable(tmp_path):
 
     model = adapt("vit", "lora")
     train_steps(model)
-    peft_utils.save_adapted(model, tmp_path / "a")
+    adapted.save_adapted(model, tmp_path / "a")
     config = json.loads((tmp_path / "a" / "adapter_config.json").read_text())
     assert config["peft_type"] == "LORA" and config["modules_to_save"] == ["head"]
     _, fresh = backbone("vit")
@@ -224,12 +224,12 @@ def test_peft_layout_is_peft_loadable(tmp_path):
 def test_load_errors_are_clear(tmp_path):
     _, fresh = backbone("vit")
     with pytest.raises(FWIError, match="adapter_config.json is missing"):
-        peft_utils.load_adapted(fresh, tmp_path)
+        adapted.load_adapted(fresh, tmp_path)
     model = adapt("vit", "adapter")
-    peft_utils.save_adapted(model, tmp_path / "ad")
+    adapted.save_adapted(model, tmp_path / "ad")
     spec = FWIPluginManager().load_all().get("backbone", "vit")
     other = spec.load()(spec.parse_options({**spec.example_options, "dim": 32}), shape=TINY_SHAPE)
     with pytest.raises(FWIError, match="does not fit"):
-        peft_utils.load_adapted(other, tmp_path / "ad")
+        adapted.load_adapted(other, tmp_path / "ad")
     with pytest.raises(OptionError, match="not adapted"):
-        peft_utils.add_adapter(fresh, "x")
+        adapted.add_adapter(fresh, "x")

@@ -11,7 +11,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fwi_plugins import api, peft_utils
+from fwi_plugins import api
+from fwi_plugins.adapted import count_parameters
 from fwi_plugins.specs import IOShape
 
 torch.set_num_threads(1)
@@ -82,7 +83,7 @@ def test_vit_tiny_has_the_parameters_its_layer_shapes_give():
 def test_trainable_parameters_of_each_method_on_the_shipped_vit(method):
     model = api.build_backbone("vit", {"size": "tiny"}, shape=OPENFWI)
     adapted = api.apply_peft(model, method, {}, backbone="vit")
-    trainable, total = peft_utils.count_parameters(adapted)
+    trainable, total = count_parameters(adapted)
     assert trainable == EXPECTED_VIT[method]
     # Every method but full and frozen adds what it trains beside the frozen network
     # (peft's modules_to_save and the adapter method keep the original head too).
@@ -92,7 +93,7 @@ def test_trainable_parameters_of_each_method_on_the_shipped_vit(method):
 def test_lora_default_trains_0_90_percent_of_the_shipped_vit():
     """The README's figure: 27,937 of 3,110,978 parameters."""
     model = api.apply_peft(api.build_backbone("vit", {"size": "tiny"}, shape=OPENFWI), "lora", {}, backbone="vit")
-    trainable, total = peft_utils.count_parameters(model)
+    trainable, total = count_parameters(model)
     assert (trainable, total) == (27_937, 3_110_978)
     assert round(100 * trainable / total, 2) == 0.90
 
@@ -115,7 +116,7 @@ def test_lora_and_frozen_on_inversionnet_at_openfwi_widths():
     for method, count in expected.items():
         model = api.build_backbone("inversionnet", {}, shape=OPENFWI)
         adapted = api.apply_peft(model, method, {}, backbone="inversionnet")
-        assert peft_utils.count_parameters(adapted)[0] == count, method
+        assert count_parameters(adapted)[0] == count, method
 
 
 @pytest.mark.parametrize(("options", "scale"), [({"r": 2, "alpha": 3.0}, 1.5),

@@ -38,7 +38,7 @@ import numpy as np
 from fwi_plugins import DatasetSpec, hookimpl
 from fwi_plugins.data import Normalization, SeismicDataset
 from fwi_plugins.errors import DataError
-from fwi_plugins.io_utils import atomic_path, atomic_write_text
+from fwi_plugins.atomic import atomic_path, atomic_write_text
 from fwi_plugins.options import option
 from fwi_plugins.survey import Survey
 

@@ -1,4 +1,7 @@
-"""Former home of :mod:`fwi_plugins.adapted` and :mod:`fwi_plugins.adapter_folder`; kept so old imports work."""
+"""Former home of :mod:`fwi_plugins.adapted` and :mod:`fwi_plugins.adapter_folder`: a compatibility re-export.
+
+Old imports keep working; the package itself imports from the two modules, and so should new code.
+"""
 
 from __future__ import annotations
 

@@ -301,7 +301,7 @@ def wavelet_figure(path: Any, estimate: WaveletEstimate, *, assumed: Any = None,
 
     from matplotlib.figure import Figure
 
-    from .io_utils import atomic_path
+    from .atomic import atomic_path
 
     fig = Figure(figsize=(9.0, 3.6), layout="constrained")
     ax_t, ax_f = fig.subplots(1, 2)

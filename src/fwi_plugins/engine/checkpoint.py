@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, DataError
-from ..io_utils import atomic_path, atomic_write_text
+from ..atomic import atomic_path, atomic_write_text
 from .config import TrainOptions
 
 __all__ = [
