@@ -138,9 +138,9 @@ def pretrain(config: RunConfig | ResolvedConfig, *, get_spec: GetSpec | None = N
                                                                     progress=opts.progress and info.is_main))
     data_time = time.perf_counter() - t0
     seed_everything(opts.seed)
-    bspec = resolved.spec("backbone")
-    model = bspec.load()(resolved.component_option("backbone"), shape=io_shape(datasets[0].survey))
-    init_metadata = _load_init(model, bspec, opts.init)
+    backbone_spec = resolved.spec("backbone")
+    model = backbone_spec.load()(resolved.component_option("backbone"), shape=io_shape(datasets[0].survey))
+    init_metadata = _load_init(model, backbone_spec, opts.init)
     normalization = _init_normalization(init_metadata, datasets) or _common_normalization(
         [d.normalization for d in datasets], [g for g, _ in train_parts if g is not None])
     train_data, val_data, sizes = _mixture(train_parts, val_parts, opts, warn=info.is_main)
@@ -160,16 +160,16 @@ def pretrain(config: RunConfig | ResolvedConfig, *, get_spec: GetSpec | None = N
                           normalization=normalization, metrics=metrics, result=result, info=info)
         notify("fwi_run_finished", run_dir=out, metrics=metrics)
         if summary:
-            _print_summary(bspec.name, metrics, result, per_family, out / WEIGHTS_FILE)
+            _print_summary(backbone_spec.name, metrics, result, per_family, out / WEIGHTS_FILE)
     return metrics
 
 
 def _open_datasets(resolved: ResolvedConfig) -> tuple[list[SeismicDataset], list[Physics | None]]:
     """The mixture's datasets, checked to fit one backbone, and a physics for each (``None`` without one)."""
     opts: PretrainOptions = resolved.options
-    xspec = resolved.spec("physics")
-    dspecs = resolved.specs["dataset"]
-    datasets = [spec.load()(o) for spec, o in zip(dspecs, resolved.component_options["dataset"], strict=True)]
+    physics_spec = resolved.spec("physics")
+    dataset_specs = resolved.specs["dataset"]
+    datasets = [spec.load()(o) for spec, o in zip(dataset_specs, resolved.component_options["dataset"], strict=True)]
     shapes = {(d.name, io_shape(d.survey)) for d in datasets}
     if len({s for _, s in shapes}) > 1:
         listing = ", ".join(f"{n}: {s}" for n, s in sorted(shapes, key=lambda x: x[0]))
@@ -178,12 +178,12 @@ def _open_datasets(resolved: ResolvedConfig) -> tuple[list[SeismicDataset], list
     for d in datasets:
         if use_labels and not d.has_labels:
             raise ConfigError(f"dataset {d.name!r} has no velocity labels; pretraining with labels needs them")
-        if not d.has_recorded_gathers and xspec is None:
+        if not d.has_recorded_gathers and physics_spec is None:
             raise ConfigError(f"key 'physics' is missing: dataset {d.name!r} records no gathers, so they are "
                               f"simulated; add --physics NAME")
         if d.split_sizes.get("train", 0) == 0:
             raise ConfigError(f"dataset {d.name!r} has no training samples")
-    physics_by = [xspec.load()(resolved.component_option("physics"), survey=d.survey) if xspec else None
+    physics_by = [physics_spec.load()(resolved.component_option("physics"), survey=d.survey) if physics_spec else None
                   for d in datasets]
     return datasets, physics_by
 
