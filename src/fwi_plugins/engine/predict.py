@@ -85,6 +85,39 @@ def predict(model: torch.nn.Module, gathers: Any, *, normalization: Normalizatio
     import torch
     from tqdm.auto import tqdm
 
+    transform, velocity_from_unit = _scalings(model, normalization, transform, velocity_from_unit)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise OptionError(f"batch_size must be a positive integer, got {batch_size!r}")
+    n, _ = _sample_count(gathers)
+    target = resolve_device(device)
+
+    was_training = model.training
+    model.eval().to(target)
+    out: np.ndarray | None = None
+    try:
+        with torch.inference_mode(), tqdm(total=n, desc="predict", unit="sample", disable=not progress,
+                                           leave=False) as bar:
+            for start in range(0, n, batch_size):
+                stop = min(start + batch_size, n)
+                # Scaling on the device: the signed log is cheap there and the copy is raw floats.
+                x = torch.from_numpy(_batch(gathers, start, stop)).to(target, non_blocking=True)
+                velocity = _batch_velocity(model, x, transform, velocity_from_unit, start=start)
+                if out is None:
+                    # The output is small next to the input (one map per sample), so it is
+                    # allocated whole once the first batch tells its grid.
+                    out = np.empty((n, *velocity.shape[1:]), dtype=np.float32)
+                out[start:stop] = velocity
+                bar.update(stop - start)
+    finally:
+        model.train(was_training)
+    assert out is not None  # _sample_count guarantees at least one batch
+    return out
+
+
+def _scalings(model: torch.nn.Module, normalization: Normalization | None, transform: Callable[[Any], Any] | None,
+              velocity_from_unit: Callable[[Any], Any] | None
+              ) -> tuple[Callable[[Any], Any] | None, Callable[[Any], Any]]:
+    """The input scaling and the output scaling back to m/s: given, from ``normalization``, or the weights'."""
     from ..pretrained import config_of
 
     if normalization is None and transform is None and velocity_from_unit is None:
@@ -96,43 +129,25 @@ def predict(model: torch.nn.Module, gathers: Any, *, normalization: Normalizatio
     if velocity_from_unit is None:
         raise TypeError("predict needs normalization= or velocity_from_unit= to return m/s (the model "
                         "carries no normalisation of pretrained weights)")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise OptionError(f"batch_size must be a positive integer, got {batch_size!r}")
-    n, _ = _sample_count(gathers)
-    target = resolve_device(device)
+    return transform, velocity_from_unit
 
-    was_training = model.training
-    model.eval()
-    model.to(target)
-    out: np.ndarray | None = None
-    try:
-        with torch.inference_mode(), tqdm(total=n, desc="predict", unit="sample", disable=not progress,
-                                           leave=False) as bar:
-            for start in range(0, n, batch_size):
-                stop = min(start + batch_size, n)
-                # Scaling on the device: the signed log is cheap there and the copy is raw floats.
-                x = torch.from_numpy(_batch(gathers, start, stop)).to(target, non_blocking=True)
-                if transform is not None:
-                    x = transform(x)
-                y = model(x)
-                if y.ndim != 4 or y.shape[0] != stop - start:
-                    raise DataError(f"the model returned shape {tuple(y.shape)} for a batch of {stop - start}; "
-                                    f"expected (batch, 1, depth, x)")
-                velocity = velocity_from_unit(y.float()).cpu().numpy().astype(np.float32, copy=False)
-                if not np.isfinite(velocity).all():  # found here, not when the result is written
-                    bad = start + int(np.flatnonzero(~np.isfinite(velocity).reshape(len(velocity), -1).all(1))[0])
-                    raise DataError(f"the network predicts NaN or infinite velocity (sample {bad}): its weights "
-                                    f"or the input gathers hold NaN or infinite values")
-                if out is None:
-                    # The output is small next to the input (one map per sample), so it is
-                    # allocated whole once the first batch tells its grid.
-                    out = np.empty((n, *velocity.shape[1:]), dtype=np.float32)
-                out[start:stop] = velocity
-                bar.update(stop - start)
-    finally:
-        model.train(was_training)
-    assert out is not None  # _sample_count guarantees at least one batch
-    return out
+
+def _batch_velocity(model: torch.nn.Module, x: torch.Tensor, transform: Callable[[Any], Any] | None,
+                    velocity_from_unit: Callable[[Any], Any], *, start: int) -> np.ndarray:
+    """One batch's velocity in m/s on the host, checked to be one finite map per sample."""
+    count = x.shape[0]
+    if transform is not None:
+        x = transform(x)
+    y = model(x)
+    if y.ndim != 4 or y.shape[0] != count:
+        raise DataError(f"the model returned shape {tuple(y.shape)} for a batch of {count}; "
+                        f"expected (batch, 1, depth, x)")
+    velocity = velocity_from_unit(y.float()).cpu().numpy().astype(np.float32, copy=False)
+    if not np.isfinite(velocity).all():  # found here, not when the result is written
+        bad = start + int(np.flatnonzero(~np.isfinite(velocity).reshape(len(velocity), -1).all(1))[0])
+        raise DataError(f"the network predicts NaN or infinite velocity (sample {bad}): its weights "
+                        f"or the input gathers hold NaN or infinite values")
+    return velocity
 
 
 def load_model(backbone: str, options: Mapping[str, Any] | Any = None, weights_path: str | Path | None = None,

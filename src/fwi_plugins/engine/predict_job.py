@@ -301,13 +301,9 @@ def predict_files(*, backbone: str, input_path: str | Path, out: str | Path, pre
     Returns:
         A :class:`PredictResult`: the velocity, its provenance and the files written.
     """
-    from ..data import Normalization
-    from ..data.io import survey_from_attrs, write_velocity
     from ..errors import OptionError
-    from ..specs import IOShape
     from ..survey import Survey
     from .device import resolve_device
-    from .figures import velocity_comparison
 
     input_path, out = Path(input_path), Path(out)
     options = dict(options or {})
@@ -317,32 +313,69 @@ def predict_files(*, backbone: str, input_path: str | Path, out: str | Path, pre
     source, weights_config = weights_source(backbone, pretrained, Path(weights) if weights else None, options)
     if survey is not None and not isinstance(survey, Survey):
         survey = Survey.load(survey)
-    adapter = Path(adapter) if adapter is not None else None
     with open_gathers(input_path) as (gathers, attrs):
-        n, shots, nt, receivers = gathers.shape
-        input_survey = survey or survey_from_attrs(attrs, where=f"--input {input_path}")
-        origin = 0.0 if survey is not None else float(attrs.get("origin_x") or 0.0)
-        nz, nx, spacing, mapped_grid = output_grid(gathers.shape, attrs, survey=input_survey,
-                                                   survey_given=survey is not None, weights_config=weights_config,
-                                                   grid=grid, dx=dx)
-        shape = IOShape(shots=shots, time=nt, receivers=receivers, depth=nz, width=nx)
-        velocity, provenance = predict_velocity(
-            gathers, backbone=backbone, options=options, source=source, weights_config=weights_config,
-            adapter=adapter, normalization=Path(normalization) if normalization else None, shape=shape,
-            batch_size=batch_size, device=target, progress=progress, where="--input", survey=input_survey,
-            grid=mapped_grid)
+        predicted = _predict_opened(
+            gathers, attrs, input_path=input_path, survey=survey, grid=grid, dx=dx, backbone=backbone,
+            options=options, source=source, weights_config=weights_config,
+            adapter=Path(adapter) if adapter is not None else None,
+            normalization=Path(normalization) if normalization else None, batch_size=batch_size, device=target,
+            progress=progress)
+    paths = _write_predicted(out, predicted, title=f"{backbone}: {input_path.name}")
+    if notify is not None:
+        notify("fwi_predictions_ready", run_dir=out, stage="predict", path=paths[0], predictions=predicted.velocity)
+    return PredictResult(velocity=predicted.velocity, provenance=predicted.provenance, paths=paths)
 
+
+@dataclass
+class _Predicted:
+    """The velocity predicted from an input file, its provenance, and where its grid lies (spacing, origin)."""
+
+    velocity: np.ndarray
+    provenance: dict[str, Any]
+    spacing: float
+    origin: float
+
+
+def _predict_opened(gathers: Any, attrs: Mapping[str, Any], *, input_path: Path, survey: Any,
+                    grid: tuple[int, int] | None, dx: float | None, backbone: str, options: Mapping[str, Any],
+                    source: str, weights_config: Any, adapter: Path | None, normalization: Path | None,
+                    batch_size: int, device: Any, progress: bool) -> _Predicted:
+    """Predict from opened gathers onto the output grid (see :func:`output_grid`), with the provenance written."""
+    from ..data.io import survey_from_attrs
+    from ..errors import OptionError
+    from ..specs import IOShape
+
+    n, shots, nt, receivers = gathers.shape
+    input_survey = survey or survey_from_attrs(attrs, where=f"--input {input_path}")
+    origin = 0.0 if survey is not None else float(attrs.get("origin_x") or 0.0)
+    nz, nx, spacing, mapped_grid = output_grid(gathers.shape, attrs, survey=input_survey,
+                                               survey_given=survey is not None, weights_config=weights_config,
+                                               grid=grid, dx=dx)
+    shape = IOShape(shots=shots, time=nt, receivers=receivers, depth=nz, width=nx)
+    velocity, provenance = predict_velocity(
+        gathers, backbone=backbone, options=options, source=source, weights_config=weights_config,
+        adapter=adapter, normalization=normalization, shape=shape, batch_size=batch_size, device=device,
+        progress=progress, where="--input", survey=input_survey, grid=mapped_grid)
     if velocity.shape[-2:] != (nz, nx):
         raise OptionError(f"the model predicts a {velocity.shape[-2]} x {velocity.shape[-1]} grid, not the "
                           f"{nz} x {nx} asked for; pass --grid to match the weights")
     provenance = {"generator": "fwi predict", **provenance, "input": str(input_path),
                   "survey": input_survey.to_dict() if input_survey is not None else None}
+    return _Predicted(velocity=velocity, provenance=provenance, spacing=spacing, origin=origin)
+
+
+def _write_predicted(out: Path, predicted: _Predicted, *, title: str) -> list[Path]:
+    """``velocity.nc``, ``velocity.sgy`` and ``velocity.png`` in ``out``, in that order."""
+    from ..data import Normalization
+    from ..data.io import write_velocity
+    from .figures import velocity_comparison
+
+    velocity, provenance, spacing, origin = (predicted.velocity, predicted.provenance, predicted.spacing,
+                                             predicted.origin)
     norm = Normalization.from_dict(provenance["normalization"])
     out.mkdir(parents=True, exist_ok=True)
     nc_path = write_velocity(out / "velocity.nc", velocity, dx=spacing, attrs=provenance, origin=origin)
     sgy_path = write_velocity(out / "velocity.sgy", velocity, dx=spacing, attrs=provenance, origin=origin)
     png_path = velocity_comparison(out / "velocity.png", {"predicted": velocity}, dx=spacing,
-                                   vmin=norm.vmin, vmax=norm.vmax, title=f"{backbone}: {input_path.name}")
-    if notify is not None:
-        notify("fwi_predictions_ready", run_dir=out, stage="predict", path=nc_path, predictions=velocity)
-    return PredictResult(velocity=velocity, provenance=provenance, paths=[nc_path, sgy_path, png_path])
+                                   vmin=norm.vmin, vmax=norm.vmax, title=title)
+    return [nc_path, sgy_path, png_path]
