@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .common import ComponentName, echo_json, handles_errors, parse_overrides, plugin_option, split_overrides
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _VELOCITY_FILE = click.Path(dir_okay=True, path_type=Path)
 
@@ -45,10 +49,9 @@ def evaluate(predicted: Path, truth: Path | None, vmin: float, vmax: float, phys
       fwi evaluate --predicted runs/r/predictions.nc --truth test_velocity.npy
       fwi evaluate --predicted pred.nc --physics deepwave --observed shots.sgy --json
     """
-    from ..data.io import read_gathers, read_velocity, survey_from_attrs
     from ..engine.evaluate import evaluate as run_evaluate
     from ..engine.rundir import summary_table, to_jsonable
-    from ..errors import ConfigError, DataError, OptionError
+    from ..errors import OptionError
 
     if truth is None and physics is None:
         raise OptionError("fwi evaluate needs --truth FILE, or --physics NAME with --observed FILE, or both")
@@ -61,29 +64,11 @@ def evaluate(predicted: Path, truth: Path | None, vmin: float, vmax: float, phys
     if stray:
         raise OptionError(f"-o {stray[0]}: fwi evaluate takes only physics options (-o physics.KEY=VALUE)")
 
-    pred, _ = read_velocity(predicted)
-    true = None
-    if truth is not None:
-        true, _ = read_velocity(truth)
-        if true.shape != pred.shape:
-            raise DataError(f"--predicted {predicted} holds velocity of shape {pred.shape} but --truth {truth} "
-                            f"holds {true.shape}; they must have the same samples and grid")
-
+    pred, true = _velocities(predicted, truth)
     physics_obj = obs = None
     if physics is not None and observed is not None:
-        from .. import api
-        from ..survey import Survey
-
-        obs, obs_attrs = read_gathers(observed)
-        geometry = Survey.load(survey) if survey else survey_from_attrs(obs_attrs, where=str(observed))
-        if geometry is None:
-            raise ConfigError(f"--observed {observed} does not say how it was recorded; pass --survey FILE "
-                              f"(or a preset: openfwi, small)")
-        if (geometry.nz, geometry.nx) != pred.shape[-2:]:
-            raise DataError(f"the survey of --observed {observed} has a {geometry.nz} x {geometry.nx} grid but "
-                            f"--predicted {predicted} is {pred.shape[-2]} x {pred.shape[-1]}")
-        physics_obj = api.build_physics(physics, per_kind["physics"], survey=geometry)
-
+        obs, physics_obj = _observed_and_physics(observed, survey, physics, per_kind["physics"], pred.shape,
+                                                 predicted=predicted)
     result = run_evaluate(pred, true, vmin=vmin, vmax=vmax, physics=physics_obj, observed=obs,
                           per_sample=per_sample, device=device, progress=not as_json)
     result = to_jsonable(result)
@@ -97,3 +82,37 @@ def evaluate(predicted: Path, truth: Path | None, vmin: float, vmax: float, phys
         click.echo(summary_table(result))
         if out is not None:
             click.echo(f"metrics written to {out}")
+
+
+def _velocities(predicted: Path, truth: Path | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The predicted velocity, and the true velocity checked to have the same samples and grid."""
+    from ..data.io import read_velocity
+    from ..errors import DataError
+
+    pred, _ = read_velocity(predicted)
+    true = None
+    if truth is not None:
+        true, _ = read_velocity(truth)
+        if true.shape != pred.shape:
+            raise DataError(f"--predicted {predicted} holds velocity of shape {pred.shape} but --truth {truth} "
+                            f"holds {true.shape}; they must have the same samples and grid")
+    return pred, true
+
+
+def _observed_and_physics(observed: Path, survey: str | None, physics: str, options: dict[str, Any],
+                          predicted_shape: tuple[int, ...], *, predicted: Path) -> tuple[np.ndarray, Any]:
+    """The observed gathers, and the physics built for their survey (given, or the file's own)."""
+    from .. import api
+    from ..data.io import read_gathers, survey_from_attrs
+    from ..errors import ConfigError, DataError
+    from ..survey import Survey
+
+    obs, obs_attrs = read_gathers(observed)
+    geometry = Survey.load(survey) if survey else survey_from_attrs(obs_attrs, where=str(observed))
+    if geometry is None:
+        raise ConfigError(f"--observed {observed} does not say how it was recorded; pass --survey FILE "
+                          f"(or a preset: openfwi, small)")
+    if (geometry.nz, geometry.nx) != predicted_shape[-2:]:
+        raise DataError(f"the survey of --observed {observed} has a {geometry.nz} x {geometry.nx} grid but "
+                        f"--predicted {predicted} is {predicted_shape[-2]} x {predicted_shape[-1]}")
+    return obs, api.build_physics(physics, options, survey=geometry)

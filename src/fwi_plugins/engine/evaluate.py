@@ -86,27 +86,40 @@ def evaluate(predicted: Any, truth: Any, *, normalization: Normalization | None 
         result.update(metrics.velocity_metrics(predicted, truth, vmin=vmin, vmax=vmax, per_sample=per_sample))
 
     if physics is not None:
-        import torch
-
-        pred = np.asarray(predicted.detach().cpu() if hasattr(predicted, "detach") else predicted, np.float32)
-        obs = np.asarray(observed.detach().cpu() if hasattr(observed, "detach") else observed, np.float32)
-        if obs.ndim != 4 or obs.shape[0] != pred.shape[0]:
-            raise DataError(f"observed gathers have shape {obs.shape}; expected (N, shot, time, receiver) "
-                            f"with N = {pred.shape[0]} predicted samples")
-        simulated = simulate(physics, pred, batch_size=batch_size, device=device, progress=progress)
-        if simulated.shape != obs.shape:
-            raise DataError(f"gathers simulated from the prediction have shape {simulated.shape} but the observed "
-                            f"gathers have {obs.shape}; was the observed data recorded with this survey?")
-        per = metrics.relative_l2(simulated, obs, reduction="none")
-        with torch.no_grad():
-            total = 0.0
-            for start in range(0, obs.shape[0], batch_size):
-                stop = min(start + batch_size, obs.shape[0])
-                value = physics.misfit(torch.from_numpy(simulated[start:stop]), torch.from_numpy(obs[start:stop]))
-                total += float(value) * (stop - start)
+        per, physics_misfit = _data_misfit(predicted, observed, physics, batch_size=batch_size, device=device,
+                                           progress=progress)
         result["data_misfit"] = float(per.mean())
-        result["physics_misfit"] = total / obs.shape[0]
-        result.setdefault("n_samples", int(obs.shape[0]))
+        result["physics_misfit"] = physics_misfit
+        result.setdefault("n_samples", int(len(per)))
         if per_sample:
             result.setdefault("per_sample", {})["data_misfit"] = per.tolist()
     return result
+
+
+def _data_misfit(predicted: Any, observed: Any, physics: Any, *, batch_size: int, device: Any,
+                 progress: bool) -> tuple[np.ndarray, float]:
+    """Gathers simulated from ``predicted`` scored against ``observed``.
+
+    Returns:
+        The relative L2 misfit of each sample, and the physics' own misfit (sample-weighted
+        mean over batches).
+    """
+    import torch
+
+    pred = np.asarray(predicted.detach().cpu() if hasattr(predicted, "detach") else predicted, np.float32)
+    obs = np.asarray(observed.detach().cpu() if hasattr(observed, "detach") else observed, np.float32)
+    if obs.ndim != 4 or obs.shape[0] != pred.shape[0]:
+        raise DataError(f"observed gathers have shape {obs.shape}; expected (N, shot, time, receiver) "
+                        f"with N = {pred.shape[0]} predicted samples")
+    simulated = simulate(physics, pred, batch_size=batch_size, device=device, progress=progress)
+    if simulated.shape != obs.shape:
+        raise DataError(f"gathers simulated from the prediction have shape {simulated.shape} but the observed "
+                        f"gathers have {obs.shape}; was the observed data recorded with this survey?")
+    per = metrics.relative_l2(simulated, obs, reduction="none")
+    with torch.no_grad():
+        total = 0.0
+        for start in range(0, obs.shape[0], batch_size):
+            stop = min(start + batch_size, obs.shape[0])
+            value = physics.misfit(torch.from_numpy(simulated[start:stop]), torch.from_numpy(obs[start:stop]))
+            total += float(value) * (stop - start)
+    return per, total / obs.shape[0]
