@@ -140,6 +140,26 @@ def _gather(array: Any, name: str, *, sample: int, shot: int) -> np.ndarray:
     return a
 
 
+def _gather_extent(shape: tuple[int, ...], *, survey: Survey | None, dt: float | None, dx: float | None,
+                   receiver_x: Sequence[float] | None) -> tuple[float, float, float, float]:
+    """The image extent of a ``(T, R)`` gather: receiver positions in metres across, time in seconds down."""
+    nt, nr = shape
+    if dt is None:
+        dt = survey.dt if survey is not None else 0.001
+    if dx is None:
+        dx = survey.dx if survey is not None else 10.0
+    if receiver_x is None:
+        if survey is not None and survey.n_receivers == nr:
+            receiver_x = [x * dx for _, x in survey.receivers]
+        else:
+            receiver_x = list(np.arange(nr) * dx)
+    rx = np.asarray(receiver_x, dtype=np.float64)
+    if rx.shape != (nr,):
+        raise DataError(f"receiver_x has {rx.size} positions but the gathers have {nr} receivers")
+    half = 0.5 * (rx[1] - rx[0]) if nr > 1 else 0.5 * dx
+    return (rx[0] - half, rx[-1] + half, (nt - 0.5) * dt, -0.5 * dt)
+
+
 def gather_comparison(path: str | Path, observed: Any, simulated: Any | None = None, *,
                       survey: Survey | None = None, dt: float | None = None, dx: float | None = None,
                       receiver_x: Sequence[float] | None = None, shot: int = 0, sample: int = 0,
@@ -169,21 +189,7 @@ def gather_comparison(path: str | Path, observed: Any, simulated: Any | None = N
     sim = None if simulated is None else _gather(simulated, "simulated", sample=sample, shot=shot)
     if sim is not None and sim.shape != obs.shape:
         raise DataError(f"observed gather has shape {obs.shape} but simulated has {sim.shape}")
-    nt, nr = obs.shape
-    if dt is None:
-        dt = survey.dt if survey is not None else 0.001
-    if dx is None:
-        dx = survey.dx if survey is not None else 10.0
-    if receiver_x is None:
-        if survey is not None and survey.n_receivers == nr:
-            receiver_x = [x * dx for _, x in survey.receivers]
-        else:
-            receiver_x = list(np.arange(nr) * dx)
-    rx = np.asarray(receiver_x, dtype=np.float64)
-    if rx.shape != (nr,):
-        raise DataError(f"receiver_x has {rx.size} positions but the gathers have {nr} receivers")
-    half = 0.5 * (rx[1] - rx[0]) if nr > 1 else 0.5 * dx
-    extent = (rx[0] - half, rx[-1] + half, (nt - 0.5) * dt, -0.5 * dt)
+    extent = _gather_extent(obs.shape, survey=survey, dt=dt, dx=dx, receiver_x=receiver_x)
     scale = float(np.percentile(np.abs(obs), clip_percentile)) or float(np.abs(obs).max()) or 1.0
 
     panels = {"observed": obs}

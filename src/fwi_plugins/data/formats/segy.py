@@ -139,24 +139,9 @@ def read_segy_gathers(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     if text_dt is not None and abs(text_dt * 1e6 - interval) > max(0.5, 1e-5 * interval):
         raise DataError(f"{path}: headers disagree: the binary header's sample interval is {interval} "
                         f"microseconds but the text header says DT={fields['DT']} s")
-    ntr, nt = traces.shape
+    nt = traces.shape[1]
     ffid = head[TF.FieldRecord]
-    shots = list(dict.fromkeys(ffid.tolist()))
-    counts = {sh: int(np.count_nonzero(ffid == sh)) for sh in shots}
-    if len(set(counts.values())) != 1:
-        raise DataError(f"{path}: shots (FFIDs) have different numbers of traces {sorted(set(counts.values()))}; "
-                        f"expected one trace per receiver in every shot")
-    n_rec = ntr // len(shots)
-    n_samples, n_shots = 1, len(shots)
-    if fields:
-        want = {k: fields.get(k) for k in ("SAMPLES", "SHOTS", "RECEIVERS", "NT")}
-        if all(v and v.isdigit() for v in want.values()):
-            ns, ss, rr, tt = (int(want[k]) for k in ("SAMPLES", "SHOTS", "RECEIVERS", "NT"))  # type: ignore[arg-type]
-            if ns * ss * rr != ntr or tt != nt or rr != n_rec:
-                raise DataError(f"{path}: headers disagree with the data: the text header says {ns} samples x "
-                                f"{ss} shots x {rr} receivers x {tt} time samples, the file holds {ntr} traces "
-                                f"of {nt} samples in {len(shots)} FFIDs")
-            n_samples, n_shots = ns, ss
+    shots, n_samples, n_shots, n_rec = _shot_layout(ffid, traces.shape, fields, path)
     # Traces grouped by shot in order of first appearance, file order kept within a shot.
     rank = {sh: i for i, sh in enumerate(shots)}
     order = np.argsort(np.array([rank[v] for v in ffid.tolist()]), kind="stable")
@@ -187,6 +172,33 @@ def read_segy_gathers(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
         if text_count(fields, "NZ", path) is None:
             attrs["grid_depth"] = "assumed"
     return np.ascontiguousarray(gathers), attrs
+
+
+def _shot_layout(ffid: np.ndarray, traces_shape: tuple[int, ...], fields: Mapping[str, str],
+                 path: Path) -> tuple[list[Any], int, int, int]:
+    """The shots (FFIDs, in order of first appearance) and ``(samples, shots per sample, receivers)``.
+
+    Every shot must have the same number of traces; a text header written here gives the
+    sample count and must agree with the data.
+    """
+    ntr, nt = traces_shape
+    shots = list(dict.fromkeys(ffid.tolist()))
+    counts = {sh: int(np.count_nonzero(ffid == sh)) for sh in shots}
+    if len(set(counts.values())) != 1:
+        raise DataError(f"{path}: shots (FFIDs) have different numbers of traces {sorted(set(counts.values()))}; "
+                        f"expected one trace per receiver in every shot")
+    n_rec = ntr // len(shots)
+    n_samples, n_shots = 1, len(shots)
+    if fields:
+        want = {k: fields.get(k) for k in ("SAMPLES", "SHOTS", "RECEIVERS", "NT")}
+        if all(v and v.isdigit() for v in want.values()):
+            ns, ss, rr, tt = (int(want[k]) for k in ("SAMPLES", "SHOTS", "RECEIVERS", "NT"))  # type: ignore[arg-type]
+            if ns * ss * rr != ntr or tt != nt or rr != n_rec:
+                raise DataError(f"{path}: headers disagree with the data: the text header says {ns} samples x "
+                                f"{ss} shots x {rr} receivers x {tt} time samples, the file holds {ntr} traces "
+                                f"of {nt} samples in {len(shots)} FFIDs")
+            n_samples, n_shots = ns, ss
+    return shots, n_samples, n_shots, n_rec
 
 
 def _survey_from_segy(fields: Mapping[str, str], attrs: Mapping[str, Any], path: Path) -> Survey | None:
