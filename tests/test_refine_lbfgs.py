@@ -14,13 +14,15 @@ import numpy as np
 import pytest
 import torch
 
-from fwi_plugins.engine.refine import refine
+from fwi_plugins.engine.refine import SHAPING_DEFAULTS, refine
 from fwi_plugins.engine.refine_lbfgs import lbfgs_minimize
 from fwi_plugins.engine.refine_terms import Preconditioner, prior_penalty, total_variation
 from fwi_plugins.errors import OptionError
 from fwi_plugins.survey import Survey
 
 SURVEY = Survey.small(nz=8, nx=8, nt=64, n_sources=2, dt=0.004)
+#: No shaping of the update: the raw gradient, whatever the step's defaults.
+RAW = {"mute": 0, "smooth": 0.0, "depth_power": 0.0, "tv": 0.0}
 
 torch.set_num_threads(1)
 
@@ -144,8 +146,8 @@ def linear_problem() -> tuple[np.ndarray, np.ndarray, np.ndarray, LinearPhysics]
 
 def test_lbfgs_refinement_solves_the_least_squares_problem_far_closer_than_descent():
     truth, start, observed, physics = linear_problem()
-    lbfgs = refine(start, observed, physics=physics, iterations=40, step="lbfgs", progress=False)
-    descent = refine(start, observed, physics=physics, iterations=40, step="normalized", progress=False)
+    lbfgs = refine(start, observed, physics=physics, iterations=40, step="lbfgs", progress=False, **RAW)
+    descent = refine(start, observed, physics=physics, iterations=40, step="normalized", progress=False, **RAW)
     lbfgs_error, descent_error = np.abs(lbfgs.velocity - truth).mean(), np.abs(descent.velocity - truth).mean()
     assert lbfgs_error < 0.1 * descent_error
     assert lbfgs.reduction > 0.9999
@@ -155,16 +157,17 @@ def test_lbfgs_refinement_solves_the_least_squares_problem_far_closer_than_desce
 
 def test_lbfgs_refinement_respects_the_mute_the_bounds_and_the_prior():
     truth, start, observed, physics = linear_problem()
-    muted = refine(start, observed, physics=physics, iterations=10, step="lbfgs", mute=2, progress=False)
+    muted = refine(start, observed, physics=physics, iterations=10, step="lbfgs", progress=False,
+                   **dict(RAW, mute=2))
     np.testing.assert_allclose(muted.velocity[..., :2, :], start[..., :2, :], rtol=0, atol=1e-3)
     assert not np.allclose(muted.velocity[..., 4:, :], start[..., 4:, :])
     bounded = refine(start, observed, physics=physics, iterations=10, step="lbfgs", vmin=2500.0, vmax=3500.0,
-                     progress=False)
+                     progress=False, **RAW)
     assert bounded.velocity.min() >= 2500.0 and bounded.velocity.max() <= 3500.0
-    free = np.abs(refine(start, observed, physics=physics, iterations=20, step="lbfgs", progress=False).velocity
-                  - start).mean()
+    free = np.abs(refine(start, observed, physics=physics, iterations=20, step="lbfgs", progress=False,
+                         **RAW).velocity - start).mean()
     tied = np.abs(refine(start, observed, physics=physics, iterations=20, step="lbfgs", prior=1e4,
-                         progress=False).velocity - start).mean()
+                         progress=False, **RAW).velocity - start).mean()
     assert tied < 0.2 * free
 
 
@@ -173,8 +176,9 @@ def test_total_variation_flattens_every_rule(step):
     _, start, observed, physics = linear_problem()
     scale = SURVEY.vmax - SURVEY.vmin
     plain = refine(start, observed, physics=physics, iterations=10, step=step, prior=1e-9,
-                   progress=False).velocity
-    flat = refine(start, observed, physics=physics, iterations=10, step=step, tv=1.0, progress=False).velocity
+                   progress=False, **RAW).velocity
+    flat = refine(start, observed, physics=physics, iterations=10, step=step, progress=False,
+                  **dict(RAW, tv=1.0)).velocity
     assert float(total_variation(torch.from_numpy(flat) / scale).mean()) < \
         float(total_variation(torch.from_numpy(plain) / scale).mean())
 
@@ -190,10 +194,29 @@ def test_a_time_limit_stops_after_the_first_evaluation(step, expected):
 
 
 @pytest.mark.parametrize(("option", "value", "message"), [
-    ("mute", -1, "mute"), ("mute", 4, "mute"), ("mute", 1.5, "mute"), ("prior", math.nan, "prior"),
+    ("mute", -1, "mute"), ("mute", 8, "mute"), ("mute", 1.5, "mute"), ("prior", math.nan, "prior"),
     ("tv", -1.0, "tv"), ("depth_power", math.inf, "depth_power"), ("time_limit", 0.0, "time_limit"),
 ])
 def test_bad_new_options_are_named(option, value, message):
     _, start, observed, physics = linear_problem()
     with pytest.raises(OptionError, match=message):
         refine(start, observed, physics=physics, iterations=1, step="lbfgs", progress=False, **{option: value})
+
+
+@pytest.mark.parametrize("step", ["lbfgs", "normalized"])
+def test_shaping_left_unset_takes_the_steps_defaults(step):
+    _, start, observed, physics = linear_problem()
+    implicit = refine(start, observed, physics=physics, iterations=3, step=step, progress=False).velocity
+    explicit = refine(start, observed, physics=physics, iterations=3, step=step, progress=False,
+                      **SHAPING_DEFAULTS[step]).velocity
+    np.testing.assert_array_equal(implicit, explicit)
+    raw = refine(start, observed, physics=physics, iterations=3, step=step, progress=False, **RAW).velocity
+    assert np.array_equal(implicit, raw) == (step == "normalized")
+
+
+def test_the_default_rule_is_shaped_lbfgs():
+    assert SHAPING_DEFAULTS["lbfgs"] == {"mute": 3, "smooth": 2.0, "depth_power": 1.0, "tv": 0.02}
+    _, start, observed, physics = linear_problem()
+    default = refine(start, observed, physics=physics, iterations=3, progress=False).velocity
+    lbfgs = refine(start, observed, physics=physics, iterations=3, step="lbfgs", progress=False).velocity
+    np.testing.assert_array_equal(default, lbfgs)

@@ -10,13 +10,21 @@ Typical use is to polish a network's prediction so that it explains the recorded
     result.velocity, result.history
 
 The velocity is optimised in units of the allowed velocity range and projected back into
-``[vmin, vmax]`` after every step. The default ``step="normalized"`` is steepest descent
-with each model's gradient scaled so that its largest entry moves ``lr``: the update keeps
-the gradient's shape, so cells the data barely constrain barely move. ``step="adam"``
-moves every cell about ``lr`` per step whatever its gradient; it lowers the misfit
-faster but leaves high-wavenumber noise in poorly illuminated cells. Frequency continuation fits low-passed data
-first (both observed and simulated go through the same filter), which keeps the early
-updates smooth and away from cycle-skipped minima.
+``[vmin, vmax]`` after every step. ``step="normalized"`` is steepest descent with each
+model's gradient scaled so that its largest entry moves ``lr``: the update keeps the
+gradient's shape, so cells the data barely constrain barely move. ``step="adam"`` moves
+every cell about ``lr`` per step whatever its gradient; it lowers the misfit faster but
+leaves high-wavenumber noise in poorly illuminated cells. ``step="lbfgs"`` is a
+quasi-Newton method (:mod:`fwi_plugins.engine.refine_lbfgs`): its curvature pairs and
+line search take far larger useful steps than steepest descent for the same simulations.
+
+Three things shape the update whatever the rule (:mod:`fwi_plugins.engine.refine_terms`):
+``mute`` leaves the rows at the sources and receivers alone, where the gradient is largest
+and least meaningful; ``depth_power`` restores the deep part the gradient underweights;
+``smooth`` keeps the update as smooth as the wavelengths can resolve. ``prior`` (distance
+from the start) and ``tv`` (total variation) add regularisation to the misfit. Frequency
+continuation fits low-passed data first (both observed and simulated go through the same
+filter), which keeps the early updates smooth and away from cycle-skipped minima.
 
 Recorded (field) data have their own source wavelet and amplitude scale: build the physics
 with ``wavelet="estimate"`` (``fwi refine --wavelet estimate``) and every misfit compares the
@@ -40,10 +48,19 @@ from ..errors import DataError, OptionError
 from .refine_lbfgs import lbfgs_minimize
 from .refine_terms import Preconditioner, prior_penalty, total_variation
 
-__all__ = ["STEPS", "RefineResult", "gaussian_blur", "lowpass", "refine"]
+__all__ = ["SHAPING_DEFAULTS", "STEPS", "RefineResult", "gaussian_blur", "lowpass", "refine"]
 
 #: The update rules :func:`refine` offers.
 STEPS = ("normalized", "adam", "lbfgs")
+
+#: What ``mute``, ``smooth``, ``depth_power`` and ``tv`` left at ``None`` mean for each rule:
+#: for L-BFGS, the combination that raised SSIM and lowered MAE most from a network's
+#: prediction on generated held-out maps; the descent rules keep their raw gradient.
+SHAPING_DEFAULTS: dict[str, dict[str, float]] = {
+    "lbfgs": {"mute": 3, "smooth": 2.0, "depth_power": 1.0, "tv": 0.02},
+    "normalized": {"mute": 0, "smooth": 0.0, "depth_power": 0.0, "tv": 0.0},
+    "adam": {"mute": 0, "smooth": 0.0, "depth_power": 0.0, "tv": 0.0},
+}
 
 
 @dataclass
@@ -169,15 +186,15 @@ def refine(
     physics: Any,
     iterations: int = 50,
     lr: float = 0.01,
-    step: str = "normalized",
+    step: str = "lbfgs",
     vmin: float | None = None,
     vmax: float | None = None,
     frequencies: Sequence[float] | None = None,
-    smooth: float = 0.0,
-    mute: int = 0,
-    depth_power: float = 0.0,
+    smooth: float | None = None,
+    mute: int | None = None,
+    depth_power: float | None = None,
     prior: float = 0.0,
-    tv: float = 0.0,
+    tv: float | None = None,
     time_limit: float | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
@@ -197,15 +214,17 @@ def refine(
         lr: step size as a fraction of ``vmax - vmin`` (the default 0.01 of 1500..4500 m/s
             is at most 30 m/s per cell per step). For ``"lbfgs"``, the mean move per cell
             of its first trial step; the line search then sets the step length.
-        step: ``"normalized"`` (steepest descent, each model's gradient scaled to a largest
-            entry of ``lr``), ``"adam"`` (Adam, which moves every cell about ``lr``) or
-            ``"lbfgs"`` (L-BFGS with a strong-Wolfe line search, each model on its own;
-            the lowest objective evaluated is kept).
+        step: ``"lbfgs"`` (L-BFGS with a strong-Wolfe line search, each model on its own;
+            the lowest objective evaluated is kept), ``"normalized"`` (steepest descent,
+            each model's gradient scaled to a largest entry of ``lr``) or ``"adam"`` (Adam,
+            which moves every cell about ``lr``).
         vmin, vmax: velocity bounds in m/s; default the survey's range.
         frequencies: low-pass cutoffs in Hz for frequency continuation, fitted from low
             to high with the iterations split evenly; ``None`` fits the full band.
         smooth: standard deviation in grid cells of a Gaussian that smooths the update
-            (0: none). Adam scales every cell's step alike, so cells the data barely
+            (0: none). ``smooth``, ``mute``, ``depth_power`` and ``tv`` left at ``None`` take
+            the step's values in :data:`SHAPING_DEFAULTS` (for ``"lbfgs"``: 2, 3, 1 and
+            0.02; for the descent rules: 0, none of them). Adam scales every cell's step alike, so cells the data barely
             constrain move as far as the rest; smoothing keeps the update as smooth as the
             wavelengths that can resolve it.
         mute: rows from the top (the sources' and receivers' depth at the surface) that
@@ -260,12 +279,17 @@ def refine(
         raise OptionError(f"refine: lr must be positive, got {lr}")
     if step not in STEPS:
         raise OptionError(f"refine: step {step!r} is not known; expected one of {', '.join(STEPS)}")
+    shaping = SHAPING_DEFAULTS[step]
+    smooth = shaping["smooth"] if smooth is None else smooth
+    depth_power = shaping["depth_power"] if depth_power is None else depth_power
+    tv = shaping["tv"] if tv is None else tv
+    mute = int(shaping["mute"]) if mute is None else mute
     for name, value in (("smooth", smooth), ("depth_power", depth_power), ("prior", prior), ("tv", tv)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
             raise OptionError(f"refine: {name} must be a finite number >= 0, got {value!r}")
-    if isinstance(mute, bool) or not isinstance(mute, int) or not 0 <= 2 * mute < v0.shape[-2]:
-        raise OptionError(f"refine: mute must be a whole number of rows >= 0 leaving rows below its taper "
-                          f"(at most {(v0.shape[-2] - 1) // 2} here), got {mute!r}")
+    if isinstance(mute, bool) or not isinstance(mute, int) or not 0 <= mute < v0.shape[-2]:
+        raise OptionError(f"refine: mute must be a whole number of rows >= 0 and below the model's "
+                          f"{v0.shape[-2]}, got {mute!r}")
     if time_limit is not None and not (math.isfinite(time_limit) and time_limit > 0):
         raise OptionError(f"refine: time_limit must be a positive number of seconds or None, got {time_limit!r}")
     stages = _stages(iterations, frequencies)
