@@ -214,9 +214,6 @@ def test_shaping_left_unset_takes_the_steps_defaults(step):
     assert np.array_equal(implicit, raw) == (step == "normalized")
 
 
-def test_the_default_rule_is_shaped_lbfgs():
+def test_lbfgs_shaping_defaults_are_the_measured_winner():
     assert SHAPING_DEFAULTS["lbfgs"] == {"mute": 3, "smooth": 2.0, "depth_power": 1.0, "tv": 0.02}
-    _, start, observed, physics = linear_problem()
-    default = refine(start, observed, physics=physics, iterations=3, progress=False).velocity
-    lbfgs = refine(start, observed, physics=physics, iterations=3, step="lbfgs", progress=False).velocity
-    np.testing.assert_array_equal(default, lbfgs)
+    assert all(v == 0 for k, d in SHAPING_DEFAULTS.items() if k != "lbfgs" for v in d.values())

@@ -6,7 +6,7 @@ Typical use is to polish a network's prediction so that it explains the recorded
     from fwi_plugins.engine.refine import refine
 
     physics = api.build_physics("deepwave", survey=api.Survey.openfwi())
-    result = refine(predicted, observed, physics=physics, iterations=100, frequencies=(5, 10))
+    result = refine(predicted, observed, physics=physics, step="lbfgs", iterations=50)
     result.velocity, result.history
 
 The velocity is optimised in units of the allowed velocity range and projected back into
@@ -186,7 +186,7 @@ def refine(
     physics: Any,
     iterations: int = 50,
     lr: float = 0.01,
-    step: str = "lbfgs",
+    step: str = "normalized",
     vmin: float | None = None,
     vmax: float | None = None,
     frequencies: Sequence[float] | None = None,
@@ -214,10 +214,12 @@ def refine(
         lr: step size as a fraction of ``vmax - vmin`` (the default 0.01 of 1500..4500 m/s
             is at most 30 m/s per cell per step). For ``"lbfgs"``, the mean move per cell
             of its first trial step; the line search then sets the step length.
-        step: ``"lbfgs"`` (L-BFGS with a strong-Wolfe line search, each model on its own;
-            the lowest objective evaluated is kept), ``"normalized"`` (steepest descent,
-            each model's gradient scaled to a largest entry of ``lr``) or ``"adam"`` (Adam,
-            which moves every cell about ``lr``).
+        step: ``"normalized"`` (steepest descent, each model's gradient scaled to a largest
+            entry of ``lr``), ``"adam"`` (Adam, which moves every cell about ``lr``) or
+            ``"lbfgs"`` (L-BFGS with a strong-Wolfe line search, each model on its own; the
+            lowest objective evaluated is kept). ``"lbfgs"`` with its shaping defaults is the
+            rule that improves a network's prediction most (SSIM and MAE, not only the
+            misfit); ``"normalized"`` stays the default while callers that rely on it move.
         vmin, vmax: velocity bounds in m/s; default the survey's range.
         frequencies: low-pass cutoffs in Hz for frequency continuation, fitted from low
             to high with the iterations split evenly; ``None`` fits the full band.
