@@ -236,10 +236,7 @@ def _shown_path(path: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.smoke:
-        args.n_train, args.n_test, args.steps = min(args.n_train, 10), min(args.n_test, 4), min(args.steps, 2)
-        args.fractions = "1,0.1"
-        args.misfit_samples, args.refine_iterations = min(args.misfit_samples, 1), min(args.refine_iterations, 1)
-        args.warmup_steps = min(args.warmup_steps, 1)
+        _shrink_for_smoke(args)
     out = args.out or (ROOT / "runs" / "study-smoke" / "results" if args.smoke else ROOT / "benchmarks" / "results")
     work = args.work or (ROOT / "runs" / ("study-smoke" if args.smoke else "study"))
     # OMP_NUM_THREADS wins: more threads than free cores makes OpenMP (torch, deepwave) crawl.
@@ -254,7 +251,47 @@ def main(argv: list[str] | None = None) -> int:
         work.mkdir(parents=True, exist_ok=True)
         args.foundation = smoke_foundation(work)
     FOUNDATION.update(resolve_foundation(args.foundation))
-    settings = settings_from(args, _shown_path(FOUNDATION["path"]))
+    chosen = _chosen_targets(args, settings_from(args, _shown_path(FOUNDATION["path"])))
+    if isinstance(chosen, int):
+        return chosen
+    settings, specs, skipped = chosen
+    load_time = _load_targets(settings, specs, args.cache_dir)
+
+    tasks = plan(settings)
+    store = TaskStore(work / "runs.json", settings.fingerprint())
+    store.session_start = started
+    if not args.report_only:
+        run_all(tasks, settings, store, max(1, args.workers), threads)
+    missing = [t.key for t in tasks if t.key not in store.results]
+
+    from study_report import build_report, write_outputs
+
+    context = _report_context(args, settings, store, skipped=skipped, missing=missing, threads=threads,
+                              started=started, wall_clock_start=wall_clock_start, load_time=load_time)
+    report = build_report(context, store.results, tasks)
+    write_outputs(report, out, readme=None if (args.no_readme or args.smoke) else args.readme)
+    print(report["terminal"])
+    print(f"\nreport: {out / 'study.md'}   wall time {context['wall_time'] / 60:.1f} min")
+    if missing:
+        print(f"{len(missing)} run(s) failed: {', '.join(missing)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _shrink_for_smoke(args: argparse.Namespace) -> None:
+    """--smoke: few maps, few steps, two fractions."""
+    args.n_train, args.n_test, args.steps = min(args.n_train, 10), min(args.n_test, 4), min(args.steps, 2)
+    args.fractions = "1,0.1"
+    args.misfit_samples, args.refine_iterations = min(args.misfit_samples, 1), min(args.refine_iterations, 1)
+    args.warmup_steps = min(args.warmup_steps, 1)
+
+
+def _chosen_targets(args: argparse.Namespace,
+                    settings: Settings) -> tuple[Settings, dict[str, TargetSpec], dict[str, str]] | int:
+    """The settings less the targets whose data is missing, every target's spec, and why each was skipped.
+
+    Returns the exit status 2 instead for a target that is unknown, or a physics target not studied.
+    """
     specs = target_specs(args.openfwi.expanduser().resolve())
     unknown = [t for t in (*settings.targets, *settings.physics_targets) if t not in specs]
     if unknown:
@@ -271,25 +308,27 @@ def main(argv: list[str] | None = None) -> int:
         if key not in settings.targets:
             print(f"physics target {key} is not among --targets", file=sys.stderr)
             return 2
+    return settings, specs, skipped
 
+
+def _load_targets(settings: Settings, specs: dict[str, TargetSpec], cache_dir: str | None) -> float:
+    """Load every target into ``TARGETS``; returns the seconds it took."""
     size = FOUNDATION["backbone_options"].get("size", "")
     print(f"foundation: {FOUNDATION['path']} ({FOUNDATION['backbone']} {size})")
     load_started = time.perf_counter()
     for key in settings.targets:
         print(f"loading {specs[key].label}: {settings.n_train} training and {settings.n_test} test maps", flush=True)
-        TARGETS[key] = load_target(specs[key], settings, args.cache_dir)
-    load_time = time.perf_counter() - load_started
+        TARGETS[key] = load_target(specs[key], settings, cache_dir)
+    return time.perf_counter() - load_started
 
-    tasks = plan(settings)
-    store = TaskStore(work / "runs.json", settings.fingerprint())
-    store.session_start = started
-    if not args.report_only:
-        run_all(tasks, settings, store, max(1, args.workers), threads)
-    missing = [t.key for t in tasks if t.key not in store.results]
 
-    from study_report import build_report, write_outputs
+def _report_context(args: argparse.Namespace, settings: Settings, store: TaskStore, *, skipped: dict[str, str],
+                    missing: list[str], threads: int, started: float, wall_clock_start: str,
+                    load_time: float) -> dict[str, Any]:
+    """What the report says besides the runs' results: settings, foundation, targets, machine, times."""
+    import torch
 
-    context = {
+    return {
         "settings": dataclasses.asdict(settings),
         "foundation": {**{k: v for k, v in FOUNDATION.items() if k in ("choice", "backbone", "backbone_options",
                                                                        "card")},
@@ -315,14 +354,6 @@ def main(argv: list[str] | None = None) -> int:
         "sessions": len(store.sessions) + (0 if args.report_only else 1),
         "command": reproduce_command(args),
     }
-    report = build_report(context, store.results, tasks)
-    write_outputs(report, out, readme=None if (args.no_readme or args.smoke) else args.readme)
-    print(report["terminal"])
-    print(f"\nreport: {out / 'study.md'}   wall time {context['wall_time'] / 60:.1f} min")
-    if missing:
-        print(f"{len(missing)} run(s) failed: {', '.join(missing)}", file=sys.stderr)
-        return 1
-    return 0
 
 
 def reproduce_command(args: argparse.Namespace) -> str:

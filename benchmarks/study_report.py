@@ -41,7 +41,32 @@ def build_report(context: Mapping[str, Any], results: Mapping[str, Mapping[str, 
     peft = [m for m in methods if m not in ("scratch", "full")]
     labels = {k: v["label"] for k, v in context["targets"].items()}
 
-    # Main grid rows, ratios and findings.
+    rows = _grid_rows(r, targets, methods, fractions)
+    ratios = _ratios_to_full(r, targets, methods, fractions)
+    findings = _findings(r, targets, methods, peft, fractions, labels, context)
+    physics = _physics(r, s, labels)
+    openfwi = _openfwi(r, targets, methods, peft, labels)
+    json_out = {
+        "settings": s, "foundation": foundation_json(context["foundation"]), "targets": {
+            k: {kk: vv for kk, vv in v.items() if kk != "truth_example"} for k, v in context["targets"].items()},
+        "skipped": context["skipped"], "failed": context["failed"], "hardware": context["hardware"],
+        "workers": context["workers"], "threads_per_run": context["threads_per_run"], "started": context["started"],
+        "wall_time_s": context["wall_time"], "data_time_s": context["load_time"], "command": context["command"],
+        "rows": rows, "ratios_to_full": ratios, "physics": physics, "openfwi_comparison": openfwi,
+        "findings": findings["lines"], "runs": _runs_json(results),
+    }
+    report = {"json": json_out, "context": context, "results": r, "rows": rows, "ratios": ratios,
+              "physics": physics, "openfwi": openfwi, "findings": findings, "targets": targets,
+              "methods": methods, "fractions": fractions, "labels": labels}
+    report["markdown"] = markdown_report(report)
+    report["terminal"] = terminal_report(report)
+    report["readme"] = readme_block(report)
+    return report
+
+
+def _grid_rows(r: Results, targets: Sequence[str], methods: Sequence[str],
+               fractions: Sequence[float]) -> list[dict[str, Any]]:
+    """The main grid, a row per run: the foundation zero-shot first, then each fraction and method."""
     rows: list[dict[str, Any]] = []
     for target in targets:
         zs = r.zero_shot(target)
@@ -59,7 +84,12 @@ def build_report(context: Mapping[str, Any], results: Mapping[str, Mapping[str, 
                              **_row_metrics(run), "trainable": run["trainable"], "total": run["total"],
                              "peak_mib": run["peak_mib"], "train_time": run["train_time"],
                              "wall_time": run["wall_time"]})
+    return rows
 
+
+def _ratios_to_full(r: Results, targets: Sequence[str], methods: Sequence[str],
+                    fractions: Sequence[float]) -> list[dict[str, Any]]:
+    """Each method against full fine-tuning at the same target and fraction."""
     ratios = []
     for target in targets:
         for fraction in fractions:
@@ -78,32 +108,15 @@ def build_report(context: Mapping[str, Any], results: Mapping[str, Mapping[str, 
                     "peak_over_full": run["peak_mib"] / full["peak_mib"] if full["peak_mib"] > 0 else float("nan"),
                     "time_over_full": run["train_time"] / full["train_time"] if full["train_time"] > 0 else float("nan"),
                 })
+    return ratios
 
-    findings = _findings(r, targets, methods, peft, fractions, labels, context)
-    physics = _physics(r, s, labels)
-    openfwi = _openfwi(r, targets, methods, peft, labels)
 
-    json_out = {
-        "settings": s, "foundation": foundation_json(context["foundation"]), "targets": {
-            k: {kk: vv for kk, vv in v.items() if kk != "truth_example"} for k, v in context["targets"].items()},
-        "skipped": context["skipped"], "failed": context["failed"], "hardware": context["hardware"],
-        "workers": context["workers"], "threads_per_run": context["threads_per_run"], "started": context["started"],
-        "wall_time_s": context["wall_time"], "data_time_s": context["load_time"], "command": context["command"],
-        "rows": rows, "ratios_to_full": ratios, "physics": physics, "openfwi_comparison": openfwi,
-        "findings": findings["lines"],
-        "runs": {k: {kk: vv for kk, vv in v.items() if kk != "example"
-                     and not (kk == "refine" and isinstance(vv, dict))} | (
-                    {"refine": {kk: vv for kk, vv in v["refine"].items() if kk != "example"}} if "refine" in v else {})
-                 for k, v in results.items()},
-    }
-    report = {"json": json_out, "context": context, "results": r, "rows": rows, "ratios": ratios,
-              "physics": physics, "openfwi": openfwi, "findings": findings, "targets": targets,
-              "methods": methods, "fractions": fractions, "labels": labels}
-    report["markdown"] = markdown_report(report)
-    report["terminal"] = terminal_report(report)
-    report["readme"] = readme_block(report)
-    return report
-
+def _runs_json(results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Every run's record without its example maps (a refinement's included)."""
+    return {k: {kk: vv for kk, vv in v.items() if kk != "example"
+                and not (kk == "refine" and isinstance(vv, dict))} | (
+                {"refine": {kk: vv for kk, vv in v["refine"].items() if kk != "example"}} if "refine" in v else {})
+            for k, v in results.items()}
 
 
 def _best(r: Results, target: str, methods: Sequence[str], fraction: float) -> tuple[str | None, float]:

@@ -127,21 +127,13 @@ def calibrate_lambda(model: Any, target: Target, physics: Any, settings: Setting
 
 def run_task(task: Task, settings: Settings) -> dict[str, Any]:
     """Train (or not) and score one run; called in a forked process."""
-
-    from fwi_plugins import api
-    from fwi_plugins.engine.config import TrainOptions, resolve_device
-    from fwi_plugins.engine.train import train
-    from fwi_plugins.engine.train_data import TrainData
+    from fwi_plugins.engine.config import resolve_device
 
     started = time.perf_counter()
     device = resolve_device(settings.device)
     meter = PeakMemory(device)
     target = TARGETS[task.target]
-    physics_needed = task.kind in ("physics", "label-free") or task.anchor or (
-        task.kind == "zero-shot" and task.target in settings.physics_targets)
-    physics = api.build_physics("deepwave", survey=target.survey) if physics_needed else None
-    if physics is not None and device != "cpu" and hasattr(physics, "to"):
-        physics = physics.to(device) or physics
+    physics = _task_physics(task, settings, target, device)
     k = min(settings.misfit_samples, len(target.test_x))
     out: dict[str, Any] = {"kind": task.kind, "target": task.target, "method": task.method or "foundation",
                            "fraction": task.fraction, "device": device}
@@ -160,6 +152,39 @@ def run_task(task: Task, settings: Settings) -> dict[str, Any]:
         out["wall_time"] = time.perf_counter() - started
         return out
 
+    out.update(_adapt(task, settings, target, model, physics, device))
+    t0 = time.perf_counter()
+    predicted = predict_velocity(model, target.test_x, target, device)
+    scored_physics = physics if (task.kind != "grid" or task.anchor) else None
+    out["metrics"] = score(predicted, target, physics=scored_physics, k=k, device=device)
+    out["eval_time"] = time.perf_counter() - t0
+    out["peak_mib"] = meter.peak_mib()
+    out["example"] = predicted[0, 0].round().astype(np.int16).tolist()
+    if task.anchor and k:
+        out["refine"] = refine_predictions(predicted[:k], target, physics, settings, device)
+    out["wall_time"] = time.perf_counter() - started
+    return out
+
+
+def _task_physics(task: Task, settings: Settings, target: Target, device: str) -> Any:
+    """The deepwave physics on the target's survey when the run trains or scores with it, else ``None``."""
+    from fwi_plugins import api
+
+    physics_needed = task.kind in ("physics", "label-free") or task.anchor or (
+        task.kind == "zero-shot" and task.target in settings.physics_targets)
+    physics = api.build_physics("deepwave", survey=target.survey) if physics_needed else None
+    if physics is not None and device != "cpu" and hasattr(physics, "to"):
+        physics = physics.to(device) or physics
+    return physics
+
+
+def _adapt(task: Task, settings: Settings, target: Target, model: Any, physics: Any, device: str) -> dict[str, Any]:
+    """Train ``model`` in place for the run (labels, labels + physics, or label-free); what the record keeps."""
+    from fwi_plugins.engine.config import TrainOptions
+    from fwi_plugins.engine.train import train
+    from fwi_plugins.engine.train_data import TrainData
+
+    out: dict[str, Any] = {}
     labels = task.kind != "label-free"
     if labels:
         n = n_maps(task.fraction, len(target.train_x))
@@ -183,16 +208,6 @@ def run_task(task: Task, settings: Settings) -> dict[str, Any]:
                    physics=physics if lam > 0 else None, checkpoint_dir=None, stage="adapt", device=device)
     out.update(n_train=n, batch_size=plan_["batch_size"], epochs=result.epochs, steps=result.steps,
                train_time=result.wall_time, final_loss=result.final.get("train_loss"))
-    t0 = time.perf_counter()
-    predicted = predict_velocity(model, target.test_x, target, device)
-    scored_physics = physics if (task.kind != "grid" or task.anchor) else None
-    out["metrics"] = score(predicted, target, physics=scored_physics, k=k, device=device)
-    out["eval_time"] = time.perf_counter() - t0
-    out["peak_mib"] = meter.peak_mib()
-    out["example"] = predicted[0, 0].round().astype(np.int16).tolist()
-    if task.anchor and k:
-        out["refine"] = refine_predictions(predicted[:k], target, physics, settings, device)
-    out["wall_time"] = time.perf_counter() - started
     return out
 
 

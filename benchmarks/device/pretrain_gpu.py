@@ -15,7 +15,7 @@ survives between calls on a machine that stays warm):
 4. after training (complete or stopped by the budget): the weights as sharded safetensors
    with their index, validated zero-shot on the held-out families, the model card (the
    one ``fwi pretrain`` writes, plus this recipe's record) and the log, into ``--out``
-   (default ``$OUT``), at most 8 files of at most 16 MiB.
+   (default ``$OUT``), at most 8 files of at most 16 MiB (:mod:`recipe_outputs`).
 
 Planned for one H200 and two calls of at most 10 minutes: the first builds the corpus and
 starts training, the second finishes training and writes the result. ``--tiny`` runs the
@@ -41,9 +41,8 @@ ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 
 import corpus  # noqa: E402  (beside this file)
+from recipe_outputs import check_out, finalize  # noqa: E402
 
-#: Largest number of files and bytes per file that come back from the GPU machine.
-MAX_FILES, MAX_FILE_BYTES = 8, 16 * 2**20
 LOG_NAME = "pretrain_gpu.log"
 
 
@@ -197,98 +196,7 @@ def run_logged(command: list[str], log: Log, env: dict[str, str]) -> int:
         return process.wait()
 
 
-def held_out(model: Any, cfg: dict[str, Any], plan: corpus.Plan, device: str, log: Log) -> dict[str, Any]:
-    """Zero-shot scores on generated maps of the families kept out of pretraining."""
-    import numpy as np
-    from fwi_torchwave.options import TorchwaveOptions
-    from fwi_torchwave.physics import build
-
-    from fwi_plugins import api
-    from fwi_plugins.data.families import FAMILIES, generate
-    from fwi_plugins.engine.evaluate import evaluate
-    from fwi_plugins.survey import Survey
-
-    survey = Survey.from_dict(plan.survey)
-    physics = build(TorchwaveOptions(), survey=survey)
-    normalization = model.pretrained_cfg.normalization
-    n = max(1, cfg["sim_batch"] // len(corpus.HELD_OUT))
-    truths = {}
-    for family in corpus.HELD_OUT:
-        options = FAMILIES[family].options(seed=plan.seed, nz=plan.grid[0], nx=plan.grid[1])
-        truths[family] = generate(family, n, options=options, split="test")
-    # One simulation of the corpus's chunk size: the compiled time step is reused as it is.
-    gathers = corpus.simulate(physics, np.concatenate(list(truths.values())), device=device,
-                              sim_batch=cfg["sim_batch"])
-    scores = {}
-    for i, (family, truth) in enumerate(truths.items()):
-        predicted = api.predict(model, gathers[i * n:(i + 1) * n], device=device, progress=False)
-        scores[family] = {k: float(v) for k, v in evaluate(np.asarray(predicted), truth,
-                                                           normalization=normalization).items()
-                          if isinstance(v, (int, float))}
-        log(f"held out: {family} ({n} test maps) zero-shot SSIM {scores[family]['ssim']:.4f}, "
-            f"MAE {scores[family]['mae_ms']:.1f} m/s")
-    return scores
-
-
-def finalize(cfg: dict[str, Any], work: Path, out: Path, plan: corpus.Plan, device: str, record: dict[str, Any],
-             log: Log) -> bool:
-    """Sharded weights, model card and log into ``out``; whether training was complete."""
-    from fwi_plugins import api
-    from fwi_plugins.weights import read_metadata, save_sharded_weights
-
-    run = work / "pretrain"
-    weights = run / "weights.safetensors"
-    if not weights.is_file():
-        return False
-    card = json.loads((run / "model_card.json").read_text())
-    model = api.build_backbone("vit", pretrained=str(weights)).to(device).eval()
-    record["held_out_zero_shot"] = held_out(model, cfg, plan, device, log)
-    metadata = read_metadata(weights)
-    index = save_sharded_weights(model, out, metadata, max_shard_bytes=cfg["shard_bytes"])
-    shards = sorted(p.name for p in out.glob("model-*-of-*.safetensors"))
-    log(f"weights: {len(shards)} shard(s) and {index.name} in {out}")
-    card["recipe"] = record
-    (out / "model_card.json").write_text(json.dumps(card, indent=1, default=str) + "\n")
-    (out / "model_card.md").write_text((run / "model_card.md").read_text() + recipe_markdown(record, card))
-    return bool(card.get("complete"))
-
-
-def recipe_markdown(record: dict[str, Any], card: dict[str, Any]) -> str:
-    corpus_info = record.get("corpus", {})
-    lines = ["", "## GPU recipe", "",
-             f"Made by `benchmarks/device/pretrain_gpu.sh` on {record.get('gpu') or 'a CPU'} "
-             f"(torch {record.get('torch')}); training {'complete' if card.get('complete') else 'stopped by the time budget: a snapshot'}.",
-             "",
-             f"Corpus: {corpus_info.get('train_maps', 0):,} training and {corpus_info.get('val_maps', 0):,} validation maps "
-             f"of {', '.join(corpus_info.get('families', []))}, simulated with the pure-torch `torchwave` "
-             f"physics (Deepwave's scalar scheme; 1e-5 relative agreement in the plugin's tests) and stored "
-             f"every {corpus_info.get('decimation')}th sample in float16 (rebuilt by band-limited interpolation).",
-             ""]
-    if record.get("sanity"):
-        lines += [f"Propagator check on {record['sanity']['device']}: relative L2 error "
-                  f"{record['sanity']['relative_error']:.1e} against plain torch in float64 on the CPU.", ""]
-    scores = record.get("held_out_zero_shot") or {}
-    if scores:
-        lines += ["Zero-shot on families held out of pretraining (generated test maps):", "",
-                  "| family | SSIM | MAE (m/s) |", "|---|---:|---:|"]
-        lines += [f"| {f} | {s['ssim']:.4f} | {s['mae_ms']:.1f} |" for f, s in scores.items()]
-        lines.append("")
-    calls = record.get("calls", [])
-    if calls:
-        lines += ["Calls:", ""] + [f"* call {i + 1}: {c.get('did', '')} ({c.get('seconds', 0):.0f} s)"
-                                   for i, c in enumerate(calls)] + [""]
-    return "\n".join(lines)
-
-
-def check_out(out: Path) -> None:
-    files = sorted(p for p in out.rglob("*") if p.is_file())
-    big = [f"{p.name} ({p.stat().st_size / 2**20:.1f} MiB)" for p in files if p.stat().st_size > MAX_FILE_BYTES]
-    if len(files) > MAX_FILES or big:
-        raise SystemExit(f"{out} holds {len(files)} files ({', '.join(big) or 'none too large'}); at most "
-                         f"{MAX_FILES} files of at most 16 MiB come back")
-
-
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="toy sizes on the CPU (the test suite's run)")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "gpu-recipe",
@@ -304,7 +212,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-minutes", type=float, default=None,
                         help="cap the training of this call (tests use it to stop at a checkpoint)")
     parser.add_argument("--max-pieces", type=int, default=0, help="build at most this many corpus jobs in this call")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     start = float(os.environ.get("RECIPE_START") or time.time())
     deadline = start + args.minutes * 60
     work = args.work.resolve()
@@ -318,53 +230,17 @@ def main(argv: list[str] | None = None) -> int:
     record: dict[str, Any] = json.loads(state_path.read_text()) if state_path.is_file() else {"calls": []}
     call: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "did": ""}
     record["calls"].append(call)
-    done = []
+    done: list[str] = []
     try:
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        record.update(torch=torch.__version__, gpu=torch.cuda.get_device_name(0) if device == "cuda" else None,
-                      host=platform.node())
-        log(f"call {len(record['calls'])}: {'tiny, ' if args.tiny else ''}device {device} "
-            f"({record['gpu'] or platform.processor() or platform.machine()}), torch {torch.__version__}, "
-            f"budget {args.minutes:g} min, work {work}, out {out}")
-        # The corpus records its gathers, so pretraining needs no physics: with deepwave's plugin
-        # blocked, fwi pretrain picks none here as it does on the GPU machine, where it is absent.
-        blocked = ",".join(filter(None, [os.environ.get("FWI_DISABLE_PLUGINS", ""), "deepwave"]))
-        env = {**os.environ, "FWI_CACHE_DIR": str(work / "cache"), "PYTHONUNBUFFERED": "1",
-               "FWI_DISABLE_PLUGINS": blocked}
-        os.environ["FWI_CACHE_DIR"] = env["FWI_CACHE_DIR"]
+        device, env = start_call(args, work, out, record, log)
         if "sanity" not in record:
             record["sanity"] = sanity(device, log)
             done.append("propagator check")
-
-        from fwi_torchwave.options import TorchwaveOptions
-        from fwi_torchwave.physics import build
-
-        from fwi_plugins.survey import Survey
-
-        physics = build(TorchwaveOptions(), survey=Survey.from_dict(plan.survey))
-        complete = corpus.build(cfg["corpus_root"], plan, physics=physics, device=device,
-                                sim_batch=cfg["sim_batch"], deadline=time.monotonic() + deadline - time.time()
-                                - args.reserve * 60, log=log, max_pieces=args.max_pieces)
-        record["corpus"] = {"families": list(plan.families), "train_maps": plan.n_train * len(plan.families),
-                            "val_maps": plan.n_val * len(plan.families), "decimation": plan.decimation,
-                            "complete": complete}
+        complete = build_corpus(cfg, args, plan, device, deadline, record, log)
         done.append("corpus" if complete else "part of the corpus")
-        trained = False
-        if complete:
-            schedule = train_plan(cfg, args, work, plan, device, deadline, log)
-            minutes = (deadline - time.time()) / 60 - args.reserve
-            if args.train_minutes is not None:
-                minutes = min(minutes, args.train_minutes)
-            if minutes > 0.2 or args.tiny:
-                code = run_logged(pretrain_command(cfg, schedule, work, plan, max(minutes, 1e-4)), log, env)
-                if code != 0:
-                    raise SystemExit(f"fwi pretrain failed with exit status {code}")
-                trained = True
-                done.append("training")
-            else:
-                log(f"training: {minutes:.1f} minutes left in this call; it starts in the next")
+        trained = complete and train_within_budget(cfg, args, work, plan, device, deadline, env, log)
+        if trained:
+            done.append("training")
         if trained or (work / "pretrain" / "weights.safetensors").is_file():
             call["did"], call["seconds"] = ", ".join([*done, "weights"]), time.time() - start
             finished = finalize(cfg, work, out, plan, device, record, log)
@@ -377,14 +253,73 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         call["did"] = ", ".join(done) or "nothing"
         call["seconds"] = time.time() - start
-        state_path.parent.mkdir(parents=True, exist_ok=True)
-        state_path.write_text(json.dumps(record, indent=1, default=str) + "\n")
-        if (out / "model_card.json").is_file():
-            card = json.loads((out / "model_card.json").read_text())
-            card["recipe"] = record
-            (out / "model_card.json").write_text(json.dumps(card, indent=1, default=str) + "\n")
-        shutil.copyfile(work / LOG_NAME, out / LOG_NAME)
-        check_out(out)
+        close_call(record, state_path, work, out)
+
+
+def start_call(args: argparse.Namespace, work: Path, out: Path, record: dict[str, Any],
+               log: Log) -> tuple[str, dict[str, str]]:
+    """The device, recorded and logged, and the environment ``fwi pretrain`` runs in."""
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    record.update(torch=torch.__version__, gpu=torch.cuda.get_device_name(0) if device == "cuda" else None,
+                  host=platform.node())
+    log(f"call {len(record['calls'])}: {'tiny, ' if args.tiny else ''}device {device} "
+        f"({record['gpu'] or platform.processor() or platform.machine()}), torch {torch.__version__}, "
+        f"budget {args.minutes:g} min, work {work}, out {out}")
+    # The corpus records its gathers, so pretraining needs no physics: with deepwave's plugin
+    # blocked, fwi pretrain picks none here as it does on the GPU machine, where it is absent.
+    blocked = ",".join(filter(None, [os.environ.get("FWI_DISABLE_PLUGINS", ""), "deepwave"]))
+    env = {**os.environ, "FWI_CACHE_DIR": str(work / "cache"), "PYTHONUNBUFFERED": "1",
+           "FWI_DISABLE_PLUGINS": blocked}
+    os.environ["FWI_CACHE_DIR"] = env["FWI_CACHE_DIR"]
+    return device, env
+
+
+def build_corpus(cfg: dict[str, Any], args: argparse.Namespace, plan: corpus.Plan, device: str, deadline: float,
+                 record: dict[str, Any], log: Log) -> bool:
+    """Build what is left of the corpus within the call's budget; whether it is complete."""
+    from fwi_torchwave.options import TorchwaveOptions
+    from fwi_torchwave.physics import build
+
+    from fwi_plugins.survey import Survey
+
+    physics = build(TorchwaveOptions(), survey=Survey.from_dict(plan.survey))
+    complete = corpus.build(cfg["corpus_root"], plan, physics=physics, device=device,
+                            sim_batch=cfg["sim_batch"], deadline=time.monotonic() + deadline - time.time()
+                            - args.reserve * 60, log=log, max_pieces=args.max_pieces)
+    record["corpus"] = {"families": list(plan.families), "train_maps": plan.n_train * len(plan.families),
+                        "val_maps": plan.n_val * len(plan.families), "decimation": plan.decimation,
+                        "complete": complete}
+    return complete
+
+
+def train_within_budget(cfg: dict[str, Any], args: argparse.Namespace, work: Path, plan: corpus.Plan, device: str,
+                        deadline: float, env: dict[str, str], log: Log) -> bool:
+    """Run ``fwi pretrain`` for the time left in this call (it resumes from its checkpoint); whether it ran."""
+    schedule = train_plan(cfg, args, work, plan, device, deadline, log)
+    minutes = (deadline - time.time()) / 60 - args.reserve
+    if args.train_minutes is not None:
+        minutes = min(minutes, args.train_minutes)
+    if not (minutes > 0.2 or args.tiny):
+        log(f"training: {minutes:.1f} minutes left in this call; it starts in the next")
+        return False
+    code = run_logged(pretrain_command(cfg, schedule, work, plan, max(minutes, 1e-4)), log, env)
+    if code != 0:
+        raise SystemExit(f"fwi pretrain failed with exit status {code}")
+    return True
+
+
+def close_call(record: dict[str, Any], state_path: Path, work: Path, out: Path) -> None:
+    """Keep the record of every call in the work folder and the model card, copy the log, check ``out``."""
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    state_path.write_text(json.dumps(record, indent=1, default=str) + "\n")
+    if (out / "model_card.json").is_file():
+        card = json.loads((out / "model_card.json").read_text())
+        card["recipe"] = record
+        (out / "model_card.json").write_text(json.dumps(card, indent=1, default=str) + "\n")
+    shutil.copyfile(work / LOG_NAME, out / LOG_NAME)
+    check_out(out)
 
 
 if __name__ == "__main__":
