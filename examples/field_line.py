@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -129,14 +130,55 @@ def adapt_label_free(gathers: np.ndarray, survey, *, steps: int, out: Path):
     return np.clip(velocity, survey.vmin, survey.vmax), [h.get("train_physics_loss") for h in result.history]
 
 
-def main(argv: list[str] | None = None) -> dict[str, float]:
+def amplitude_gain(physics: Any, survey: Any, observed: np.ndarray) -> tuple[float, float]:
+    """The recording's gain (with its polarity) and the fit of the wavelet it was told from.
+
+    The gain of a wavelet estimated in a 1-D reference model brings the recording back to the
+    scale the network was trained on.
+    """
+    from fwi_plugins.wavelet import estimate_wavelet
+
+    depth = np.arange(survey.nz, dtype=np.float32)[:, None] * survey.dx
+    reference = np.broadcast_to(1800.0 + 1.5 * depth, (1, 1, survey.nz, survey.nx)).astype(np.float32)
+    first = estimate_wavelet(physics, reference, observed)
+    ricker = survey.wavelet_samples()
+    gain = float(np.linalg.norm(first.wavelet[0]) / np.linalg.norm(ricker))
+    # Polarity: the sign of the strongest correlation at any lag (the delays differ).
+    correlation = np.correlate(first.wavelet[0], ricker, mode="full")
+    gain *= float(np.sign(correlation[np.argmax(np.abs(correlation))]) or 1.0)
+    return gain, float(first.fit[0])
+
+
+def summarise(gain: float, truth: np.ndarray, models: dict[str, np.ndarray], final: Any, wavelet: np.ndarray,
+              physics_loss: list[Any]) -> dict[str, float]:
+    """Each model's error against the truth, and how well the source wavelet was recovered."""
+    from fwi_plugins import api
+
+    summary: dict[str, float] = {"gain": gain}
+    for name, model in models.items():
+        scores = api.evaluate(model, truth)
+        summary[f"{name}_mae_ms"], summary[f"{name}_ssim"] = float(scores["mae_ms"]), float(scores["ssim"])
+    est = final.wavelet[0]
+    summary["wavelet_correlation"] = float(np.dot(est, wavelet) / np.linalg.norm(est) / np.linalg.norm(wavelet))
+    summary["wavelet_amplitude_ratio"] = float(np.linalg.norm(est) / np.linalg.norm(wavelet))
+    summary["wavelet_fit"] = float(final.fit[0])
+    summary["adapt_physics_loss_first"] = float(physics_loss[0]) if physics_loss and physics_loss[0] else float("nan")
+    summary["adapt_physics_loss_last"] = float(physics_loss[-1]) if physics_loss and physics_loss[-1] else float("nan")
+    return summary
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="full",
                         help="full: the 3 km line; small: a 0.8 km line for a quick check")
     parser.add_argument("--out", type=Path, default=Path("field_line"), help="folder for every output")
     parser.add_argument("--steps", type=int, default=None, help="label-free adaptation steps")
     parser.add_argument("--iterations", type=int, default=None, help="refinement iterations")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    args = parse_args(argv)
     size = SIZES[args.size]
     steps = args.steps if args.steps is not None else size["steps"]
     iterations = args.iterations if args.iterations is not None else size["iterations"]
@@ -156,20 +198,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"recorded {out / 'line.sgy'}: {survey.n_shots} shots x {survey.n_receivers} receivers x "
           f"{survey.nt} samples at {survey.dt * 1000:g} ms; model {survey.nz} x {survey.nx} at {survey.dx:g} m")
 
-    # Amplitude calibration: the recording's scale is arbitrary, the network's input scale is
-    # not. The gain of a wavelet estimated in a 1-D reference model brings it back.
+    # Amplitude calibration: the recording's scale is arbitrary, the network's input scale is not.
     physics = api.build_physics("deepwave", survey=survey)
-    depth = np.arange(survey.nz, dtype=np.float32)[:, None] * survey.dx
-    reference = np.broadcast_to(1800.0 + 1.5 * depth, (1, 1, survey.nz, survey.nx)).astype(np.float32)
-    first = estimate_wavelet(physics, reference, observed)
-    ricker = survey.wavelet_samples()
-    gain = float(np.linalg.norm(first.wavelet[0]) / np.linalg.norm(ricker))
-    # Polarity: the sign of the strongest correlation at any lag (the delays differ).
-    correlation = np.correlate(first.wavelet[0], ricker, mode="full")
-    gain *= float(np.sign(correlation[np.argmax(np.abs(correlation))]) or 1.0)
+    gain, fit = amplitude_gain(physics, survey, observed)
     write_gathers(out / "line_calibrated.sgy", observed / gain, survey=survey,
                   attrs={"generator": "examples/field_line.py", "gain": gain})
-    print(f"estimated gain {gain:.4g} (true scale {TRUE_SCALE:g}); fit in the 1-D model {first.fit[0]:.3f}")
+    print(f"estimated gain {gain:.4g} (true scale {TRUE_SCALE:g}); fit in the 1-D model {fit:.3f}")
 
     # 1. Zero-shot, SEG-Y in to velocity SEG-Y out.
     fwi("predict", "--backbone", "vit", "--input", str(out / "line_calibrated.sgy"),
@@ -194,16 +228,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                                                        "refined": refined}, dx=survey.dx,
                                 vmin=survey.vmin, vmax=survey.vmax, title="3 km line" if args.size == "full"
                                 else "small line")
-    summary: dict[str, float] = {"gain": gain}
-    for name, model in (("zero_shot", zero_shot), ("adapted", adapted), ("refined", refined)):
-        scores = api.evaluate(model, truth)
-        summary[f"{name}_mae_ms"], summary[f"{name}_ssim"] = float(scores["mae_ms"]), float(scores["ssim"])
-    est = final.wavelet[0]
-    summary["wavelet_correlation"] = float(np.dot(est, wavelet) / np.linalg.norm(est) / np.linalg.norm(wavelet))
-    summary["wavelet_amplitude_ratio"] = float(np.linalg.norm(est) / np.linalg.norm(wavelet))
-    summary["wavelet_fit"] = float(final.fit[0])
-    summary["adapt_physics_loss_first"] = float(physics_loss[0]) if physics_loss and physics_loss[0] else float("nan")
-    summary["adapt_physics_loss_last"] = float(physics_loss[-1]) if physics_loss and physics_loss[-1] else float("nan")
+    summary = summarise(gain, truth, {"zero_shot": zero_shot, "adapted": adapted, "refined": refined}, final,
+                        wavelet, physics_loss)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     for key, value in summary.items():
         print(f"{key:28s} {value:.4g}")
