@@ -11,8 +11,9 @@ from . import metrics
 
 if TYPE_CHECKING:
     from ..data.dataset import Normalization
+    from ..physics import Physics
 
-__all__ = ["evaluate", "simulate"]
+__all__ = ["evaluate", "score_predictions", "simulate"]
 
 
 def simulate(physics: Any, velocity: Any, *, batch_size: int = 16, device: Any = "auto",
@@ -123,3 +124,20 @@ def _data_misfit(predicted: Any, observed: Any, physics: Any, *, batch_size: int
             value = physics.misfit(torch.from_numpy(simulated[start:stop]), torch.from_numpy(obs[start:stop]))
             total += float(value) * (stop - start)
     return per, total / obs.shape[0]
+
+
+def score_predictions(predicted: np.ndarray, truth: np.ndarray | None, observed: np.ndarray, *,
+                      normalization: Normalization, physics: Physics, n_misfit: int, device: str) -> dict[str, Any]:
+    """Velocity metrics on every sample; the data misfit on the first ``n_misfit`` (it costs a simulation each)."""
+    result: dict[str, Any] = {}
+    if truth is not None:
+        result.update(evaluate(predicted, truth, normalization=normalization))
+    k = min(n_misfit, len(predicted))
+    if k and physics is not None:
+        fit = evaluate(predicted[:k], None, normalization=normalization, physics=physics, observed=observed[:k],
+                       device=device)
+        result["data_misfit"] = fit["data_misfit"]
+        result["physics_misfit"] = fit["physics_misfit"]
+        result["n_misfit"] = k
+    result.setdefault("n_samples", int(len(predicted)))
+    return result

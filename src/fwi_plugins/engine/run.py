@@ -36,6 +36,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .config import ResolvedConfig, RunConfig, RunOptions
+from .evaluate import score_predictions
 from .job import GetSpec, hardware, io_shape, load_arrays, start_job
 from .notify import Notify, no_notify
 
@@ -267,7 +268,7 @@ def _test(job: _Job, parts: _Components, data: _Data, net: nn.Module) -> _Tested
                         batch_size=opts.eval_batch_size, amp=opts.amp)
     velocity = data.normalization.velocity_from_unit(unit)
     velocity = np.clip(velocity, parts.ds.survey.vmin, parts.ds.survey.vmax).astype(np.float32)
-    metrics = _evaluate(velocity, data.test_truth, data.test_x, normalization=data.normalization,
+    metrics = score_predictions(velocity, data.test_truth, data.test_x, normalization=data.normalization,
                         physics=parts.physics, n_misfit=opts.n_misfit, device=job.device)
     return _Tested(velocity=velocity, metrics=metrics)
 
@@ -332,29 +333,10 @@ def _refine(job: _Job, parts: _Components, data: _Data, adapted_pred: np.ndarray
     refined = np.asarray(outcome.velocity, np.float32).reshape(adapted_pred[:k].shape)
     info = outcome.to_dict()
     truth_k = data.test_truth[:k] if data.test_truth is not None else None
-    before, after = (_evaluate(v, truth_k, data.test_x, normalization=data.normalization, physics=parts.physics,
+    before, after = (score_predictions(v, truth_k, data.test_x, normalization=data.normalization, physics=parts.physics,
                                n_misfit=k, device=job.device) for v in (adapted_pred[:k], refined))
     job.timing["refine"] = time.perf_counter() - t0
     return _Refined(velocity=refined, info=info, before=before, after=after, k=k)
-
-
-def _evaluate(predicted: np.ndarray, truth: np.ndarray | None, observed: np.ndarray, *,
-              normalization: Normalization, physics: Physics, n_misfit: int, device: str) -> dict[str, Any]:
-    """Velocity metrics on every sample; the data misfit on the first ``n_misfit`` (it costs a simulation each)."""
-    from .evaluate import evaluate
-
-    result: dict[str, Any] = {}
-    if truth is not None:
-        result.update(evaluate(predicted, truth, normalization=normalization))
-    k = min(n_misfit, len(predicted))
-    if k and physics is not None:
-        fit = evaluate(predicted[:k], None, normalization=normalization, physics=physics, observed=observed[:k],
-                       device=device)
-        result["data_misfit"] = fit["data_misfit"]
-        result["physics_misfit"] = fit["physics_misfit"]
-        result["n_misfit"] = k
-    result.setdefault("n_samples", int(len(predicted)))
-    return result
 
 
 def _metrics(job: _Job, parts: _Components, data: _Data, zero_shot: _Tested, adapted: _Adapted,
