@@ -322,7 +322,7 @@ def test_round_targets_are_refined_predictions_kept_where_the_misfit_fell(tmp_pa
     from fwi_plugins.data import Normalization
     from fwi_plugins.engine.options import RunOptions
     from fwi_plugins.engine.refine import refine
-    from fwi_plugins.engine.self_training import round_targets
+    from fwi_plugins.engine.self_training import refine_options, round_targets
     from fwi_plugins.survey import Survey
 
     survey = Survey.small(nz=16, nx=16)
@@ -344,8 +344,8 @@ def test_round_targets_are_refined_predictions_kept_where_the_misfit_fell(tmp_pa
 
     predicted = np.clip(normalization.velocity_from_unit(
         predict_unit(model, gathers[indices], normalization=normalization)), survey.vmin, survey.vmax)
-    expected = refine(predicted, gathers[indices], physics=physics, iterations=4, lr=0.05, vmin=survey.vmin,
-                      vmax=survey.vmax, progress=False).velocity
+    expected = refine(predicted, gathers[indices], physics=physics, progress=False,
+                      **refine_options(opts, survey.vmin, survey.vmax)).velocity
     np.testing.assert_allclose(targets.velocity, expected, rtol=0, atol=1e-3)
     before = squared_residual(physics, predicted.astype(np.float32), gathers[indices])
     after = squared_residual(physics, expected, gathers[indices])

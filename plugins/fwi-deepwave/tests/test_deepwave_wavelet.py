@@ -73,7 +73,8 @@ def test_refinement_with_the_estimated_wavelet_lowers_model_error_where_the_rick
     errors = {}
     for wavelet in ("survey", "estimate"):
         physics = api.build_physics("deepwave", {"wavelet": wavelet}, survey=SURVEY)
-        result = api.refine(v0, observed, physics=physics, iterations=15, lr=0.02, progress=False)
+        result = api.refine(v0, observed, physics=physics, iterations=15, lr=0.02, step="normalized",
+                            progress=False)
         errors[wavelet] = float(np.abs(result.velocity - true).mean())
     before = float(np.abs(v0 - true).mean())
     assert errors["estimate"] < 0.9 * before      # measured 240 -> 208 m/s

@@ -6,7 +6,7 @@ Typical use is to polish a network's prediction so that it explains the recorded
     from fwi_plugins.engine.refine import refine
 
     physics = api.build_physics("deepwave", survey=api.Survey.openfwi())
-    result = refine(predicted, observed, physics=physics, step="lbfgs", iterations=50)
+    result = refine(predicted, observed, physics=physics, iterations=50)  # shaped L-BFGS
     result.velocity, result.history
 
 The velocity is optimised in units of the allowed velocity range and projected back into
@@ -17,6 +17,11 @@ every cell about ``lr`` per step whatever its gradient; it lowers the misfit fas
 leaves high-wavenumber noise in poorly illuminated cells. ``step="lbfgs"`` is a
 quasi-Newton method (:mod:`fwi_plugins.engine.refine_lbfgs`): its curvature pairs and
 line search take far larger useful steps than steepest descent for the same simulations.
+
+``step="lbfgs"`` with its shaping (:data:`SHAPING_DEFAULTS`: mute 3, smooth 2, depth_power 1,
+tv 0.02) is the default because it is the rule that improves a network's prediction, not only
+its misfit: on generated held-out maps (curvefault-b, salt and flatfault-b, 8 maps, 30 s per
+map) it raised SSIM by 0.029 and cut MAE by 9 %, where ``"normalized"`` gained 0.006 and 1 %.
 
 Three things shape the update whatever the rule (:mod:`fwi_plugins.engine.refine_terms`):
 ``mute`` leaves the rows at the sources and receivers alone, where the gradient is largest
@@ -186,7 +191,7 @@ def refine(
     physics: Any,
     iterations: int = 50,
     lr: float = 0.01,
-    step: str = "normalized",
+    step: str = "lbfgs",
     vmin: float | None = None,
     vmax: float | None = None,
     frequencies: Sequence[float] | None = None,
@@ -217,18 +222,19 @@ def refine(
         step: ``"normalized"`` (steepest descent, each model's gradient scaled to a largest
             entry of ``lr``), ``"adam"`` (Adam, which moves every cell about ``lr``) or
             ``"lbfgs"`` (L-BFGS with a strong-Wolfe line search, each model on its own; the
-            lowest objective evaluated is kept). ``"lbfgs"`` with its shaping defaults is the
-            rule that improves a network's prediction most (SSIM and MAE, not only the
-            misfit); ``"normalized"`` stays the default while callers that rely on it move.
+            lowest objective evaluated is kept). ``"lbfgs"``, the default, with its shaping
+            defaults is the rule that improves a network's prediction most (SSIM and MAE, not
+            only the misfit: +0.029 SSIM and 9 % lower MAE on generated held-out maps, against
+            +0.006 and 1 % for ``"normalized"``).
         vmin, vmax: velocity bounds in m/s; default the survey's range.
         frequencies: low-pass cutoffs in Hz for frequency continuation, fitted from low
             to high with the iterations split evenly; ``None`` fits the full band.
         smooth: standard deviation in grid cells of a Gaussian that smooths the update
             (0: none). ``smooth``, ``mute``, ``depth_power`` and ``tv`` left at ``None`` take
             the step's values in :data:`SHAPING_DEFAULTS` (for ``"lbfgs"``: 2, 3, 1 and
-            0.02; for the descent rules: 0, none of them). Adam scales every cell's step alike, so cells the data barely
-            constrain move as far as the rest; smoothing keeps the update as smooth as the
-            wavelengths that can resolve it.
+            0.02; for the descent rules: 0, none of them). Adam scales every cell's step alike,
+            so cells the data barely constrain move as far as the rest; smoothing keeps the
+            update as smooth as the wavelengths that can resolve it.
         mute: rows from the top (the sources' and receivers' depth at the surface) that
             the update leaves unchanged, followed by a cosine taper over as many rows;
             0 updates every row.
