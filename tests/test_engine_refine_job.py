@@ -70,6 +70,37 @@ def test_the_api_writes_what_fwi_refine_writes(files, monkeypatch):
                             iterations=2, frequencies=(10, 20), wavelet="estimate", device="cpu", progress=False)
     assert done.result.history and done.wavelet is not None
     assert done.metrics == json.loads((by_api / "metrics.json").read_text())
+    # The default rule is shaped L-BFGS, and config.json records the shaping it used.
+    assert {k: done.settings[k] for k in SHAPING} == {"step": "lbfgs", "mute": 3, "smooth": 2.0, "depth_power": 1.0,
+                                                      "tv": 0.02, "prior": 0.0, "time_limit": None}
+    _same_outputs(cli, by_api, done.paths)
+
+
+SHAPING = ("step", "mute", "smooth", "depth_power", "tv", "prior", "time_limit")
+
+
+def test_the_refinement_options_reach_refine_from_the_command_and_the_api_alike(files, monkeypatch):
+    from fwi_plugins.engine import refine as refine_module
+
+    calls = []
+    original = refine_module.refine
+
+    def recording(*args, **kwargs):
+        calls.append({k: kwargs[k] for k in SHAPING})
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(refine_module, "refine", recording)
+    given = {"step": "adam", "mute": 2, "smooth": 1.0, "depth_power": 0.5, "tv": 0.01, "prior": 0.1,
+             "time_limit": 60.0}
+    cli = _beside(files, "cli", monkeypatch)
+    _cli("--initial", "../initial.npy", "--observed", "../observed.npy", "--survey", "../survey.toml",
+         "--iterations", "2", "--step", "adam", "--mute", "2", "--smooth", "1", "--depth-power", "0.5",
+         "--tv", "0.01", "--prior", "0.1", "--time-limit", "60", "--device", "cpu", "--out", "out", "--no-progress")
+    by_api = _beside(files, "api", monkeypatch)
+    done = api.refine_files("../observed.npy", "out", initial="../initial.npy", survey="../survey.toml",
+                            iterations=2, device="cpu", progress=False, **given)
+    assert calls == [given, given]
+    assert {k: done.settings[k] for k in SHAPING} == given
     _same_outputs(cli, by_api, done.paths)
 
 

@@ -53,7 +53,7 @@ from ..errors import DataError, OptionError
 from .refine_lbfgs import lbfgs_minimize
 from .refine_terms import Preconditioner, prior_penalty, total_variation
 
-__all__ = ["SHAPING_DEFAULTS", "STEPS", "RefineResult", "gaussian_blur", "lowpass", "refine"]
+__all__ = ["SHAPING_DEFAULTS", "STEPS", "RefineResult", "gaussian_blur", "lowpass", "refine", "resolve_shaping"]
 
 #: The update rules :func:`refine` offers.
 STEPS = ("normalized", "adam", "lbfgs")
@@ -66,6 +66,22 @@ SHAPING_DEFAULTS: dict[str, dict[str, float]] = {
     "normalized": {"mute": 0, "smooth": 0.0, "depth_power": 0.0, "tv": 0.0},
     "adam": {"mute": 0, "smooth": 0.0, "depth_power": 0.0, "tv": 0.0},
 }
+
+
+def resolve_shaping(step: str, *, mute: int | None = None, smooth: float | None = None,
+                    depth_power: float | None = None, tv: float | None = None) -> dict[str, Any]:
+    """``mute``, ``smooth``, ``depth_power`` and ``tv``, each ``None`` replaced by ``step``'s :data:`SHAPING_DEFAULTS`.
+
+    Raises:
+        OptionError: ``step`` is not one of :data:`STEPS`.
+    """
+    if step not in STEPS:
+        raise OptionError(f"refine: step {step!r} is not known; expected one of {', '.join(STEPS)}")
+    defaults = SHAPING_DEFAULTS[step]
+    return {"mute": int(defaults["mute"]) if mute is None else mute,
+            "smooth": defaults["smooth"] if smooth is None else smooth,
+            "depth_power": defaults["depth_power"] if depth_power is None else depth_power,
+            "tv": defaults["tv"] if tv is None else tv}
 
 
 @dataclass
@@ -285,13 +301,8 @@ def refine(
         raise OptionError(f"refine: velocity bounds must satisfy 0 < vmin < vmax, got {lo:g} and {hi:g}")
     if not lr > 0:
         raise OptionError(f"refine: lr must be positive, got {lr}")
-    if step not in STEPS:
-        raise OptionError(f"refine: step {step!r} is not known; expected one of {', '.join(STEPS)}")
-    shaping = SHAPING_DEFAULTS[step]
-    smooth = shaping["smooth"] if smooth is None else smooth
-    depth_power = shaping["depth_power"] if depth_power is None else depth_power
-    tv = shaping["tv"] if tv is None else tv
-    mute = int(shaping["mute"]) if mute is None else mute
+    shaping = resolve_shaping(step, mute=mute, smooth=smooth, depth_power=depth_power, tv=tv)
+    mute, smooth, depth_power, tv = shaping["mute"], shaping["smooth"], shaping["depth_power"], shaping["tv"]
     for name, value in (("smooth", smooth), ("depth_power", depth_power), ("prior", prior), ("tv", tv)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
             raise OptionError(f"refine: {name} must be a finite number >= 0, got {value!r}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +26,40 @@ if TYPE_CHECKING:
     from ..survey import Survey
     from .refine import RefineResult
 
-__all__ = ["RefineFilesResult", "refine_files"]
+__all__ = ["RefineFilesResult", "Refinement", "refine_files"]
+
+
+@dataclass(frozen=True)
+class Refinement:
+    """How the job calls :func:`~fwi_plugins.engine.refine.refine`: its keyword arguments, one field each.
+
+    ``mute``, ``smooth``, ``depth_power`` and ``tv`` left at ``None`` take the step's values
+    (:data:`~fwi_plugins.engine.refine.SHAPING_DEFAULTS`); :meth:`resolved` fills them in.
+    """
+
+    iterations: int = 50
+    lr: float = 0.01
+    step: str = "lbfgs"
+    smooth: float | None = None
+    mute: int | None = None
+    depth_power: float | None = None
+    tv: float | None = None
+    prior: float = 0.0
+    time_limit: float | None = None
+    frequencies: tuple[float, ...] | None = None
+    vmin: float | None = None
+    vmax: float | None = None
+
+    def resolved(self) -> Refinement:
+        """The same refinement with the step's shaping written out (what ``config.json`` records)."""
+        from .refine import resolve_shaping
+
+        return replace(self, **resolve_shaping(self.step, mute=self.mute, smooth=self.smooth,
+                                               depth_power=self.depth_power, tv=self.tv))
+
+    def keywords(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`~fwi_plugins.engine.refine.refine`."""
+        return asdict(self)
 
 
 @dataclass
@@ -55,10 +88,11 @@ def refine_files(*, observed_path: str | Path, out: str | Path, initial_path: st
                  adapter: str | Path | None = None, normalization: str | Path | None = None,
                  backbone_options: Mapping[str, Any] | None = None, survey: Any = None,
                  physics: str = "deepwave", physics_options: Mapping[str, Any] | None = None,
-                 wavelet: str | None = None, iterations: int = 50, lr: float = 0.01, step: str = "normalized",
-                 smooth: float = 0.0, frequencies: Sequence[float] | None = None, vmin: float | None = None,
-                 vmax: float | None = None, device: Any = "auto", progress: bool = True,
-                 notify: Notify | None = None) -> RefineFilesResult:
+                 wavelet: str | None = None, iterations: int = 50, lr: float = 0.01, step: str = "lbfgs",
+                 smooth: float | None = None, mute: int | None = None, depth_power: float | None = None,
+                 tv: float | None = None, prior: float = 0.0, time_limit: float | None = None,
+                 frequencies: Sequence[float] | None = None, vmin: float | None = None, vmax: float | None = None,
+                 device: Any = "auto", progress: bool = True, notify: Notify | None = None) -> RefineFilesResult:
     """Refine a starting model against the gathers in ``observed_path`` and write the outcome to ``out``.
 
     Args:
@@ -77,35 +111,32 @@ def refine_files(*, observed_path: str | Path, out: str | Path, initial_path: st
             preset name); default: the one stored in the observed file, else OpenFWI's.
         physics, physics_options: the registered physics name and its options.
         wavelet: ``"survey"`` or ``"estimate"``: sets the physics' ``wavelet`` option.
-        iterations, lr, step, smooth, frequencies, vmin, vmax, device, progress: as
-            :func:`fwi_plugins.engine.refine.refine` takes them.
+        iterations, lr, step, smooth, mute, depth_power, tv, prior, time_limit, frequencies, vmin,
+            vmax, device, progress: as :func:`fwi_plugins.engine.refine.refine` takes them.
         notify: ``notify(hook, **kwargs)`` for the ``fwi_run_started`` and ``fwi_run_finished``
             hooks (the plugin manager's ``notify``, under which a raising observer only warns).
 
-    Returns:
-        A :class:`RefineFilesResult`.
-
-    Files written in ``out``: ``velocity.nc`` (the refined model, with provenance),
-    ``initial.nc`` (with ``backbone``: the starting model), ``history.json``,
-    ``config.json``, ``metrics.json``, ``velocity.png``, ``misfit.png`` and, with an
-    estimated wavelet, ``wavelet.png``.
+    Returns a :class:`RefineFilesResult`. Files written in ``out``: ``velocity.nc`` (the refined
+    model, with provenance), ``initial.nc`` (with ``backbone``: the starting model), ``history.json``,
+    ``config.json``, ``metrics.json``, ``velocity.png``, ``misfit.png`` and, with an estimated
+    wavelet, ``wavelet.png``.
     """
     observed_path, out_dir = Path(observed_path), Path(out)
     start = _StartRequest.of(initial_path, backbone=backbone, pretrained=pretrained, weights=weights,
                              adapter=adapter, normalization=normalization, options=backbone_options)
-    cutoffs = tuple(float(f) for f in frequencies) if frequencies else None
+    refinement = Refinement(iterations=iterations, lr=lr, step=step, smooth=smooth, mute=mute,
+                            depth_power=depth_power, tv=tv, prior=prior, time_limit=time_limit, vmin=vmin, vmax=vmax,
+                            frequencies=tuple(float(f) for f in frequencies) if frequencies else None).resolved()
     notify = notify or no_notify
     weights_found = _check_start(start)  # the weights are checked before any data is read
     observed, survey = _read_observed(observed_path, survey)
     initial = _starting_model(start, weights_found, observed, observed_path, survey, out_dir=out_dir,
                               device=device, progress=progress)
     setup = _build_physics(physics, dict(physics_options or {}), wavelet, survey, initial, vmin=vmin, vmax=vmax)
-    settings = _settings(initial, observed_path, survey, setup, iterations=iterations, lr=lr, step=step,
-                         smooth=smooth, cutoffs=cutoffs)
+    settings = _settings(initial, observed_path, survey, setup, refinement)
     paths = _write_start(out_dir, settings, initial, survey, observed_path)
     notify("fwi_run_started", run_dir=out_dir, config=settings)
-    result, estimated = _refine(initial, observed, setup, iterations=iterations, lr=lr, step=step, smooth=smooth,
-                                vmin=vmin, vmax=vmax, cutoffs=cutoffs, device=device, progress=progress)
+    result, estimated = _refine(initial, observed, setup, refinement, device=device, progress=progress)
     metrics, written = _write_outcome(out_dir, result, estimated, initial, survey, setup, settings)
     notify("fwi_run_finished", run_dir=out_dir, metrics=metrics)
     return RefineFilesResult(result=result, initial=initial.velocity, settings=settings, metrics=metrics,
@@ -272,18 +303,18 @@ def _build_physics(name: str, physics_options: dict[str, Any], wavelet: str | No
 
 
 # -- refinement, and the files before and after it ----------------------------------------------------------
-def _settings(initial: _StartingModel, observed_path: Path, survey: Survey, setup: _PhysicsSetup, *,
-              iterations: int, lr: float, step: str, smooth: float,
-              cutoffs: tuple[float, ...] | None) -> dict[str, Any]:
+def _settings(initial: _StartingModel, observed_path: Path, survey: Survey, setup: _PhysicsSetup,
+              refinement: Refinement) -> dict[str, Any]:
     """The resolved settings, as ``config.json`` holds them."""
     from ..options import to_dict
 
     settings: dict[str, Any] = {
         "command": "refine", "initial": str(initial.path), "observed": str(observed_path),
         "survey": survey.to_dict(), "physics": setup.spec.name, "physics_options": to_dict(setup.options),
-        "physics_version": setup.built.version, "iterations": iterations, "lr": lr,
-        "step": step, "smooth": smooth,
-        "frequencies": list(cutoffs) if cutoffs else None, "vmin": setup.lo, "vmax": setup.hi,
+        "physics_version": setup.built.version,
+        **{k: v for k, v in refinement.keywords().items() if k not in ("frequencies", "vmin", "vmax")},
+        "frequencies": list(refinement.frequencies) if refinement.frequencies else None,
+        "vmin": setup.lo, "vmax": setup.hi,
     }
     if initial.provenance:
         settings["start"] = initial.provenance
@@ -307,14 +338,13 @@ def _write_start(out_dir: Path, settings: dict[str, Any], initial: _StartingMode
     return paths
 
 
-def _refine(initial: _StartingModel, observed: np.ndarray, setup: _PhysicsSetup, *, iterations: int, lr: float,
-            step: str, smooth: float, vmin: float | None, vmax: float | None, cutoffs: tuple[float, ...] | None,
+def _refine(initial: _StartingModel, observed: np.ndarray, setup: _PhysicsSetup, refinement: Refinement, *,
             device: Any, progress: bool) -> tuple[RefineResult, Any]:
     """Refine the starting model; with ``wavelet="estimate"``, estimate the source wavelet in the refined one."""
     from .refine import refine
 
-    result = refine(initial.velocity, observed, physics=setup.built, iterations=iterations, lr=lr, step=step,
-                    smooth=smooth, vmin=vmin, vmax=vmax, frequencies=cutoffs, device=device, progress=progress)
+    result = refine(initial.velocity, observed, physics=setup.built, device=device, progress=progress,
+                    **refinement.keywords())
     if getattr(setup.options, "wavelet", "survey") != "estimate":
         return result, None
     from ..wavelet import estimate_wavelet
