@@ -101,6 +101,7 @@ class TrainingLoop:
     options: TrainOptions
     normalization: Normalization
     physics: Physics | None  # None when lambda_physics is 0
+    val_physics: Physics | None  # scores validation by the data misfit: with lambda_physics, or unlabelled val data
     device: str
     info: DistInfo
     sampler: EpochSampler
@@ -263,7 +264,7 @@ def _end_epoch(loop: TrainingLoop, epoch: int, sums: dict[str, float], started: 
         metrics["train_physics_loss"] = sums["physics"] / max(sums["n"], 1.0)
     if loop.val_data is not None and len(loop.val_data):
         metrics.update(validate(loop.model, loop.val_data, options=loop.options, normalization=loop.normalization,
-                                physics=loop.physics, device=loop.device, info=loop.info))
+                                physics=loop.val_physics, device=loop.device, info=loop.info))
     metrics["epoch_time"] = time.perf_counter() - started
     loop.selection.consider(epoch, metrics, loop.model)
     loop.result.history.append(metrics)

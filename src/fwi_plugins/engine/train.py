@@ -121,7 +121,8 @@ def train(model: nn.Module, train_data: TrainData, val_data: TrainData | None, *
     loop = TrainingLoop(model=model, net=net, params=params,
                         optimizer=torch.optim.AdamW(params, lr=options.lr, weight_decay=options.weight_decay),
                         data=train_data, val_data=val_data, options=options, normalization=normalization,
-                        physics=physics if options.lambda_physics > 0 else None, device=device, info=info,
+                        physics=physics if options.lambda_physics > 0 else None,
+                        val_physics=_validation_physics(physics, options, val_data), device=device, info=info,
                         sampler=sampler, schedule=schedule,
                         fingerprint=training_fingerprint(options, len(train_data), schedule.steps_per_epoch,
                                                          info.world_size),
@@ -154,6 +155,14 @@ def _trainable_parameters(model: nn.Module, data: TrainData, options: TrainOptio
     if not params:
         raise ConfigError("the model has no trainable parameters (check the PEFT method and its options)")
     return params
+
+
+def _validation_physics(physics: Physics | None, options: TrainOptions, val_data: TrainData | None) -> Physics | None:
+    """The physics that scores validation by the data misfit: with a physics loss term, or when the
+    validation data carry no labels (then the misfit is the only score selection can use)."""
+    if options.lambda_physics > 0 or (val_data is not None and val_data.velocity is None):
+        return physics
+    return None
 
 
 def _selection(options: TrainOptions, val_data: TrainData | None) -> Selection:
@@ -191,7 +200,7 @@ def _validate_start(loop: TrainingLoop, start_epoch: int) -> None:
         return
     assert loop.val_data is not None  # selection is enabled only with validation data
     metrics0 = validate(loop.model, loop.val_data, options=loop.options, normalization=loop.normalization,
-                        physics=loop.physics, device=loop.device, info=loop.info)
+                        physics=loop.val_physics, device=loop.device, info=loop.info)
     key = loop.selection.score_key
     if key in metrics0:
         loop.selection.keep(0, metrics0[key], loop.model)
