@@ -127,10 +127,10 @@ def calibrate_lambda(model: Any, target: Target, physics: Any, settings: Setting
 
 def run_task(task: Task, settings: Settings) -> dict[str, Any]:
     """Train (or not) and score one run; called in a forked process."""
-    from fwi_plugins.engine.config import resolve_device
+    from fwi_plugins.engine.config import run_device
 
     started = time.perf_counter()
-    device = resolve_device(settings.device)
+    device = run_device(settings.device)
     meter = PeakMemory(device)
     target = TARGETS[task.target]
     physics = _task_physics(task, settings, target, device)

@@ -9,7 +9,7 @@ import pytest
 
 from fwi_plugins import options as opt
 from fwi_plugins.engine.config import (Component, PretrainOptions, RunConfig, RunOptions, TrainOptions,
-                                       load_config, resolve_device, to_toml)
+                                       load_config, run_device, to_toml)
 from fwi_plugins.errors import ConfigError, OptionError, UnknownNameError
 
 
@@ -203,10 +203,10 @@ def test_diff_names_changed_keys():
 
 
 def test_device_resolution():
-    assert resolve_device("cpu") == "cpu"
-    assert resolve_device("auto") in ("cpu", "cuda")
+    assert run_device("cpu") == "cpu"
+    assert run_device("auto") in ("cpu", "cuda")
     import torch
 
     if not torch.cuda.is_available():
         with pytest.raises(OptionError, match="device"):
-            resolve_device("cuda")
+            run_device("cuda")

@@ -57,7 +57,7 @@ __all__ = [
     "TrainOptions",
     "load_config",
     "options_help",
-    "resolve_device",
+    "run_device",
 ]
 
 COMMANDS = ("run", "pretrain")
@@ -272,7 +272,7 @@ class RunConfig:
                 raise ConfigError(f"key {kind!r} is missing: choose one with --{kind} NAME "
                                   f"(list them with: fwi list {kind})")
         options = _parse_options(_OPTIONS_CLASS[self.command], self.options, owner=self.command)
-        resolve_device(options.device)
+        run_device(options.device)
         specs: dict[str, tuple[Any, ...]] = {}
         parsed: dict[str, tuple[Any, ...]] = {}
         canonical: dict[str, tuple[Component, ...]] = {}
@@ -327,10 +327,11 @@ def load_config(path: str | Path) -> RunConfig:
     return RunConfig.from_dict(data, source=str(path), base_dir=path.resolve().parent)
 
 
-def resolve_device(device: str) -> str:
+def run_device(device: str) -> str:
     """A run's ``device`` option (auto, cpu or cuda) as a device name; the rule is :func:`.device.resolve_device`'s.
 
-    Kept under this name for the training loop; new code uses :func:`.device.device_name`.
+    Only the three names a run option allows; anything else (``cuda:1``, a torch device) goes
+    through :func:`.device.device_name` directly.
     """
     if device not in ("auto", "cpu", "cuda"):
         raise OptionError(f"option 'device': {device!r} is not one of auto, cpu, cuda")

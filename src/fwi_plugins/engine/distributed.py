@@ -15,7 +15,7 @@ from typing import TypeVar
 import torch
 from torch import nn
 
-from .config import resolve_device
+from .config import run_device
 
 __all__ = ["DistInfo", "agree", "all_reduce_sums", "barrier", "current_dist", "setup_distributed", "sync_first",
            "wrap_ddp"]
@@ -47,7 +47,7 @@ def setup_distributed(device: str = "auto") -> DistInfo:
     ``WORLD_SIZE`` > 1 in the environment starts torch.distributed (nccl on GPU, gloo on
     CPU) unless a process group already exists; each process then uses ``cuda:LOCAL_RANK``.
     """
-    resolved = resolve_device(device)
+    resolved = run_device(device)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", str(rank)))

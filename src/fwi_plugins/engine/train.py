@@ -30,7 +30,7 @@ from torch import nn
 
 from ..errors import ConfigError, DataError
 from .checkpoint import resume_training, training_fingerprint
-from .config import TrainOptions, resolve_device
+from .config import TrainOptions, run_device
 from .distributed import current_dist, wrap_ddp
 from .loop import Schedule, Selection, TrainingLoop, run_epoch
 from .notify import Notify, no_notify
@@ -111,7 +111,7 @@ def train(model: nn.Module, train_data: TrainData, val_data: TrainData | None, *
         ConfigError: labels are asked for but missing, physics is missing, or an existing
             checkpoint was written with different settings.
     """
-    device = device or resolve_device(options.device)
+    device = device or run_device(options.device)
     info = current_dist(device)
     params = _trainable_parameters(model, train_data, options, physics)
     model.to(device)
