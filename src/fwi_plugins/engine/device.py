@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from ..errors import OptionError
@@ -9,7 +10,7 @@ from ..errors import OptionError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["device_name", "resolve_device"]
+__all__ = ["autocast", "device_name", "resolve_device"]
 
 
 def resolve_device(device: Any = "auto") -> torch.device:
@@ -37,3 +38,12 @@ def resolve_device(device: Any = "auto") -> torch.device:
 def device_name(device: Any = "auto") -> str:
     """:func:`resolve_device` as a string (``"cpu"``, ``"cuda"``, ``"cuda:1"``), for configs and logs."""
     return str(resolve_device(device))
+
+
+def autocast(device: Any, enabled: bool) -> Any:
+    """bfloat16 autocast for a network on CUDA when ``enabled``; elsewhere a context that does nothing."""
+    if enabled and str(device).startswith("cuda"):
+        import torch
+
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()

@@ -26,7 +26,8 @@ from .distributed import DistInfo, agree, all_reduce_sums, barrier
 from .losses import BatchLoss, batch_loss
 from .notify import Notify
 from .train_data import EpochSampler, TrainData
-from .validation import autocast, validate
+from .device import autocast
+from .validation import validate
 
 if TYPE_CHECKING:
     from ..data import Normalization

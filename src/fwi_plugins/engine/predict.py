@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import DataError, OptionError
-from .device import resolve_device
+from .device import autocast, resolve_device
 
 if TYPE_CHECKING:
     import torch
@@ -55,7 +55,7 @@ def _batch(gathers: Any, start: int, stop: int) -> np.ndarray:
 def predict(model: torch.nn.Module, gathers: Any, *, normalization: Normalization | None = None,
             transform: Callable[[Any], Any] | None = None,
             velocity_from_unit: Callable[[Any], Any] | None = None,
-            batch_size: int = 32, device: Any = "auto", progress: bool = True) -> np.ndarray:
+            batch_size: int = 32, device: Any = "auto", progress: bool = True, amp: bool = False) -> np.ndarray:
     """Predict velocity in m/s from raw shot gathers.
 
     Args:
@@ -74,6 +74,7 @@ def predict(model: torch.nn.Module, gathers: Any, *, normalization: Normalizatio
         batch_size: samples per forward pass.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, … (see :func:`resolve_device`).
         progress: show a progress bar.
+        amp: run the network under bfloat16 autocast on CUDA (the training loop's validation does).
 
     Returns:
         ``(N, 1, Z, X)`` float32 velocity in m/s, on the host.
@@ -101,7 +102,7 @@ def predict(model: torch.nn.Module, gathers: Any, *, normalization: Normalizatio
                 stop = min(start + batch_size, n)
                 # Scaling on the device: the signed log is cheap there and the copy is raw floats.
                 x = torch.from_numpy(_batch(gathers, start, stop)).to(target, non_blocking=True)
-                velocity = _batch_velocity(model, x, transform, velocity_from_unit, start=start)
+                velocity = _batch_velocity(model, x, transform, velocity_from_unit, start=start, amp=amp)
                 if out is None:
                     # The output is small next to the input (one map per sample), so it is
                     # allocated whole once the first batch tells its grid.
@@ -133,12 +134,13 @@ def _scalings(model: torch.nn.Module, normalization: Normalization | None, trans
 
 
 def _batch_velocity(model: torch.nn.Module, x: torch.Tensor, transform: Callable[[Any], Any] | None,
-                    velocity_from_unit: Callable[[Any], Any], *, start: int) -> np.ndarray:
+                    velocity_from_unit: Callable[[Any], Any], *, start: int, amp: bool = False) -> np.ndarray:
     """One batch's velocity in m/s on the host, checked to be one finite map per sample."""
     count = x.shape[0]
     if transform is not None:
         x = transform(x)
-    y = model(x)
+    with autocast(x.device, amp):
+        y = model(x)
     if y.ndim != 4 or y.shape[0] != count:
         raise DataError(f"the model returned shape {tuple(y.shape)} for a batch of {count}; "
                         f"expected (batch, 1, depth, x)")

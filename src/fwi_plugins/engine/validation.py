@@ -7,8 +7,7 @@ runs in float32.
 
 from __future__ import annotations
 
-import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,32 +22,26 @@ if TYPE_CHECKING:
     from ..data import Normalization
     from ..physics import Physics
 
-__all__ = ["autocast", "predict_unit", "validate"]
-
-
-def autocast(device: str, enabled: bool) -> Any:
-    """bfloat16 autocast for the network on CUDA when ``enabled``; elsewhere a context that does nothing."""
-    if enabled and device.startswith("cuda"):
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+__all__ = ["predict_unit", "validate"]
 
 
 def predict_unit(model: nn.Module, gathers: np.ndarray | RowStack, *, normalization: Normalization,
                  device: str = "cpu", batch_size: int = 16, amp: bool = True) -> np.ndarray:
-    """The network's normalised velocity ``(N, 1, Z, X)`` float32 for raw gathers, in batches."""
-    was_training = model.training
-    model.eval()
-    outs = []
-    with torch.no_grad():
-        for start in range(0, len(gathers), batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(gathers[start:start + batch_size])).to(device)
-            with autocast(device, amp):
-                y = model(normalization.gathers_to_unit(x))
-            outs.append(y.float().cpu().numpy())
-    model.train(was_training)
-    if not outs:
+    """The network's normalised velocity ``(N, 1, Z, X)`` float32 for raw gathers, in batches.
+
+    The project's one inference loop, :func:`~fwi_plugins.engine.predict.predict`, on the
+    network's own scale (no conversion to m/s).
+    """
+    from .predict import predict
+
+    if len(gathers) == 0:
         return np.zeros((0, 1, 1, 1), np.float32)
-    return np.concatenate(outs).astype(np.float32, copy=False)
+    return predict(model, gathers, normalization=normalization, velocity_from_unit=_unit, batch_size=batch_size,
+                   device=device, progress=False, amp=amp)
+
+
+def _unit(velocity: torch.Tensor) -> torch.Tensor:
+    return velocity
 
 
 def validate(model: nn.Module, data: TrainData, *, options: TrainOptions, normalization: Normalization,
