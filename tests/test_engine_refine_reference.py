@@ -12,7 +12,6 @@ A linear stand-in physics with broadband (white) traces makes every filter matte
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
@@ -20,6 +19,7 @@ import torch
 
 from fwi_plugins.engine.refine import lowpass, refine
 from fwi_plugins.survey import Survey
+from fwi_plugins.testing import LinearPhysics as _LinearPhysics
 
 torch.set_num_threads(1)
 
@@ -28,25 +28,11 @@ SURVEY = Survey.small(nz=8, nx=8, nt=64, n_sources=2, dt=0.004)
 DESCENT = {"step": "normalized", "mute": 0, "smooth": 0.0, "depth_power": 0.0, "tv": 0.0, "prior": 0.0}
 
 
-class LinearPhysics:
-    """Gathers are a fixed random linear map of the velocity: white in time, exact gradients."""
-
-    name = "linear"
-    version = "1"
+class LinearPhysics(_LinearPhysics):
+    """The shared linear stand-in on this module's survey."""
 
     def __init__(self, survey: Survey = SURVEY) -> None:
-        self.survey = survey
-        g = torch.Generator().manual_seed(11)
-        n_data = survey.n_shots * survey.nt * survey.n_receivers
-        self.operator = torch.randn(n_data, survey.nz * survey.nx, generator=g) / math.sqrt(survey.nz * survey.nx)
-
-    def simulate(self, velocity: torch.Tensor) -> torch.Tensor:
-        flat = (velocity.reshape(len(velocity), -1) - 3000.0) / 1000.0
-        s = self.survey
-        return (flat @ self.operator.T).reshape(-1, s.n_shots, s.nt, s.n_receivers)
-
-    def misfit(self, predicted: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
-        return (predicted - observed).square().mean()
+        super().__init__(survey)
 
 
 def reference_lowpass(data: torch.Tensor, cutoff: float, dt: float) -> torch.Tensor:

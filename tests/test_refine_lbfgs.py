@@ -19,6 +19,7 @@ from fwi_plugins.engine.refine_lbfgs import lbfgs_minimize
 from fwi_plugins.engine.refine_terms import Preconditioner, prior_penalty, total_variation
 from fwi_plugins.errors import OptionError
 from fwi_plugins.survey import Survey
+from fwi_plugins.testing import LinearPhysics as _LinearPhysics
 
 SURVEY = Survey.small(nz=8, nx=8, nt=64, n_sources=2, dt=0.004)
 #: No shaping of the update: the raw gradient, whatever the step's defaults.
@@ -27,25 +28,11 @@ RAW = {"mute": 0, "smooth": 0.0, "depth_power": 0.0, "tv": 0.0}
 torch.set_num_threads(1)
 
 
-class LinearPhysics:
-    """Gathers are a fixed random linear map of the velocity, so the misfit is least squares."""
-
-    name = "linear"
-    version = "1"
+class LinearPhysics(_LinearPhysics):
+    """The shared linear stand-in on this module's survey."""
 
     def __init__(self, survey: Survey = SURVEY) -> None:
-        self.survey = survey
-        g = torch.Generator().manual_seed(11)
-        n_data = survey.n_shots * survey.nt * survey.n_receivers
-        self.operator = torch.randn(n_data, survey.nz * survey.nx, generator=g) / math.sqrt(survey.nz * survey.nx)
-
-    def simulate(self, velocity: torch.Tensor) -> torch.Tensor:
-        flat = (velocity.reshape(len(velocity), -1) - 3000.0) / 1000.0
-        s = self.survey
-        return (flat @ self.operator.T).reshape(-1, s.n_shots, s.nt, s.n_receivers)
-
-    def misfit(self, predicted: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
-        return (predicted - observed).square().mean()
+        super().__init__(survey)
 
 
 def quadratic(n: int = 20, condition: float = 100.0, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -220,6 +220,31 @@ class _ShiftPhysics:
         return (predicted - observed).square().mean()
 
 
+class LinearPhysics:
+    """A stand-in physics for refinement tests: gathers are a fixed random linear map of the
+    velocity, so the misfit is least squares with exact gradients (white in time)."""
+
+    name = "linear"
+    version = "1"
+
+    def __init__(self, survey: Survey, *, seed: int = 11) -> None:
+        import torch
+
+        self.survey = survey
+        g = torch.Generator().manual_seed(seed)
+        n_data = survey.n_shots * survey.nt * survey.n_receivers
+        n_model = survey.nz * survey.nx
+        self.operator = torch.randn(n_data, n_model, generator=g) / n_model**0.5
+
+    def simulate(self, velocity: Any) -> Any:
+        flat = (velocity.reshape(len(velocity), -1) - 3000.0) / 1000.0
+        s = self.survey
+        return (flat @ self.operator.T).reshape(-1, s.n_shots, s.nt, s.n_receivers)
+
+    def misfit(self, predicted: Any, observed: Any) -> Any:
+        return (predicted - observed).square().mean()
+
+
 def check_dataset(spec: DatasetSpec, *, options: Any = None) -> Any:
     """Load the dataset; check splits, shapes, units and (simulated or recorded) gathers."""
     import numpy as np
