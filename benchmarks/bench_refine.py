@@ -40,6 +40,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "lbfgs": {"step": "lbfgs", "mute": 0, "smooth": 0.0, "depth_power": 0.0, "tv": 0.0},
     "shaped-lbfgs": {"step": "lbfgs"},
 }
+#: name -> refine_through_network() options: a fresh adapter of the foundation fitted to each
+#: survey's data (the network reparameterises the velocity).
+NETWORK_VARIANTS: dict[str, dict[str, Any]] = {
+    "network-lora": {"peft": "lora", "lr": 1e-3},
+}
 #: The variant classical FWI runs and is timed against.
 BEST = "shaped-lbfgs"
 
@@ -48,7 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--targets", default=",".join(TARGETS), help=f"comma-separated, from: {', '.join(TARGETS)}")
     p.add_argument("--n-maps", type=int, default=1, help="test maps per target (default 1)")
-    p.add_argument("--variants", default=",".join(VARIANTS), help=f"refinement variants, from: {', '.join(VARIANTS)}")
+    p.add_argument("--variants", default=",".join(VARIANTS),
+                   help=f"refinement variants, from: {', '.join([*VARIANTS, *NETWORK_VARIANTS])}")
     p.add_argument("--variant", action="append", default=[], metavar="NAME=JSON",
                    help='an extra refinement variant, e.g. \'tv={"tv": 0.02}\' (refine() options); repeatable')
     p.add_argument("--no-classical", dest="classical", action="store_false",
@@ -118,6 +124,7 @@ def run_target(key: str, args: argparse.Namespace, model: Any) -> dict[str, Any]
 
     from fwi_plugins import api
     from fwi_plugins.engine.refine import refine
+    from fwi_plugins.engine.refine_network import refine_through_network
 
     loaded_args = argparse.Namespace(n_test=args.n_maps, openfwi=args.openfwi, cache_dir=args.cache_dir)
     target = load_target(key, loaded_args, model.pretrained_cfg.normalization)
@@ -143,8 +150,13 @@ def run_target(key: str, args: argparse.Namespace, model: Any) -> dict[str, Any]
         rows["network"].append({"ssim": s, "mae_ms": m, "misfit": misfit0, "seconds": predict_s})
         for name in args.variants:
             started = time.perf_counter()
-            result = refine(predicted, x, physics=physics, iterations=args.iterations, time_limit=args.time_limit,
-                            device=args.device, progress=False, **VARIANTS[name])
+            if name in NETWORK_VARIANTS:
+                result = refine_through_network(model, x, physics=physics, iterations=args.iterations,
+                                                time_limit=args.time_limit, device=args.device,
+                                                **NETWORK_VARIANTS[name])[0]
+            else:
+                result = refine(predicted, x, physics=physics, iterations=args.iterations,
+                                time_limit=args.time_limit, device=args.device, progress=False, **VARIANTS[name])
             s, m = scores(result.velocity, v, lo, hi)
             rows[name].append({"ssim": s, "mae_ms": m, "misfit": result.final_misfit,
                                "seconds": predict_s + time.perf_counter() - started})
@@ -177,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: --variant {spec!r}: {exc}", file=sys.stderr)
             return 2
         args.variants.append(name)
-    unknown = [t for t in args.targets.split(",") if t not in TARGETS] + [v for v in args.variants if v not in VARIANTS]
+    unknown = [t for t in args.targets.split(",") if t not in TARGETS] + [v for v in args.variants
+                                                                     if v not in VARIANTS and v not in NETWORK_VARIANTS]
     if unknown:
         print(f"error: unknown target or variant {unknown[0]!r}; targets: {', '.join(TARGETS)}; "
               f"variants: {', '.join(VARIANTS)}", file=sys.stderr)
@@ -191,13 +204,14 @@ def main(argv: list[str] | None = None) -> int:
         outcome = run_target(key, args, model)
         if outcome is not None:
             results[key] = outcome
+    options = {**VARIANTS, **NETWORK_VARIANTS}
     if args.as_json:
         print(json.dumps({"time_limit": args.time_limit, "cap": args.cap, "device": args.device,
-                          "variants": {v: VARIANTS[v] for v in args.variants}, "targets": results}, indent=1))
+                          "variants": {v: options[v] for v in args.variants}, "targets": results}, indent=1))
         return 0
     print(f"\n{args.n_maps} test map(s) per target; refinement {args.time_limit:g} s per map, classical FWI "
           f"from a 1-D start at the same wall time (cap {args.cap:g} s); device {args.device}")
-    print("variants: " + "; ".join(f"{v} = {VARIANTS[v]}" for v in args.variants) + "\n")
+    print("variants: " + "; ".join(f"{v} = {options[v]}" for v in args.variants) + "\n")
     print("| target | method | SSIM | MAE (m/s) | data misfit | s/map |")
     print("|---|---|---:|---:|---:|---:|")
     for outcome in results.values():
