@@ -404,3 +404,26 @@ def test_self_training_options_are_checked(tmp_path, manager):
                                      "dataset": (Component("flatvel-a", {}),)})
     with pytest.raises(OptionError, match="only fwi run"):
         pretrain.resolve(manager.get)
+
+
+def test_pretrain_trains_and_validates_on_memory_mapped_cache_parts(tmp_path, manager, monkeypatch):
+    from fwi_plugins.engine import train as train_module
+    from fwi_plugins.engine.pretrain import pretrain
+
+    seen = {}
+    real_train = train_module.train
+
+    def spy(model, train_data, val_data, **kwargs):
+        seen["train"], seen["val"] = train_data, val_data
+        return real_train(model, train_data, val_data, **kwargs)
+
+    monkeypatch.setattr(train_module, "train", spy)
+    config = pretrain_config(tmp_path / "pre").with_updates(components={"dataset": [
+        Component("flatvel-a", TINY_DATA), Component("curvevel-a", TINY_DATA)]})
+    metrics = pretrain(config, get_spec=manager.get, summary=False)
+    for split, data in seen.items():
+        # Simulated gathers stay in the cache's files: every part is a read-only memory map.
+        assert len(data.gathers.parts) == 2, split
+        assert all(isinstance(p, np.memmap) and not p.flags.writeable for p in data.gathers.parts), split
+    assert set(metrics["validation_by_dataset"]) == {"flatvel-a", "curvevel-a"}
+    assert np.isfinite(metrics["validation"]["val_mae"])

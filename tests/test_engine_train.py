@@ -403,3 +403,64 @@ def test_max_steps_ends_training_and_the_schedule_there(tmp_path):
     again = T.train(build(), data, None, options=opts(epochs=5, max_steps=4, warmup_epochs=2 / 3),
                     normalization=UnitScale(), checkpoint_dir=tmp_path)
     assert again.steps == 4 and len(again.history) == 2
+
+
+class CachedLinearPhysics(LinearPhysics):
+    """The linear physics with the survey the simulation cache keys on."""
+
+    name = "linear-cached"
+
+    class survey:  # noqa: N801 - mimics the Survey attributes the cache and the loop read
+        vmin, vmax = 1500.0, 4500.0
+        nz, nx, n_shots, nt, n_receivers = Z, X, S, NT, R
+
+        @staticmethod
+        def to_dict():
+            return {"nz": Z, "nx": X, "shots": S, "nt": NT, "receivers": R}
+
+
+class RowsRead(RowStack):
+    """A RowStack that remembers the most rows read from it at once."""
+
+    def __init__(self, parts) -> None:
+        super().__init__(parts)
+        self.largest = 0
+
+    def __getitem__(self, index):
+        rows = super().__getitem__(index)
+        self.largest = max(self.largest, len(rows))
+        return rows
+
+
+def test_training_on_memory_mapped_cache_parts_reads_batches_and_matches_in_memory(tmp_path, monkeypatch):
+    import warnings
+
+    import fwi_plugins.data.cache as cache
+
+    monkeypatch.setattr(cache, "PART_SIZE", 3)
+    physics = CachedLinearPhysics()
+
+    def mapped(v, split):
+        g = cache.cached_gathers(v, physics, {"split": split}, cache_dir=tmp_path, progress=False, mmap=True)
+        assert len(g.parts) == math.ceil(len(v) / 3)
+        assert all(isinstance(p, np.memmap) and not p.flags.writeable for p in g.parts)
+        return RowsRead([g])
+
+    train_v, val_v = make_data(8).velocity, make_data(6, 1).velocity
+    train_g, val_g = mapped(train_v, "train"), mapped(val_v, "val")
+    options = opts(epochs=2, lambda_physics=0.5, eval_batch_size=2)
+    m1, m2 = build(), build()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warns about non-writable arrays (a memory map's rows)
+        r1 = T.train(m1, TrainData(gathers=train_g, velocity=train_v), TrainData(gathers=val_g, velocity=val_v),
+                     options=options, normalization=UnitScale(), physics=physics)
+    # One batch at a time, validation included: never the whole split at once.
+    assert 0 < train_g.largest <= options.batch_size and 0 < val_g.largest <= options.eval_batch_size
+    r2 = T.train(m2, TrainData(gathers=train_g[:], velocity=train_v), TrainData(gathers=val_g[:], velocity=val_v),
+                 options=options, normalization=UnitScale(), physics=physics)
+    for k, v in params(m1).items():
+        assert torch.equal(v, params(m2)[k])
+    def scores(history):
+        return [{k: v for k, v in h.items() if k != "epoch_time"} for h in history]
+
+    assert scores(r1.history) == scores(r2.history) and "val_misfit" in r1.history[-1]

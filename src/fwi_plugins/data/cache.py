@@ -8,6 +8,11 @@ checksum; an interrupted simulation therefore resumes where it stopped, and a pa
 missing its record, has the wrong shape or fails its checksum is reported and simulated again,
 never used.
 
+``cached_gathers(..., mmap=True)`` returns the parts memory-mapped, read as one array by a
+:class:`~fwi_plugins.data.rows.RowStack`: pretraining on thousands of maps then reads its
+batches from the page cache instead of holding every gather in its own memory. Checksums are
+still verified, by streaming each part's file through the hash.
+
 The cache lives under ``$FWI_CACHE_DIR`` if set, else the user cache directory
 (``platformdirs.user_cache_dir("fwi-plugins")/simulations``); a ``cache_dir`` argument wins
 over both.
@@ -20,18 +25,21 @@ import hashlib
 import json
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
 from ..errors import DataError
 from ..atomic import atomic_path, atomic_write_text
+from .rows import RowStack
 
 ENV_VAR = "FWI_CACHE_DIR"
 PART_SIZE = 256
 LAYOUT_VERSION = 1
+#: Bytes hashed at a time: a checksum never holds more than this of an array in memory.
+DIGEST_CHUNK_BYTES = 16 * 2**20
 
 
 class CacheWarning(UserWarning):
@@ -83,11 +91,54 @@ def physics_identity(physics: Any) -> dict[str, Any]:
     }
 
 
-def array_digest(arr: np.ndarray) -> str:
-    """SHA-256 of an array's dtype, shape and bytes."""
-    arr = np.ascontiguousarray(arr)
-    h = hashlib.sha256(f"{arr.dtype.str}{arr.shape}".encode())
-    h.update(memoryview(arr).cast("B"))
+def _digest_start(arr: np.ndarray) -> Any:
+    # The header cache keys and part records have always hashed: dtype and shape as text.
+    return hashlib.sha256(f"{arr.dtype.str}{arr.shape}".encode())
+
+
+def _rows_per_block(arr: np.ndarray, chunk_bytes: int) -> int:
+    """How many whole rows of ``arr`` make about ``chunk_bytes`` (at least one)."""
+    row_bytes = max(1, arr.nbytes // max(1, len(arr)))
+    return max(1, chunk_bytes // row_bytes)
+
+
+def array_digest(arr: np.ndarray, *, chunk_bytes: int = DIGEST_CHUNK_BYTES) -> str:
+    """SHA-256 of an array's dtype, shape and C-order bytes.
+
+    Hashed in blocks of rows, so a memory map or a strided view is never copied whole; the
+    digest is that of the whole array's bytes in one piece, as cache keys and part records
+    have always held it.
+    """
+    arr = np.asarray(arr)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)  # as np.ascontiguousarray shapes a scalar
+    h = _digest_start(arr)
+    step = _rows_per_block(arr, chunk_bytes)
+    for start in range(0, len(arr), step):
+        block = np.ascontiguousarray(arr[start:start + step])
+        h.update(block.data.cast("B"))
+    return h.hexdigest()
+
+
+def _mapped_digest(path: Path, arr: np.memmap, *, chunk_bytes: int = DIGEST_CHUNK_BYTES) -> str:
+    """:func:`array_digest` of ``arr``, memory-mapped from ``path``, read from the file.
+
+    Reading through the map would make every page of the part resident in this process;
+    reading the file into one reused buffer leaves them to the page cache alone.
+    """
+    if arr.ndim > 1 and not arr.flags.c_contiguous:  # a Fortran-order file: hash rows in C order
+        return array_digest(arr, chunk_bytes=chunk_bytes)
+    h = _digest_start(arr)
+    remaining = arr.nbytes
+    buffer = memoryview(bytearray(max(1, min(chunk_bytes, remaining))))
+    with open(path, "rb") as fh:
+        fh.seek(arr.offset)
+        while remaining:
+            got = fh.readinto(buffer[:min(len(buffer), remaining)])
+            if not got:
+                raise EOFError(f"{path.name} ends {remaining} bytes early")
+            h.update(buffer[:got])
+            remaining -= got
     return h.hexdigest()
 
 
@@ -151,29 +202,38 @@ def _part_name(start: int, stop: int) -> str:
     return f"part-{start:07d}-{stop:07d}"
 
 
-def _load_part(entry: Path, start: int, stop: int, shape: tuple[int, ...]) -> np.ndarray | None:
-    """A part's gathers if present and intact; ``None`` (with a warning if damaged) otherwise."""
+def _load_part(entry: Path, start: int, stop: int, shape: tuple[int, ...], *,
+               mmap: bool = False) -> np.ndarray | None:
+    """A part's gathers if present and intact; ``None`` (with a warning if damaged) otherwise.
+
+    With ``mmap`` the part comes back as a read-only ``np.memmap``, its checksum verified
+    by reading the file (see :func:`_mapped_digest`), not through the map.
+    """
     base = entry / _part_name(start, stop)
     data, meta = base.with_suffix(".npy"), base.with_suffix(".json")
     if not data.exists() and not meta.exists():
         return None
     problem = None
+    arr = None
     try:
         record = json.loads(meta.read_text())
-        arr = np.load(data, allow_pickle=False)
+        arr = np.load(data, mmap_mode="r" if mmap else None, allow_pickle=False)
         if tuple(arr.shape) != shape or tuple(record.get("shape", ())) != shape:
             problem = f"shape {tuple(arr.shape)}, expected {shape}"
         elif arr.dtype != np.float32:
             problem = f"dtype {arr.dtype}, expected float32"
-        elif array_digest(arr) != record.get("sha256"):
-            problem = "checksum mismatch"
+        else:
+            digest = _mapped_digest(data, arr) if isinstance(arr, np.memmap) else array_digest(arr)
+            if digest != record.get("sha256"):
+                problem = "checksum mismatch"
     except FileNotFoundError as exc:
         problem = f"incomplete ({Path(exc.filename).name} missing)"
     except (ValueError, OSError, EOFError) as exc:
         problem = f"unreadable ({exc})"
     if problem:
+        del arr  # a damaged part's map is closed before its file goes
         warnings.warn(f"simulation cache part {base} is corrupt: {problem}; simulating it again",
-                      CacheWarning, stacklevel=4)
+                      CacheWarning, stacklevel=5)
         for path in (data, meta):
             path.unlink(missing_ok=True)
         return None
@@ -189,20 +249,9 @@ def _save_part(entry: Path, start: int, stop: int, arr: np.ndarray) -> None:
                       json.dumps({"shape": list(arr.shape), "dtype": "float32", "sha256": array_digest(arr)}))
 
 
-def cached_gathers(velocity: np.ndarray, physics: Any, identity: Mapping[str, Any], *,
-                   cache_dir: str | os.PathLike[str] | None = None, progress: bool = True,
-                   desc: str = "simulating", batch_size: int | None = None) -> np.ndarray:
-    """Gathers for ``velocity`` from the cache, simulating (and storing) what is missing.
-
-    Args:
-        velocity: ``(N, 1, Z, X)`` float32 m/s.
-        physics: an object following the Physics contract (``survey``, ``version``, ``simulate``).
-        identity: what the velocity is (generator, options, seed, source files ...).
-        cache_dir: overrides ``$FWI_CACHE_DIR`` and the user cache directory.
-        progress: show a progress bar while simulating.
-        desc: progress-bar label.
-        batch_size: models per ``physics.simulate`` call (default: the physics' ``batch_size`` or 16).
-    """
+def _open_entry(velocity: np.ndarray, physics: Any, identity: Mapping[str, Any],
+                cache_dir: str | os.PathLike[str] | None) -> Path:
+    """The entry folder of these gathers, made (with its record) if it is new."""
     survey = physics.survey
     if velocity.shape[-2:] != (survey.nz, survey.nx):
         raise DataError(f"velocity grid {velocity.shape[-2:]} differs from the physics' survey grid "
@@ -219,32 +268,104 @@ def cached_gathers(velocity: np.ndarray, physics: Any, identity: Mapping[str, An
     record_path = entry / "entry.json"
     if not record_path.exists():
         atomic_write_text(record_path, json.dumps(record, indent=1, sort_keys=True))
+    return entry
+
+
+def _fill_parts(entry: Path, velocity: np.ndarray, physics: Any, keep: Callable[[int, int, np.ndarray], None], *,
+                mmap: bool, progress: bool, desc: str, batch_size: int | None) -> None:
+    """Hand every part of the entry to ``keep(start, stop, gathers)``, simulating and storing the missing ones.
+
+    Intact parts come first, then the simulated ones, each as soon as it is stored (with
+    ``mmap``, memory-mapped from its file: a long simulation never holds more than one part).
+    """
+    survey = physics.survey
     n = velocity.shape[0]
     per_sample = (survey.n_shots, survey.nt, survey.n_receivers)
-    out = np.empty((n, *per_sample), np.float32)
     todo = []
     for start in range(0, n, PART_SIZE):
         stop = min(start + PART_SIZE, n)
-        part = _load_part(entry, start, stop, (stop - start, *per_sample))
+        part = _load_part(entry, start, stop, (stop - start, *per_sample), mmap=mmap)
         if part is None:
             todo.append((start, stop))
         else:
-            out[start:stop] = part
-    if todo:
-        from tqdm.auto import tqdm
+            keep(start, stop, part)
+    if not todo:
+        return
+    from tqdm.auto import tqdm
 
-        total = sum(b - a for a, b in todo)
-        with tqdm(total=total, desc=desc, unit="sample", disable=not progress, leave=False) as bar:
-            for start, stop in todo:
-                out[start:stop] = simulate(velocity, physics, batch_size=batch_size, start=start, stop=stop,
-                                           bar=bar)
-                _save_part(entry, start, stop, out[start:stop])
+    total = sum(b - a for a, b in todo)
+    with tqdm(total=total, desc=desc, unit="sample", disable=not progress, leave=False) as bar:
+        for start, stop in todo:
+            part = simulate(velocity, physics, batch_size=batch_size, start=start, stop=stop, bar=bar)
+            _save_part(entry, start, stop, part)
+            if mmap:
+                del part
+                part = np.load(entry / f"{_part_name(start, stop)}.npy", mmap_mode="r", allow_pickle=False)
+            keep(start, stop, part)
+
+
+@overload
+def cached_gathers(velocity: np.ndarray, physics: Any, identity: Mapping[str, Any], *,
+                   cache_dir: str | os.PathLike[str] | None = ..., progress: bool = ..., desc: str = ...,
+                   batch_size: int | None = ..., mmap: Literal[False] = ...) -> np.ndarray: ...
+
+
+@overload
+def cached_gathers(velocity: np.ndarray, physics: Any, identity: Mapping[str, Any], *,
+                   cache_dir: str | os.PathLike[str] | None = ..., progress: bool = ..., desc: str = ...,
+                   batch_size: int | None = ..., mmap: bool) -> np.ndarray | RowStack: ...
+
+
+def cached_gathers(velocity: np.ndarray, physics: Any, identity: Mapping[str, Any], *,
+                   cache_dir: str | os.PathLike[str] | None = None, progress: bool = True,
+                   desc: str = "simulating", batch_size: int | None = None,
+                   mmap: bool = False) -> np.ndarray | RowStack:
+    """Gathers for ``velocity`` from the cache, simulating (and storing) what is missing.
+
+    Args:
+        velocity: ``(N, 1, Z, X)`` float32 m/s.
+        physics: an object following the Physics contract (``survey``, ``version``, ``simulate``).
+        identity: what the velocity is (generator, options, seed, source files ...).
+        cache_dir: overrides ``$FWI_CACHE_DIR`` and the user cache directory.
+        progress: show a progress bar while simulating.
+        desc: progress-bar label.
+        batch_size: models per ``physics.simulate`` call (default: the physics' ``batch_size`` or 16).
+        mmap: return the cache's parts memory-mapped (read-only), as one
+            :class:`~fwi_plugins.data.rows.RowStack`, instead of one array in memory; index
+            it by rows (``g[a:b]``, ``g[rows]``) to read a batch.
+
+    Returns:
+        ``(N, S, T, R)`` float32 gathers: a numpy array, or with ``mmap`` a ``RowStack`` of
+        ``np.memmap`` parts.
+    """
+    entry = _open_entry(velocity, physics, identity, cache_dir)
+    survey = physics.survey
+    per_sample = (survey.n_shots, survey.nt, survey.n_receivers)
+    if mmap:
+        parts: dict[int, np.ndarray] = {}
+
+        def keep_mapped(start: int, stop: int, part: np.ndarray) -> None:
+            parts[start] = part
+
+        _fill_parts(entry, velocity, physics, keep_mapped, mmap=True, progress=progress, desc=desc,
+                    batch_size=batch_size)
+        if not parts:  # no samples at all
+            return RowStack([np.zeros((0, *per_sample), np.float32)])
+        return RowStack([parts[start] for start in sorted(parts)])
+    out = np.empty((velocity.shape[0], *per_sample), np.float32)
+
+    def keep_in_memory(start: int, stop: int, part: np.ndarray) -> None:
+        out[start:stop] = part
+
+    _fill_parts(entry, velocity, physics, keep_in_memory, mmap=False, progress=progress, desc=desc,
+                batch_size=batch_size)
     return out
 
 
-def simulate_cached(dataset: Any, split: str, physics: Any, *, cache_dir: Any = None,
-                    progress: bool = True) -> np.ndarray:
-    """Gathers of a :class:`~fwi_plugins.data.SeismicDataset` split, simulated once and cached."""
+def simulate_cached(dataset: Any, split: str, physics: Any, *, cache_dir: Any = None, progress: bool = True,
+                    mmap: bool = False) -> np.ndarray | RowStack:
+    """Gathers of a :class:`~fwi_plugins.data.SeismicDataset` split, simulated once and cached
+    (memory-mapped with ``mmap``, see :func:`cached_gathers`)."""
     velocity = dataset.velocity(split)
     return cached_gathers(velocity, physics, dataset.cache_identity(split), cache_dir=cache_dir,
-                          progress=progress, desc=f"simulating {dataset.name} {split}")
+                          progress=progress, desc=f"simulating {dataset.name} {split}", mmap=mmap)

@@ -12,12 +12,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
 from ..errors import DataError, UnknownNameError
 from ..survey import Survey
+from .rows import RowStack
 
 SPLITS = ("train", "val", "test")
 
@@ -115,9 +116,13 @@ class Normalization:
         return xp.sign(y) * xp.expm1(xp.abs(y))
 
     def fit_gathers(self, gathers: Any) -> Normalization:
-        """A copy whose gathers scale spans ``gathers`` (the training split's, normally)."""
-        xp = _xp(gathers)
-        lo, hi = float(xp.min(gathers)), float(xp.max(gathers))
+        """A copy whose gathers scale spans ``gathers`` (the training split's, normally): an
+        array, a tensor or a :class:`~fwi_plugins.data.rows.RowStack` (reduced part by part)."""
+        if isinstance(gathers, RowStack):
+            lo, hi = gathers.min(), gathers.max()
+        else:
+            xp = _xp(gathers)
+            lo, hi = float(xp.min(gathers)), float(xp.max(gathers))
         if not (math.isfinite(lo) and math.isfinite(hi)):
             raise DataError("normalization: gathers hold NaN or infinite values")
         if lo == hi:
@@ -182,7 +187,7 @@ class SeismicDataset:
         self._velocity_sources = dict(velocity or {})
         self._gather_sources = dict(gathers or {})
         self._velocity: dict[str, np.ndarray] = {}
-        self._gathers: dict[str, np.ndarray] = {}
+        self._gathers: dict[str, np.ndarray | RowStack] = {}
         for split in (*self._velocity_sources, *self._gather_sources):
             if split not in SPLITS:
                 raise UnknownNameError(f"split of dataset {name!r}", split, SPLITS)
@@ -243,14 +248,27 @@ class SeismicDataset:
             self._velocity[split] = arr
         return self._velocity[split]
 
+    @overload
+    def gathers(self, split: str = ..., physics: Any = ..., *, cache_dir: Any = ..., progress: bool = ...,
+                mmap: Literal[False] = ...) -> np.ndarray: ...
+
+    @overload
+    def gathers(self, split: str = ..., physics: Any = ..., *, cache_dir: Any = ..., progress: bool = ...,
+                mmap: bool) -> np.ndarray | RowStack: ...
+
     def gathers(self, split: str = "train", physics: Any = None, *, cache_dir: Any = None,
-                progress: bool = True) -> np.ndarray:
+                progress: bool = True, mmap: bool = False) -> np.ndarray | RowStack:
         """Shot gathers of ``split``: ``(N, S, T, R)`` float32.
 
         Recorded gathers are returned as they are. Otherwise they are simulated from the
         velocity maps with ``physics`` (an object following the
         :class:`fwi_plugins.physics.Physics` contract) in batches, and cached on disk under
         ``cache_dir`` (default: ``$FWI_CACHE_DIR`` or the user cache directory).
+
+        With ``mmap``, simulated gathers come back memory-mapped from the cache's parts: a
+        read-only :class:`~fwi_plugins.data.rows.RowStack`, read a batch of rows at a time
+        (``g[rows]``), that keeps a large corpus out of this process's memory. Without it,
+        gathers this dataset holds memory-mapped are read into one array (and kept).
 
         The first call also fits the gathers scale of :attr:`normalization` on the
         training split (simulating it too if needed) unless the scale is already set.
@@ -260,15 +278,19 @@ class SeismicDataset:
         """
         self._check_split(split)
         if split not in self._gathers:
-            self._gathers[split] = self._produce_gathers(split, physics, cache_dir, progress)
+            self._gathers[split] = self._produce_gathers(split, physics, cache_dir, progress, mmap)
         if not self.normalization.fitted:
             fit_split = next((s for s in SPLITS if self._split_sizes[s]), split)
             if fit_split != split and fit_split not in self._gathers:
-                self._gathers[fit_split] = self._produce_gathers(fit_split, physics, cache_dir, progress)
+                self._gathers[fit_split] = self._produce_gathers(fit_split, physics, cache_dir, progress, mmap)
             self.normalization = self.normalization.fit_gathers(self._gathers[fit_split])
-        return self._gathers[split]
+        gathers = self._gathers[split]
+        if isinstance(gathers, RowStack) and not mmap:
+            gathers = self._gathers[split] = gathers[:]
+        return gathers
 
-    def _produce_gathers(self, split: str, physics: Any, cache_dir: Any, progress: bool) -> np.ndarray:
+    def _produce_gathers(self, split: str, physics: Any, cache_dir: Any, progress: bool,
+                         mmap: bool) -> np.ndarray | RowStack:
         src = self._gather_sources.get(split)
         if src is not None:
             arr = src() if callable(src) else src
@@ -281,7 +303,7 @@ class SeismicDataset:
                 f"simulate them, e.g. api.build_physics('deepwave', survey=dataset.survey)")
         from .cache import simulate_cached
 
-        return simulate_cached(self, split, physics, cache_dir=cache_dir, progress=progress)
+        return simulate_cached(self, split, physics, cache_dir=cache_dir, progress=progress, mmap=mmap)
 
     def cache_identity(self, split: str) -> dict[str, Any]:
         """What identifies ``split``'s velocity for the simulation cache (besides its content)."""

@@ -13,7 +13,7 @@ import json
 import platform
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from .config import ResolvedConfig, RunConfig
 
 if TYPE_CHECKING:
     from ..data import SeismicDataset
+    from ..data.rows import RowStack
     from ..physics import Physics
     from ..specs import IOShape
     from ..survey import Survey
@@ -202,10 +203,21 @@ def hardware(device: str, world_size: int = 1) -> dict[str, Any]:
     return info
 
 
+@overload
 def load_arrays(ds: SeismicDataset, physics: Physics | None, split: str, *, cache_dir: str | None,
-                progress: bool, labels: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """Gathers (simulated and cached if the dataset records none) and, if asked, velocity."""
-    gathers = ds.gathers(split, physics, cache_dir=cache_dir or None, progress=progress)
+                progress: bool, labels: bool, mmap: Literal[False] = ...) -> tuple[np.ndarray, np.ndarray | None]: ...
+
+
+@overload
+def load_arrays(ds: SeismicDataset, physics: Physics | None, split: str, *, cache_dir: str | None,
+                progress: bool, labels: bool, mmap: bool) -> tuple[np.ndarray | RowStack, np.ndarray | None]: ...
+
+
+def load_arrays(ds: SeismicDataset, physics: Physics | None, split: str, *, cache_dir: str | None,
+                progress: bool, labels: bool, mmap: bool = False) -> tuple[np.ndarray | RowStack, np.ndarray | None]:
+    """Gathers (simulated and cached if the dataset records none; memory-mapped from the
+    cache with ``mmap``) and, if asked, velocity."""
+    gathers = ds.gathers(split, physics, cache_dir=cache_dir or None, progress=progress, mmap=mmap)
     velocity = ds.velocity(split) if labels and ds.has_labels else None
     return gathers, velocity
 

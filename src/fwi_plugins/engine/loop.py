@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.rows import take_rows
 from .checkpoint import save_training_checkpoint, seed_epoch, selectable_state
 from .config import TrainOptions
 from .distributed import DistInfo, agree, all_reduce_sums, barrier
@@ -204,14 +205,15 @@ def _train_step(loop: TrainingLoop, idx: np.ndarray) -> BatchLoss:
     options, device = loop.options, loop.device
     for group in loop.optimizer.param_groups:
         group["lr"] = loop.schedule.lr(loop.step, options)
-    x_raw = torch.from_numpy(np.ascontiguousarray(loop.data.gathers[idx])).to(device)
+    # One batch copied out of the (possibly memory-mapped, read-only) arrays.
+    x_raw = torch.from_numpy(take_rows(loop.data.gathers, idx)).to(device)
     with autocast(device, options.amp):
         pred = loop.net(loop.normalization.gathers_to_unit(x_raw))
     pred = pred.float()
     y = None
     if loop.use_labels:
         y = loop.normalization.velocity_to_unit(
-            torch.from_numpy(np.ascontiguousarray(loop.data.velocity[idx])).to(device))  # type: ignore[index]
+            torch.from_numpy(take_rows(loop.data.velocity, idx)).to(device))  # type: ignore[arg-type]
     loss = batch_loss(pred, x_raw, y, lambda_ssim=options.lambda_ssim, lambda_physics=options.lambda_physics,
                       physics_samples=options.physics_samples, normalization=loop.normalization,
                       physics=loop.physics)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..data.rows import RowStack
 from ..errors import ConfigError, FWIError
 from .config import PretrainOptions, ResolvedConfig, RunConfig
 from .job import GetSpec, hardware, io_shape, load_arrays, start_job
@@ -48,7 +49,8 @@ __all__ = ["mixture_weights", "model_card_markdown", "pretrain"]
 WEIGHTS_FILE = "weights.safetensors"
 
 # Each dataset's (gathers, velocity) of one split; (None, None) for a dataset without that split.
-Parts = list[tuple[np.ndarray | None, np.ndarray | None]]
+# Simulated gathers are memory-mapped cache parts (a RowStack), read a batch at a time.
+Parts = list[tuple[np.ndarray | RowStack | None, np.ndarray | None]]
 
 
 def mixture_weights(sizes: list[int], weights: tuple[float, ...] = ()) -> np.ndarray:
@@ -65,7 +67,7 @@ def mixture_weights(sizes: list[int], weights: tuple[float, ...] = ()) -> np.nda
     return out / out.sum()
 
 
-def _common_normalization(normalizations: list[Normalization], gathers: list[np.ndarray]) -> Normalization:
+def _common_normalization(normalizations: list[Normalization], gathers: list[np.ndarray | RowStack]) -> Normalization:
     """One input scale for the whole mixture: the first family's velocity range, every family's amplitudes.
 
     A foundation network must see every family through the same scaling, or the same
@@ -76,6 +78,7 @@ def _common_normalization(normalizations: list[Normalization], gathers: list[np.
         if (other.vmin, other.vmax) != (first.vmin, first.vmax):
             raise ConfigError(f"the datasets use different velocity ranges ({first.vmin:g}-{first.vmax:g} and "
                               f"{other.vmin:g}-{other.vmax:g} m/s); give them the same vmin and vmax")
+    # Reduced part by part where they lie: no copy of (memory-mapped) gathers is made for this.
     lo = min(float(g.min()) for g in gathers if len(g))
     hi = max(float(g.max()) for g in gathers if len(g))
     base = dataclasses.replace(first, data_min=None, data_max=None)
@@ -190,9 +193,14 @@ def _open_datasets(resolved: ResolvedConfig) -> tuple[list[SeismicDataset], list
 
 def _load_splits(datasets: list[SeismicDataset], physics_by: list[Physics | None], opts: PretrainOptions, *,
                  progress: bool) -> tuple[Parts, Parts]:
-    """Each dataset's ``(gathers, velocity)`` of the train and of the val split (``(None, None)`` where empty)."""
+    """Each dataset's ``(gathers, velocity)`` of the train and of the val split (``(None, None)`` where empty).
+
+    Simulated gathers stay in the cache's files, memory-mapped: a corpus of thousands of maps
+    would otherwise be held whole in memory (and once per process of a distributed job).
+    """
     def load_all(split: str) -> Parts:
-        return [load_arrays(d, p, split, cache_dir=opts.cache_dir, progress=progress, labels=opts.labels == "full")
+        return [load_arrays(d, p, split, cache_dir=opts.cache_dir, progress=progress, labels=opts.labels == "full",
+                            mmap=True)
                 if d.split_sizes.get(split, 0) else (None, None) for d, p in zip(datasets, physics_by, strict=True)]
 
     return load_all("train"), load_all("val")
@@ -201,13 +209,13 @@ def _load_splits(datasets: list[SeismicDataset], physics_by: list[Physics | None
 def _mixture(train_parts: Parts, val_parts: Parts, opts: PretrainOptions, *,
              warn: bool) -> tuple[TrainData, TrainData | None, list[int]]:
     """The training and validation data of the whole mixture, and each family's training size."""
-    from .train_data import RowStack, TrainData
+    from .train_data import TrainData
 
     use_labels = opts.labels == "full"
     sizes = [len(g) for g, _ in train_parts if g is not None]  # every dataset has training samples
     weights = mixture_weights(sizes, opts.weights)
-    # Row stacks instead of concatenation: the datasets keep their arrays, so a copy would
-    # hold every gather twice.
+    # Row stacks instead of concatenation: the datasets keep their arrays (memory-mapped cache
+    # parts, for simulated gathers), so a copy would hold every gather in memory, twice.
     train_data = TrainData(gathers=RowStack([g for g, _ in train_parts]),
                            velocity=RowStack([v for _, v in train_parts]) if use_labels else None,
                            weights=weights)

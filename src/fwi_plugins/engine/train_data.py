@@ -1,4 +1,4 @@
-"""What the training loop trains on: arrays held in memory, and the order it draws them in.
+"""What the training loop trains on: arrays (in memory or memory-mapped), and the order it draws them in.
 
 Each process of a distributed job draws its own shard of every epoch: a shuffled
 permutation (``DistributedSampler``) or, for a dataset mixture with per-sample weights,
@@ -8,68 +8,28 @@ a weighted draw with replacement that every rank makes alike and strides through
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
 
+from ..data.rows import RowStack
 from ..errors import DataError
 from .distributed import DistInfo
 
 __all__ = ["EpochSampler", "RowStack", "TrainData", "WeightedShardSampler", "epoch_sampler"]
 
 
-class RowStack:
-    """Several arrays of samples read as one along the first axis, without copying them together.
-
-    A dataset mixture can hold gigabytes of gathers; concatenating would hold them twice.
-    Indexing with a slice or an integer array returns a new numpy array of those rows.
-    ``None`` parts (a family without that split) are left out.
-    """
-
-    def __init__(self, parts: Sequence[np.ndarray | None]) -> None:
-        kept = [p for p in parts if p is not None]
-        if not kept:
-            raise DataError("RowStack needs at least one array")
-        tail = kept[0].shape[1:]
-        for p in kept[1:]:
-            if p.shape[1:] != tail:
-                raise DataError(f"arrays to stack differ in shape past the first axis: {tail} and {p.shape[1:]}")
-        self.parts = kept
-        self.offsets = np.cumsum([0] + [len(p) for p in kept])
-        self.shape = (int(self.offsets[-1]), *tail)
-        self.dtype = kept[0].dtype
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __getitem__(self, index: Any) -> np.ndarray:
-        if isinstance(index, slice):
-            index = np.arange(*index.indices(len(self)))
-        index = np.asarray(index, dtype=np.int64)
-        if index.ndim != 1:
-            raise TypeError("RowStack takes a slice or a 1-D array of row numbers")
-        out = np.empty((len(index), *self.shape[1:]), dtype=self.dtype)
-        which = np.searchsorted(self.offsets, index, side="right") - 1
-        for part in np.unique(which):
-            rows = which == part
-            out[rows] = self.parts[part][index[rows] - self.offsets[part]]
-        return out
-
-
 @dataclass
 class TrainData:
-    """Arrays the loop trains or validates on, held in memory.
+    """Arrays the loop trains or validates on; the loop reads them one batch of rows at a time.
 
     Attributes:
         gathers: raw gathers ``(N, S, T, R)`` float32 (normalised per batch on the device), a
-            numpy array or a :class:`RowStack` of several.
+            numpy array or a :class:`~fwi_plugins.data.rows.RowStack` of several (memory-mapped
+            cache parts, for pretraining).
         velocity: velocity ``(N, 1, Z, X)`` in m/s (array or :class:`RowStack`), or ``None``
             without labels.
         weights: per-sample sampling weights (a dataset mixture), or ``None`` for uniform

@@ -13,10 +13,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.rows import RowStack, take_rows
 from .config import TrainOptions
 from .distributed import DistInfo, all_reduce_sums
 from .losses import physics_velocity
-from .train_data import RowStack, TrainData
+from .train_data import TrainData
 
 if TYPE_CHECKING:
     from ..data import Normalization
@@ -48,21 +49,30 @@ def validate(model: nn.Module, data: TrainData, *, options: TrainOptions, normal
              physics: Physics | None, device: str, info: DistInfo) -> dict[str, float]:
     """Mean normalised-velocity MAE (OpenFWI's MAE) and physics misfit on this rank's shard, reduced.
 
+    The shard is read one batch of ``eval_batch_size`` rows at a time: memory-mapped
+    gathers are never read whole.
+
     Returns:
         ``val_mae`` and ``val_mae_ms`` (m/s) when ``data`` has labels, ``val_misfit`` with
         ``physics``.
     """
     idx = np.arange(info.rank, len(data), info.world_size)
     sums = {"n": float(len(idx)), "mae": 0.0, "misfit": 0.0}
-    if len(idx):
-        unit = predict_unit(model, data.gathers[idx], normalization=normalization, device=device,
+    maes = []
+    for start in range(0, len(idx), options.eval_batch_size):
+        rows = idx[start:start + options.eval_batch_size]
+        gathers = take_rows(data.gathers, rows)
+        unit = predict_unit(model, gathers, normalization=normalization, device=device,
                             batch_size=options.eval_batch_size, amp=options.amp)
         if data.velocity is not None:
-            truth = normalization.velocity_to_unit(data.velocity[idx])
-            sums["mae"] = float(np.abs(unit - truth).mean(axis=(1, 2, 3)).sum())
+            truth = normalization.velocity_to_unit(data.velocity[rows])
+            maes.append(np.abs(unit - truth).mean(axis=(1, 2, 3)))
         if physics is not None:
-            sums["misfit"] = _misfit_sum(unit, data.gathers, idx, options=options, normalization=normalization,
-                                         physics=physics, device=device)
+            sums["misfit"] += _misfit_sum(unit, gathers, normalization=normalization, physics=physics,
+                                          device=device)
+    if maes:
+        # Summed once over the shard, as one array: the same float32 sum as unbatched.
+        sums["mae"] = float(np.concatenate(maes).sum())
     sums = all_reduce_sums(sums, info, device)
     out: dict[str, float] = {}
     n = max(sums["n"], 1.0)
@@ -74,15 +84,11 @@ def validate(model: nn.Module, data: TrainData, *, options: TrainOptions, normal
     return out
 
 
-def _misfit_sum(unit: np.ndarray, gathers: np.ndarray | RowStack, idx: np.ndarray, *, options: TrainOptions,
-                normalization: Normalization, physics: Physics, device: str) -> float:
-    """The physics misfit of the predictions ``unit`` against the gathers ``idx``, summed over samples."""
-    total = 0.0
+def _misfit_sum(unit: np.ndarray, gathers: np.ndarray, *, normalization: Normalization, physics: Physics,
+                device: str) -> float:
+    """The physics misfit of one batch of predictions ``unit`` against their gathers, summed over samples."""
     with torch.no_grad():
-        for start in range(0, len(idx), options.eval_batch_size):
-            sl = slice(start, start + options.eval_batch_size)
-            u = torch.from_numpy(unit[sl]).to(device)
-            simulated = physics.simulate(physics_velocity(u, normalization, physics))
-            observed = torch.from_numpy(gathers[idx[sl]]).to(device)
-            total += float(physics.misfit(simulated, observed)) * len(u)
-    return total
+        u = torch.from_numpy(unit).to(device)
+        simulated = physics.simulate(physics_velocity(u, normalization, physics))
+        observed = torch.from_numpy(gathers).to(device)
+        return float(physics.misfit(simulated, observed)) * len(u)
