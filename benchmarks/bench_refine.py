@@ -7,6 +7,10 @@ simulated through the cache and the shipped ``vit`` foundation predicts zero-sho
 
 * every refinement variant in :data:`VARIANTS` refines the prediction for ``--time-limit``
   seconds per map (:func:`fwi_plugins.engine.refine.refine`);
+* label-free adaptation (``--label-free-maps``, 0 to skip): a LoRA adapter of the foundation
+  trained on the target's training gathers with the Deepwave misfit alone, no velocity labels
+  (the engine's ``train`` with ``labels="none"``), then predicting the test maps; its seconds
+  per map include the training, shared over the test maps;
 * classical FWI runs the best refinement (:data:`BEST`) from a 1-D start (the least-squares
   linear-in-depth fit to the laterally averaged true model: a generous start, what a
   velocity analysis might give) for up to ``--cap`` seconds per map. Its model at the same
@@ -59,6 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help='an extra refinement variant, e.g. \'tv={"tv": 0.02}\' (refine() options); repeatable')
     p.add_argument("--no-classical", dest="classical", action="store_false",
                    help="skip classical FWI (only the network and its refinements)")
+    p.add_argument("--label-free-maps", type=int, default=16,
+                   help="training gathers of label-free adaptation (0 skips it; default 16)")
+    p.add_argument("--label-free-epochs", type=int, default=2, help="epochs of label-free adaptation (default 2)")
     p.add_argument("--time-limit", type=float, default=20.0, help="refinement seconds per map (default 20)")
     p.add_argument("--cap", type=float, default=60.0, help="classical FWI seconds per map at most (default 60)")
     p.add_argument("--iterations", type=int, default=10_000,
@@ -112,6 +119,32 @@ def classical(start: Any, observed: Any, truth: Any, physics: Any, args: argpars
     return trace
 
 
+def label_free(model: Any, key: str, args: argparse.Namespace, physics: Any) -> tuple[Any, float]:
+    """A copy of ``model`` with a LoRA adapter trained on the target's training gathers by the misfit alone."""
+    import copy
+
+    from fwi_plugins import api
+    from fwi_plugins.engine.options import TrainOptions
+    from fwi_plugins.engine.train import train
+    from fwi_plugins.engine.train_data import TrainData
+
+    label, name, options = TARGETS[key]
+    options = dict(options, n_train=args.label_free_maps, n_val=0, n_test=0)
+    if name == "openfwi":
+        options["path"] = str(args.openfwi)
+    ds = api.load_dataset(name, options)
+    normalization = model.pretrained_cfg.normalization
+    ds.set_normalization(normalization)
+    gathers = ds.gathers("train", physics, cache_dir=args.cache_dir, progress=False)
+    adapted = api.apply_peft(copy.deepcopy(model), "lora", {"r": 8, "alpha": 16}, backbone="vit")
+    started = time.perf_counter()
+    train(adapted, TrainData(gathers=gathers), None, normalization=normalization, physics=physics,
+          options=TrainOptions(epochs=args.label_free_epochs, batch_size=2, lr=5e-4, lambda_physics=1.0,
+                               lambda_ssim=0.0, physics_samples=0, labels="none", seed=0, device=args.device,
+                               progress=False), device=args.device)
+    return adapted.eval(), time.perf_counter() - started
+
+
 def at_time(trace: list[dict[str, float]], seconds: float) -> dict[str, float]:
     """The lowest-misfit model reached by ``seconds`` (what a refinement stopped then keeps)."""
     reached = [t for t in trace if t["seconds"] <= seconds] or trace[:1]
@@ -120,7 +153,6 @@ def at_time(trace: list[dict[str, float]], seconds: float) -> dict[str, float]:
 
 def run_target(key: str, args: argparse.Namespace, model: Any) -> dict[str, Any] | None:
     import numpy as np
-    import torch
 
     from fwi_plugins import api
     from fwi_plugins.engine.refine import refine
@@ -138,16 +170,17 @@ def run_target(key: str, args: argparse.Namespace, model: Any) -> dict[str, Any]
     if args.classical:
         rows["classical"] = []
     ratios: list[dict[str, float | None]] = []
+    adapted, train_s = (label_free(model, key, args, physics) if args.label_free_maps > 0 else (None, 0.0))
+    if adapted is not None:
+        rows["label-free"] = []
     for i in range(len(truth)):
         x, v = gathers[i:i + 1], truth[i:i + 1]
-        started = time.perf_counter()
-        predicted = np.clip(api.predict(model, x, device=args.device, progress=False), lo, hi)
-        predict_s = time.perf_counter() - started
-        with torch.no_grad():
-            misfit0 = float(physics.misfit(physics.simulate(torch.from_numpy(predicted).to(args.device)),
-                                           torch.from_numpy(x).to(args.device)))
-        s, m = scores(predicted, v, lo, hi)
-        rows["network"].append({"ssim": s, "mae_ms": m, "misfit": misfit0, "seconds": predict_s})
+        network_row, predicted = _scored_prediction(model, x, v, physics, args.device, 0.0)
+        rows["network"].append(network_row)
+        predict_s = network_row["seconds"]
+        if adapted is not None:
+            rows["label-free"].append(_scored_prediction(adapted, x, v, physics, args.device,
+                                                         train_s / len(truth))[0])
         for name in args.variants:
             started = time.perf_counter()
             if name in NETWORK_VARIANTS:
@@ -172,6 +205,25 @@ def run_target(key: str, args: argparse.Namespace, model: Any) -> dict[str, Any]
                for name, rs in rows.items()}
     return {"label": TARGETS[key][0], "n_maps": len(truth), "rows": summary, "per_map": rows,
             "classical_time_ratio": ratios}
+
+
+def _scored_prediction(model: Any, x: Any, truth: Any, physics: Any, device: str,
+                       extra_s: float) -> tuple[dict[str, float], Any]:
+    """SSIM, MAE, data misfit and seconds of ``model``'s prediction of one map, and the prediction."""
+    import numpy as np
+    import torch
+
+    from fwi_plugins import api
+
+    lo, hi = physics.survey.vmin, physics.survey.vmax
+    started = time.perf_counter()
+    predicted = np.clip(api.predict(model, x, device=device, progress=False), lo, hi)
+    seconds = time.perf_counter() - started + extra_s
+    with torch.no_grad():
+        misfit = float(physics.misfit(physics.simulate(torch.from_numpy(predicted).to(device)),
+                                      torch.from_numpy(x).to(device)))
+    s, m = scores(predicted, truth, lo, hi)
+    return {"ssim": s, "mae_ms": m, "misfit": misfit, "seconds": seconds}, predicted
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -216,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---:|---:|---:|---:|")
     for outcome in results.values():
         for name, row in outcome["rows"].items():
-            label = {"network": "network alone", "classical": "classical FWI, 1-D start"}.get(name, f"network + {name}")
+            label = {"network": "network alone", "classical": "classical FWI, 1-D start",
+                     "label-free": "label-free LoRA (no labels)"}.get(name, f"network + {name}")
             print(f"| {outcome['label']} | {label} | {row['ssim']:.3f} | {row['mae_ms']:.0f} | "
                   f"{row['misfit']:.3e} | {row['seconds']:.1f} |")
     if not args.classical:
