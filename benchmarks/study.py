@@ -104,11 +104,12 @@ def resolve_foundation(choice: str | None) -> dict[str, Any]:
             "normalization": normalization, "metadata": metadata, "card": card}
 
 
-def load_target(spec: TargetSpec, settings: Settings, cache_dir: str | None) -> Target:
-    """The target's training and test arrays; gathers simulated with deepwave (cached)."""
+def load_target(spec: TargetSpec, settings: Settings, cache_dir: str | None, *, n_val: int = 0) -> Target:
+    """The target's training and test arrays, and ``n_val`` validation maps from the dataset's own
+    validation split (none by default); gathers simulated with deepwave (cached)."""
     from fwi_plugins import api
 
-    options = {**spec.options, "n_train": settings.n_train, "n_val": 0, "n_test": settings.n_test,
+    options = {**spec.options, "n_train": settings.n_train, "n_val": n_val, "n_test": settings.n_test,
                "seed": settings.seed}
     ds = api.load_dataset(spec.dataset, options)
     if FOUNDATION.get("normalization") is not None:
@@ -117,8 +118,10 @@ def load_target(spec: TargetSpec, settings: Settings, cache_dir: str | None) -> 
     physics = api.build_physics("deepwave", survey=ds.survey)
     train_x = ds.gathers("train", physics, cache_dir=cache_dir, progress=True)
     test_x = ds.gathers("test", physics, cache_dir=cache_dir, progress=True)
+    val_x = ds.gathers("val", physics, cache_dir=cache_dir, progress=True) if n_val else None
     return Target(spec=spec, options=options, normalization=ds.normalization, survey=ds.survey,
-                  train_x=train_x, train_y=ds.velocity("train"), test_x=test_x, test_y=ds.velocity("test"))
+                  train_x=train_x, train_y=ds.velocity("train"), test_x=test_x, test_y=ds.velocity("test"),
+                  val_x=val_x, val_y=ds.velocity("val") if n_val else None)
 
 
 def smoke_foundation(directory: Path) -> str:
@@ -311,14 +314,17 @@ def _chosen_targets(args: argparse.Namespace,
     return settings, specs, skipped
 
 
-def _load_targets(settings: Settings, specs: dict[str, TargetSpec], cache_dir: str | None) -> float:
-    """Load every target into ``TARGETS``; returns the seconds it took."""
+def _load_targets(settings: Settings, specs: dict[str, TargetSpec], cache_dir: str | None, *,
+                  n_val: int = 0) -> float:
+    """Load every target into ``TARGETS`` (with ``n_val`` validation maps); returns the seconds it took."""
     size = FOUNDATION["backbone_options"].get("size", "")
     print(f"foundation: {FOUNDATION['path']} ({FOUNDATION['backbone']} {size})")
     load_started = time.perf_counter()
     for key in settings.targets:
-        print(f"loading {specs[key].label}: {settings.n_train} training and {settings.n_test} test maps", flush=True)
-        TARGETS[key] = load_target(specs[key], settings, cache_dir)
+        val = f", {n_val} validation" if n_val else ""
+        print(f"loading {specs[key].label}: {settings.n_train} training{val} and {settings.n_test} test maps",
+              flush=True)
+        TARGETS[key] = load_target(specs[key], settings, cache_dir, n_val=n_val)
     return time.perf_counter() - load_started
 
 

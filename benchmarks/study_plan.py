@@ -43,7 +43,8 @@ def target_specs(openfwi_dir: Path) -> dict[str, TargetSpec]:
 
 @dataclass
 class Target:
-    """A loaded target: test and training arrays, held by the parent and shared with forked runs."""
+    """A loaded target: training, test and (when asked for) validation arrays, held by the parent and
+    shared with forked runs."""
 
     spec: TargetSpec
     options: dict[str, Any]
@@ -53,6 +54,8 @@ class Target:
     train_y: np.ndarray
     test_x: np.ndarray
     test_y: np.ndarray
+    val_x: np.ndarray | None = None
+    val_y: np.ndarray | None = None
 
 
 # -- settings ---------------------------------------------------------------------------

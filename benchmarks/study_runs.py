@@ -12,6 +12,7 @@ import resource
 import sys
 import time
 import traceback
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import numpy as np
 from study_plan import Settings, Target, Task, n_maps, peft_options, schedule
 
 MIB = 1024 * 1024
+Runner = Callable[[Any, Any], dict[str, Any]]
 
 
 # -- measuring ----------------------------------------------------------------------------
@@ -152,7 +154,7 @@ def run_task(task: Task, settings: Settings) -> dict[str, Any]:
         out["wall_time"] = time.perf_counter() - started
         return out
 
-    out.update(_adapt(task, settings, target, model, physics, device))
+    out.update(adapt(task, settings, target, model, physics, device))
     t0 = time.perf_counter()
     predicted = predict_velocity(model, target.test_x, target, device)
     scored_physics = physics if (task.kind != "grid" or task.anchor) else None
@@ -178,9 +180,20 @@ def _task_physics(task: Task, settings: Settings, target: Target, device: str) -
     return physics
 
 
-def _adapt(task: Task, settings: Settings, target: Target, model: Any, physics: Any, device: str) -> dict[str, Any]:
-    """Train ``model`` in place for the run (labels, labels + physics, or label-free); what the record keeps."""
+def train_options(settings: Settings, plan_: dict[str, Any], *, labels: bool = True, lam: float = 0.0) -> Any:
+    """The engine's ``TrainOptions`` of a run: ``settings`` on the schedule ``plan_`` (see ``schedule``)."""
     from fwi_plugins.engine.config import TrainOptions
+
+    return TrainOptions(
+        epochs=plan_["epochs"], batch_size=plan_["batch_size"], lr=settings.lr,
+        warmup_epochs=plan_["warmup_epochs"], lambda_physics=lam,
+        lambda_ssim=settings.lambda_ssim if labels else 0.0,
+        physics_samples=settings.physics_samples if labels else 0,
+        labels="full" if labels else "none", seed=settings.seed, device=settings.device, progress=False)
+
+
+def adapt(task: Task, settings: Settings, target: Target, model: Any, physics: Any, device: str) -> dict[str, Any]:
+    """Train ``model`` in place for the run (labels, labels + physics, or label-free); what the record keeps."""
     from fwi_plugins.engine.train import train
     from fwi_plugins.engine.train_data import TrainData
 
@@ -197,12 +210,7 @@ def _adapt(task: Task, settings: Settings, target: Target, model: Any, physics: 
     if task.kind in ("physics", "label-free"):
         lam = calibrate_lambda(model, target, physics, settings, device)
         out["lambda_physics"] = lam
-    options = TrainOptions(
-        epochs=plan_["epochs"], batch_size=plan_["batch_size"], lr=settings.lr,
-        warmup_epochs=plan_["warmup_epochs"], lambda_physics=lam,
-        lambda_ssim=settings.lambda_ssim if labels else 0.0,
-        physics_samples=settings.physics_samples if labels else 0,
-        labels="full" if labels else "none", seed=settings.seed, device=settings.device, progress=False)
+    options = train_options(settings, plan_, labels=labels, lam=lam)
     data = TrainData(gathers=target.train_x[:n], velocity=target.train_y[:n] if labels else None)
     result = train(model, data, None, options=options, normalization=target.normalization,
                    physics=physics if lam > 0 else None, checkpoint_dir=None, stage="adapt", device=device)
@@ -232,12 +240,12 @@ def refine_predictions(initial: np.ndarray, target: Target, physics: Any, settin
             "misfit_history": outcome.history, "example": refined[0, 0].round().astype(np.int16).tolist()}
 
 
-def _child(task: Task, settings: Settings, conn: Any, threads: int) -> None:
+def _child(task: Any, settings: Any, conn: Any, threads: int, runner: Runner) -> None:
     import torch
 
     torch.set_num_threads(threads)
     try:
-        conn.send(("ok", run_task(task, settings)))
+        conn.send(("ok", runner(task, settings)))
     except BaseException:  # the parent records the failure and goes on with the other runs
         conn.send(("error", traceback.format_exc()))
     finally:
@@ -278,22 +286,30 @@ class TaskStore:
         self._write([*self.sessions, self.elapsed()])
 
 
-def run_all(tasks: list[Task], settings: Settings, store: TaskStore, workers: int, threads: int) -> None:
-    """Run every task not yet in ``store``, ``workers`` forked processes at a time."""
+def run_all(tasks: Sequence[Any], settings: Any, store: TaskStore, workers: int, threads: int, *,
+            runner: Runner | None = None, describe: Callable[[dict[str, Any]], str] | None = None) -> None:
+    """Run every task not yet in ``store``, ``workers`` forked processes at a time.
+
+    ``runner(task, settings)`` runs one task in its forked process and returns its record
+    (default: the study's ``run_task``); ``describe(record)`` is its progress line. Any task
+    with a ``key`` and any settings the runner reads will do (``study_fair.py`` runs its own).
+    """
+    runner = runner or run_task
+    describe = describe or _progress_line
     from tqdm.auto import tqdm
 
     todo = [t for t in tasks if t.key not in store.results]
     if len(todo) < len(tasks):
         print(f"resuming: {len(tasks) - len(todo)} of {len(tasks)} runs already finished", flush=True)
     ctx = multiprocessing.get_context("fork")
-    running: dict[Any, tuple[Task, Any, float]] = {}
+    running: dict[Any, tuple[Any, Any, float]] = {}
     bar = tqdm(total=len(todo), desc="study", unit="run", file=sys.stderr)
     queue = list(todo)
     while queue or running:
         while queue and len(running) < workers:
             task = queue.pop(0)
             receive, send = ctx.Pipe(duplex=False)
-            process = ctx.Process(target=_child, args=(task, settings, send, threads), daemon=True)
+            process = ctx.Process(target=_child, args=(task, settings, send, threads, runner), daemon=True)
             process.start()
             send.close()
             running[receive] = (task, process, time.perf_counter())
@@ -306,7 +322,7 @@ def run_all(tasks: list[Task], settings: Settings, store: TaskStore, workers: in
             process.join()
             if status == "ok":
                 store.put(task.key, payload)
-                line = _progress_line(payload)
+                line = describe(payload)
             else:
                 line = f"FAILED {task.key}:\n{payload}"
             bar.write(f"[{time.perf_counter() - t0:6.0f} s] {line}")
