@@ -4,7 +4,7 @@
 #   stage 1 (v1, 33 min): vit tiny from random weights, 2,000 maps of 8 generated families, 2,000 steps
 #   stage 2 (v2):         continued from stage 1 on 10,000 new maps of the same families (1,250 each),
 #                         at most 4,500 steps (batch 16) or 85 minutes, loss L1 + (1 - SSIM)
-#   stage 3 (v3):         continued from stage 2 on the same 10,000 maps with a fresh cosine schedule
+#   stage 3 (v4):         continued from stage 2 on the same 10,000 maps with a fresh cosine schedule
 #                         from half the learning rate, 4,000 steps (batch 16), at most 90 minutes
 #
 # Both stages resume where they stopped when run again. curvefault-b and salt stay out: they are
