@@ -362,6 +362,37 @@ def cached_gathers(velocity: np.ndarray, physics: Any, identity: Mapping[str, An
     return out
 
 
+def fill_shard(velocity: np.ndarray, physics: Any, identity: Mapping[str, Any], *, rank: int, world: int,
+               cache_dir: str | os.PathLike[str] | None = None, progress: bool = True, desc: str = "simulating",
+               batch_size: int | None = None) -> int:
+    """Simulate and store the missing cache parts of these gathers that belong to ``rank`` of ``world``.
+
+    Part ``i`` (samples ``i * PART_SIZE`` onwards) belongs to rank ``i % world``, so the
+    processes of a distributed job fill one cache entry together, each on its own physics'
+    device, and a restart simulates only what is still missing. A part counts as stored when
+    its record is written (the record comes last); :func:`cached_gathers` verifies it when the
+    gathers are read. Returns the number of samples simulated.
+    """
+    if not (world >= 1 and 0 <= rank < world):
+        raise ValueError(f"rank {rank} of {world} processes: expected 0 <= rank < world")
+    entry = _open_entry(velocity, physics, identity, cache_dir)
+    n = velocity.shape[0]
+    mine = [(start, min(start + PART_SIZE, n)) for index, start in enumerate(range(0, n, PART_SIZE))
+            if index % world == rank]
+    todo = [(a, b) for a, b in mine if not (entry / f"{_part_name(a, b)}.json").exists()
+            or not (entry / f"{_part_name(a, b)}.npy").exists()]
+    if not todo:
+        return 0
+    from tqdm.auto import tqdm
+
+    total = sum(b - a for a, b in todo)
+    with tqdm(total=total, desc=desc, unit="sample", disable=not progress, leave=False) as bar:
+        for start, stop in todo:
+            _save_part(entry, start, stop, simulate(velocity, physics, batch_size=batch_size, start=start,
+                                                    stop=stop, bar=bar))
+    return total
+
+
 def simulate_cached(dataset: Any, split: str, physics: Any, *, cache_dir: Any = None, progress: bool = True,
                     mmap: bool = False) -> np.ndarray | RowStack:
     """Gathers of a :class:`~fwi_plugins.data.SeismicDataset` split, simulated once and cached

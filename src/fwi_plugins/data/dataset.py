@@ -305,6 +305,22 @@ class SeismicDataset:
 
         return simulate_cached(self, split, physics, cache_dir=cache_dir, progress=progress, mmap=mmap)
 
+    def fill_gathers(self, split: str, physics: Any, *, rank: int, world: int, cache_dir: Any = None,
+                     progress: bool = True) -> int:
+        """Simulate into the cache this process's share (``rank`` of ``world``) of the split's
+        missing gathers, without reading any back (see :func:`~fwi_plugins.data.cache.fill_shard`);
+        the samples simulated. Recorded and empty splits need nothing."""
+        self._check_split(split)
+        if split in self._gathers or self._gather_sources.get(split) is not None or not self._split_sizes[split]:
+            return 0
+        if physics is None:
+            raise DataError(f"dataset {self.name!r} has no recorded gathers for split {split!r}; pass a physics "
+                            f"to simulate them")
+        from .cache import fill_shard
+
+        return fill_shard(self.velocity(split), physics, self.cache_identity(split), rank=rank, world=world,
+                          cache_dir=cache_dir, progress=progress, desc=f"simulating {self.name} {split}")
+
     def cache_identity(self, split: str) -> dict[str, Any]:
         """What identifies ``split``'s velocity for the simulation cache (besides its content)."""
         return {"dataset": self.name, "split": split, "attrs": self.attrs}

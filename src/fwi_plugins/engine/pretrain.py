@@ -126,7 +126,7 @@ def pretrain(config: RunConfig | ResolvedConfig, *, get_spec: GetSpec | None = N
         The content of ``metrics.json`` (also in ``model_card.json``).
     """
     from .checkpoint import seed_everything
-    from .distributed import sync_first
+    from .distributed import barrier
     from .train import train
 
     started = time.perf_counter()
@@ -137,8 +137,11 @@ def pretrain(config: RunConfig | ResolvedConfig, *, get_spec: GetSpec | None = N
         notify("fwi_run_started", run_dir=out, config=resolved.config.to_dict())
     datasets, physics_by = _open_datasets(resolved)
     t0 = time.perf_counter()
-    train_parts, val_parts = sync_first(info, lambda: _load_splits(datasets, physics_by, opts,
-                                                                    progress=opts.progress and info.is_main))
+    if info.distributed:
+        # Every process simulates its share of the missing gathers on its own device, then all read them all.
+        _fill_splits(datasets, physics_by, opts, info)
+        barrier(info)
+    train_parts, val_parts = _load_splits(datasets, physics_by, opts, progress=opts.progress and info.is_main)
     data_time = time.perf_counter() - t0
     seed_everything(opts.seed)
     backbone_spec = resolved.spec("backbone")
@@ -189,6 +192,17 @@ def _open_datasets(resolved: ResolvedConfig) -> tuple[list[SeismicDataset], list
     physics_by = [physics_spec.load()(resolved.component_option("physics"), survey=d.survey) if physics_spec else None
                   for d in datasets]
     return datasets, physics_by
+
+
+def _fill_splits(datasets: list[SeismicDataset], physics_by: list[Physics | None], opts: PretrainOptions,
+                 info: DistInfo) -> None:
+    """This process's share of every split's missing gathers, simulated into the cache on its device."""
+    for d, physics in zip(datasets, physics_by, strict=True):
+        if physics is not None and info.device != "cpu" and hasattr(physics, "to"):
+            physics = physics.to(info.device) or physics
+        for split in ("train", "val"):
+            d.fill_gathers(split, physics, rank=info.rank, world=info.world_size, cache_dir=opts.cache_dir or None,
+                           progress=opts.progress and info.is_main)
 
 
 def _load_splits(datasets: list[SeismicDataset], physics_by: list[Physics | None], opts: PretrainOptions, *,
