@@ -174,3 +174,56 @@ def test_pretrain_ranks_share_the_simulation_of_every_split(tmp_path):
     # Every (split, part) simulated exactly once over both ranks.
     seen = [(first, start) for c in calls.values() for first, start, _ in c]
     assert len(seen) == len(set(seen)) == 7
+
+
+SIMULATE_WORKER = textwrap.dedent("""
+    import json
+    import sys
+
+    import fwi_plugins.data.cache as cache
+    from fwi_plugins.engine.simulate_job import simulate_files
+
+    cache.PART_SIZE = 2
+    starts = []
+    real_simulate = cache.simulate
+
+    def recorded(velocity, physics, *, start=0, stop=None, **kwargs):
+        starts.append(start)
+        return real_simulate(velocity, physics, start=start, stop=stop, **kwargs)
+
+    cache.simulate = recorded
+    out = sys.argv[1]
+    done = simulate_files(out=f"{out}/gathers.npy", dataset="flatvel-b",
+                          dataset_options={"n_train": "5", "nz": "20", "nx": "20"}, survey="small",
+                          cache_dir=f"{out}/cache", progress=False)
+    import os
+    rank = os.environ["RANK"]
+    with open(f"{out}/simulate{rank}.json", "w") as fh:
+        json.dump({"starts": starts, "paths": [str(p) for p in done.paths]}, fh)
+""")
+
+
+def test_fwi_simulate_under_torchrun_shares_the_models_and_writes_once(tmp_path):
+    """Two gloo ranks of ``simulate_files``: disjoint parts, one file, the single process's gathers."""
+    from fwi_plugins.engine.simulate_job import simulate_files
+
+    script = tmp_path / "worker.py"
+    script.write_text(SIMULATE_WORKER)
+    port = str(_free_port())
+    procs = []
+    for rank in range(2):
+        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
+                   MASTER_PORT=port, OMP_NUM_THREADS="1")
+        procs.append(subprocess.Popen([sys.executable, str(script), str(tmp_path)], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    for p in procs:
+        output, _ = p.communicate(timeout=240)
+        assert p.returncode == 0, output
+    ranks = [json.loads((tmp_path / f"simulate{r}.json").read_text()) for r in range(2)]
+    assert sorted(ranks[0]["starts"]) == [0, 4] and ranks[1]["starts"] == [2]
+    assert ranks[0]["paths"] == [str(tmp_path / "gathers.npy")] and ranks[1]["paths"] == []
+    alone = simulate_files(out=tmp_path / "alone.npy", dataset="flatvel-b",
+                           dataset_options={"n_train": "5", "nz": "20", "nx": "20"}, survey="small",
+                           cache_dir=tmp_path / "fresh-cache", progress=False)
+    np.testing.assert_allclose(np.load(tmp_path / "gathers.npy"), alone.gathers, rtol=1e-5,
+                               atol=1e-6 * np.abs(alone.gathers).max())

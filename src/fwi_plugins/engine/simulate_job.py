@@ -3,11 +3,14 @@
 :func:`simulate_files` is what ``fwi simulate`` runs: it takes the velocity models from a
 file or from a registered dataset's split, builds the physics for their survey, simulates
 (through the simulation cache) and writes the gathers, with the survey and provenance in
-their attributes, and optionally the velocity models beside them.
+their attributes, and optionally the velocity models beside them. Started by ``torchrun``
+(``torchrun --nproc-per-node N $(which fwi) simulate ...``), every process simulates its share
+of the models on its own device and the first writes the files.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +24,7 @@ from .components import registry_spec
 if TYPE_CHECKING:
     from ..data import SeismicDataset
     from ..survey import Survey
+    from .distributed import DistInfo
 
 __all__ = ["GATHERS_SUFFIXES", "SimulateResult", "check_request", "simulate_files"]
 
@@ -110,8 +114,14 @@ def simulate_files(*, out: str | Path, velocity_path: str | Path | None = None, 
                           f"or set -o dataset.n_{split}=N")
     physics_spec = registry_spec("physics", physics)
     model = physics_spec.load()(physics_spec.parse_options(dict(physics_options or {})), survey=models.survey)
+    info = _join_job(model)
+    if not info.is_main:
+        echo = _quiet
     gathers, seconds = _simulate(models, model, physics, split=split, cache_dir=cache_dir, batch_size=batch_size,
-                                 progress=progress, echo=echo)
+                                 progress=progress and info.is_main, echo=echo, info=info)
+    if not info.is_main:  # the first process writes; the others only simulated their share
+        return SimulateResult(gathers=gathers, velocity=models.velocity, survey=models.survey, attrs=models.attrs,
+                              seconds=seconds, paths=[])
     paths = _write(models, gathers, model, physics, out=out, velocity_out=velocity_out, seconds=seconds, echo=echo)
     return SimulateResult(gathers=gathers, velocity=models.velocity, survey=models.survey, attrs=models.attrs,
                           seconds=seconds, paths=paths)
@@ -168,10 +178,27 @@ def _file_models(velocity_path: Path, survey: str | None, dataset_options: dict[
 
 
 # -- simulation and the files ----------------------------------------------------------------------------------
+def _join_job(model: Any) -> DistInfo:
+    """This process's place in a ``torchrun`` job (a single process otherwise); the physics moves to its device."""
+    from .distributed import DistInfo, setup_distributed
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return DistInfo()
+    info = setup_distributed("auto")
+    if info.device != "cpu" and hasattr(model, "to"):
+        model.to(info.device)
+    return info
+
+
 def _simulate(models: _Models, model: Any, physics: str, *, split: str, cache_dir: str | Path | None,
-              batch_size: int | None, progress: bool, echo: Echo) -> tuple[np.ndarray, float]:
-    """The gathers of every model (through the simulation cache), and the seconds it took."""
-    from ..data.cache import cached_gathers
+              batch_size: int | None, progress: bool, echo: Echo, info: DistInfo) -> tuple[np.ndarray, float]:
+    """The gathers of every model (through the simulation cache), and the seconds it took.
+
+    In a job of several processes each simulates its share of the cache's parts, and only
+    the first then reads them all (the others return no gathers).
+    """
+    from ..data.cache import cached_gathers, fill_shard
+    from .distributed import barrier
 
     velocity, survey = models.velocity, models.survey
     identity = (models.dataset.cache_identity(split) if models.dataset is not None
@@ -179,6 +206,12 @@ def _simulate(models: _Models, model: Any, physics: str, *, split: str, cache_di
     echo(f"simulating {velocity.shape[0]} model(s) of {velocity.shape[2]} x {velocity.shape[3]} with "
          f"{physics}: {survey.n_shots} shots, {survey.nt} samples, {survey.n_receivers} receivers", err=True)
     started = time.perf_counter()
+    if info.distributed:
+        fill_shard(velocity, model, identity, rank=info.rank, world=info.world_size, cache_dir=cache_dir,
+                   progress=progress, desc=f"simulating {models.label}", batch_size=batch_size)
+        barrier(info)
+        if not info.is_main:
+            return np.zeros((0, survey.n_shots, survey.nt, survey.n_receivers), np.float32), 0.0
     gathers = cached_gathers(velocity, model, identity, cache_dir=cache_dir, progress=progress,
                              desc=f"simulating {models.label}", batch_size=batch_size)
     return gathers, time.perf_counter() - started
