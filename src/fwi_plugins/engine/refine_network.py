@@ -99,9 +99,13 @@ def _card_normalization(model: Any) -> Normalization:
 
 
 def _fresh_adapter(model: Any, peft: str, options: dict[str, Any], backbone: str | None) -> Any:
-    from .. import api
+    from .components import registry_spec
 
-    adapted = api.apply_peft(copy.deepcopy(model), peft, options, backbone=backbone)
+    spec = registry_spec("peft", peft)
+    backbone_spec = registry_spec("backbone", backbone) if backbone else None
+    adapted = spec.apply(copy.deepcopy(model), spec.parse_options(options),
+                         targets=tuple(backbone_spec.peft_targets if backbone_spec else ()),
+                         head=tuple(backbone_spec.head if backbone_spec else ()))
     adapted.train(False)
     if not any(p.requires_grad for p in adapted.parameters()):
         raise OptionError(f"PEFT method {peft!r} left no trainable weights on this model")
