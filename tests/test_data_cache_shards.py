@@ -9,10 +9,6 @@ way ``torchrun`` does and runs ``fwi pretrain``'s own loading on them.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -22,7 +18,7 @@ import torch
 import fwi_plugins.data.cache as cache
 from fwi_plugins.data.cache import cached_gathers, fill_shard
 from fwi_plugins.survey import Survey
-from fwi_plugins.testing import LinearPhysics
+from fwi_plugins.testing import LinearPhysics, start_gloo_ranks, wait_ranks
 
 
 class CountingPhysics(LinearPhysics):
@@ -146,26 +142,11 @@ WORKER = textwrap.dedent("""
 """)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_pretrain_ranks_share_the_simulation_of_every_split(tmp_path):
     """Two gloo ranks through pretrain's own fill step: each simulates its own parts, none twice."""
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    port = str(_free_port())
-    procs = []
-    for rank in range(2):
-        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
-                   MASTER_PORT=port, OMP_NUM_THREADS="1")
-        procs.append(subprocess.Popen([sys.executable, str(script), str(tmp_path), str(tmp_path / "cache")],
-                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    for p in procs:
-        output, _ = p.communicate(timeout=240)
-        assert p.returncode == 0, output
+    wait_ranks(start_gloo_ranks([str(script), str(tmp_path), str(tmp_path / "cache")]), timeout=240)
     calls = {rank: json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in range(2)}
     # Splits of 5 + 2 and 3 + 2 models in parts of 2: parts (0-2, 2-4, 4-5), (0-2), (0-2, 2-3), (0-2).
     parts = {rank: sorted((start, stop) for _, start, stop in c) for rank, c in calls.items()}
@@ -209,16 +190,7 @@ def test_fwi_simulate_under_torchrun_shares_the_models_and_writes_once(tmp_path)
 
     script = tmp_path / "worker.py"
     script.write_text(SIMULATE_WORKER)
-    port = str(_free_port())
-    procs = []
-    for rank in range(2):
-        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
-                   MASTER_PORT=port, OMP_NUM_THREADS="1")
-        procs.append(subprocess.Popen([sys.executable, str(script), str(tmp_path)], env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    for p in procs:
-        output, _ = p.communicate(timeout=240)
-        assert p.returncode == 0, output
+    wait_ranks(start_gloo_ranks([str(script), str(tmp_path)]), timeout=240)
     ranks = [json.loads((tmp_path / f"simulate{r}.json").read_text()) for r in range(2)]
     assert sorted(ranks[0]["starts"]) == [0, 4] and ranks[1]["starts"] == [2]
     assert ranks[0]["paths"] == [str(tmp_path / "gathers.npy")] and ranks[1]["paths"] == []

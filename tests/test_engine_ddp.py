@@ -12,8 +12,6 @@ in the test's own process meanwhile; the slow test goes through ``torchrun`` its
 from __future__ import annotations
 
 import importlib.util
-import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -21,6 +19,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from fwi_plugins.testing import single_process_env, start_gloo_ranks, wait_ranks
 
 WORKER = textwrap.dedent('''
     import os
@@ -87,45 +87,18 @@ WORKER = textwrap.dedent('''
 ''')
 
 
-def _clean_env() -> dict[str, str]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "LOCAL_WORLD_SIZE"):
-        env.pop(key, None)
-    return env
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_gloo_processes_train_like_one_with_the_whole_batch(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     (tmp_path / "ddp").mkdir()
     (tmp_path / "single").mkdir()
-    port = str(_free_port())
-    ranks = []
-    for rank in (0, 1):
-        env = {**_clean_env(), "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
-               "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
-        ranks.append(subprocess.Popen([sys.executable, str(script), str(tmp_path / "ddp"), "4"], env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    ranks = start_gloo_ranks([str(script), str(tmp_path / "ddp"), "4"])
     # The reference trains here while the ranks start: one process, the whole batch of 8.
     spec = importlib.util.spec_from_file_location("ddp_worker", script)
     worker = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(worker)
     worker.main(str(tmp_path / "single"), 8)
-    try:
-        # Every rank is waited for: one that finishes first must not cut the other short.
-        outputs = [process.communicate(timeout=120)[0] for process in ranks]
-    finally:
-        for process in ranks:  # only left running when waiting failed
-            if process.poll() is None:
-                process.kill()
-    for rank, (process, output) in enumerate(zip(ranks, outputs, strict=True)):
-        assert process.returncode == 0, f"rank {rank}: {output[-3000:]}"
+    wait_ranks(ranks, timeout=120)
     _check_against_single_process(tmp_path)
 
 
@@ -133,7 +106,7 @@ def test_two_gloo_processes_train_like_one_with_the_whole_batch(tmp_path):
 def test_torchrun_launches_two_gloo_processes_that_train_like_one(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    env = _clean_env()
+    env = single_process_env()
     (tmp_path / "ddp").mkdir()
     (tmp_path / "single").mkdir()
     launched = subprocess.run(
