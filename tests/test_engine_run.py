@@ -406,6 +406,38 @@ def test_self_training_options_are_checked(tmp_path, manager):
         pretrain.resolve(manager.get)
 
 
+def test_pretrain_mixture_keeps_each_family_of_a_repeated_dataset(tmp_path, manager):
+    """Two families of one dataset (two OpenFWI families, or one generator with two seeds) are
+    validated and listed apart, not the second under the first's name."""
+    from fwi_plugins.engine.pretrain import pretrain
+
+    other_seed = dict(TINY_DATA, seed="7")
+    config = pretrain_config(tmp_path / "pre").with_updates(components={"dataset": [
+        Component("flatvel-a", TINY_DATA), Component("flatvel-a", other_seed)]})
+    metrics = pretrain(config, get_spec=manager.get, summary=False)
+    per_family = metrics["validation_by_dataset"]
+    assert list(per_family) == ["flatvel-a#1", "flatvel-a#2"]
+    # Different maps validate differently: each entry is its own family's, not a copy.
+    assert per_family["flatvel-a#1"]["mae"] != per_family["flatvel-a#2"]["mae"]
+    card = json.loads((tmp_path / "pre" / "model_card.json").read_text())
+    assert [d["name"] for d in card["data"]] == ["flatvel-a#1", "flatvel-a#2"]
+    with safe_open(str(tmp_path / "pre" / "weights.safetensors"), framework="pt") as f:
+        assert json.loads(f.metadata()["datasets"]) == ["flatvel-a#1", "flatvel-a#2"]
+
+
+def test_dataset_labels_name_openfwi_families_by_their_family_option():
+    from types import SimpleNamespace
+
+    from fwi_plugins.engine.pretrain import dataset_labels
+
+    def dataset(name, **options):
+        return SimpleNamespace(name=name, attrs={"options": options})
+
+    labels = dataset_labels([dataset("salt"), dataset("openfwi", family="flatvel-a"),
+                             dataset("openfwi", family="curvevel-a"), dataset("openfwi", family="curvevel-a")])
+    assert labels == ["salt", "openfwi:flatvel-a", "openfwi:curvevel-a#3", "openfwi:curvevel-a#4"]
+
+
 def test_pretrain_trains_and_validates_on_memory_mapped_cache_parts(tmp_path, manager, monkeypatch):
     from fwi_plugins.engine import train as train_module
     from fwi_plugins.engine.pretrain import pretrain

@@ -22,7 +22,7 @@ import json
 import shlex
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -243,6 +243,22 @@ def _mixture(train_parts: Parts, val_parts: Parts, opts: PretrainOptions, *,
     return train_data, val_data, sizes
 
 
+def dataset_labels(datasets: Sequence[SeismicDataset]) -> list[str]:
+    """A distinct label for each dataset of a mixture: its name, and where a name repeats (two
+    ``openfwi`` families, say) the name with its ``family`` option, else with its position."""
+    names = [d.name for d in datasets]
+    labels = []
+    for i, d in enumerate(datasets):
+        if names.count(d.name) == 1:
+            labels.append(d.name)
+            continue
+        family = (d.attrs.get("options") or {}).get("family")
+        labels.append(f"{d.name}:{family}" if family else f"{d.name}#{i + 1}")
+    if len(set(labels)) < len(labels):  # the same family twice: positions tell them apart
+        labels = [f"{label}#{i + 1}" if labels.count(label) > 1 else label for i, label in enumerate(labels)]
+    return labels
+
+
 def _validate_by_family(model: nn.Module, datasets: list[SeismicDataset], val_parts: Parts, *,
                         normalization: Normalization, opts: PretrainOptions,
                         device: str) -> dict[str, dict[str, float]]:
@@ -251,12 +267,12 @@ def _validate_by_family(model: nn.Module, datasets: list[SeismicDataset], val_pa
     from .validation import predict_unit
 
     per_family: dict[str, dict[str, float]] = {}
-    for d, (g, v) in zip(datasets, val_parts, strict=True):
+    for label, (g, v) in zip(dataset_labels(datasets), val_parts, strict=True):
         if g is None or not len(g) or v is None:
             continue
         unit = predict_unit(model, g, normalization=normalization, device=device, batch_size=opts.eval_batch_size,
                             amp=opts.amp)
-        per_family[d.name] = evaluate(normalization.velocity_from_unit(unit), v, normalization=normalization)
+        per_family[label] = evaluate(normalization.velocity_from_unit(unit), v, normalization=normalization)
     return per_family
 
 
@@ -290,7 +306,7 @@ def _write_foundation(resolved: ResolvedConfig, *, out: Path, model: nn.Module, 
                 "backbone_options": json.dumps(resolved.config.components["backbone"][0].options),
                 "normalization": json.dumps(normalization.to_dict()),
                 "shape": json.dumps(dataclasses.asdict(io_shape(datasets[0].survey))),
-                "datasets": json.dumps([d.name for d in datasets]), "seed": str(opts.seed),
+                "datasets": json.dumps(dataset_labels(datasets)), "seed": str(opts.seed),
                 "steps": str(result.steps)}
     save_weights(model, out / WEIGHTS_FILE, metadata=metadata)
     rd = RunDirectory(out)
@@ -342,9 +358,10 @@ def _model_card(resolved: ResolvedConfig, *, out: Path, datasets: list[SeismicDa
         # Called from Python there is no command line; the configuration file is the recipe.
         "command": shlex.join(argv) if argv else f"fwi pretrain --config {out / 'config.toml'}",
         "reproduce": f"fwi pretrain --config {out / 'config.toml'}",
-        "data": [{"name": d.name, "options": dict(c.options), "train": n, "val": d.split_sizes.get("val", 0),
+        "data": [{"name": label, "options": dict(c.options), "train": n, "val": d.split_sizes.get("val", 0),
                   "sampling_share": share, "attrs": _plain(d.attrs)}
-                 for d, c, n, share in zip(datasets, config.components["dataset"], sizes, shares, strict=True)],
+                 for d, label, c, n, share in zip(datasets, dataset_labels(datasets), config.components["dataset"],
+                                                  sizes, shares, strict=True)],
         "physics": (dict(config.components["physics"][0].to_dict()) if config.components.get("physics") else None),
         "normalization": normalization.to_dict(),
         "seed": resolved.options.seed,
