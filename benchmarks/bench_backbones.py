@@ -1,4 +1,4 @@
-"""Which network learns most per CPU-minute: backbones, sizes and input patches on one budget.
+"""Which network learns most per CPU-minute: backbones, sizes, input patches and decimation on one budget.
 
 Each configuration pretrains from random weights with ``fwi pretrain`` on the CPU recipe's
 corpus (the eight generated families, 1,250 training and 50 validation maps each, the cache that
@@ -33,6 +33,8 @@ FAMILIES = ("flatvel-a", "curvevel-a", "flatfault-a", "curvefault-a", "flatvel-b
 CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     "vit-tiny-p50x7": ("vit", {"size": "tiny"}),
     "vit-tiny-p100x7": ("vit", {"size": "tiny", "patch_time": 100}),
+    # 100 tokens of 100 ms like p100x7, but cut from traces low-passed and decimated to 500 samples.
+    "vit-tiny-p50x7-dec2": ("vit", {"size": "tiny", "time_decimation": 2}),
     "vit-small-p50x7": ("vit", {"size": "small"}),
     "inversionnet": ("inversionnet", {}),
 }

@@ -27,6 +27,9 @@ class ViTOptions:
         "small", "named size: tiny (192 wide, 6 deep), small (384, 8), base (768, 12)")
     patch_time: int = option(50, "time samples per patch (clamped to the trace length)")
     patch_receiver: int = option(7, "receivers per patch (clamped to the receiver count)")
+    time_decimation: int = option(
+        1, "keep every k-th time sample after an anti-aliasing low-pass (1: off); patches are cut from the "
+           "decimated traces")
     dim: int | None = option(None, "embedding width; overrides the size's")
     depth: int | None = option(None, "number of transformer blocks; overrides the size's")
     heads: int | None = option(None, "attention heads; overrides the size's (must divide dim)")
@@ -37,7 +40,7 @@ class ViTOptions:
     dropout: float = option(0.0, "dropout in attention and MLP outputs", architecture=False)
 
     def __post_init__(self) -> None:
-        for name in ("patch_time", "patch_receiver", "decoder_dim"):
+        for name in ("patch_time", "patch_receiver", "time_decimation", "decoder_dim"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("dim", "depth", "heads"):

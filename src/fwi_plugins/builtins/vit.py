@@ -2,12 +2,15 @@
 
 Gathers ``(B, S, T, R)`` are cut into time x receiver patches with the shots as
 channels; a patch embedding that is a reshape plus one ``nn.Linear`` (no strided
-convolution) keeps it fast on CPU. Encoder blocks use PyTorch's fused
-``scaled_dot_product_attention``, with separately named ``qkv``, ``proj``, ``fc1`` and
-``fc2`` linears for PEFT methods to target. The decoder lays the tokens out on their
-(time, receiver) grid, resizes that grid to the velocity grid and refines it with
-convolutions; ``head`` is the output convolution and ``tanh`` bounds the normalised
-velocity to ``[-1, 1]``.
+convolution) keeps it fast on CPU. With ``time_decimation`` k > 1 the traces are first
+low-passed along time by a fixed anti-aliasing filter and every k-th sample is kept, so
+the patches, the token grid and the positional embedding are those of ``ceil(T / k)``
+samples; the filter is neither a parameter nor saved, and with k = 1 there is none.
+Encoder blocks use PyTorch's fused ``scaled_dot_product_attention``, with separately
+named ``qkv``, ``proj``, ``fc1`` and ``fc2`` linears for PEFT methods to target. The
+decoder lays the tokens out on their (time, receiver) grid, resizes that grid to the
+velocity grid and refines it with convolutions; ``head`` is the output convolution and
+``tanh`` bounds the normalised velocity to ``[-1, 1]``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import OptionError
 from ..specs import IOShape
 from .backbone_options import ViTOptions
 
@@ -86,6 +90,73 @@ def sincos_2d(rows: int, cols: int, dim: int) -> torch.Tensor:
     return emb[:, :dim].float()
 
 
+#: Stop-band attenuation the anti-aliasing filter is designed for, in dB: Kaiser's formulas turn
+#: it and the transition band into the filter's length and window.
+ALIAS_ATTENUATION_DB = 60.0
+#: Cutoff (half amplitude) as a fraction of the decimated Nyquist frequency. The transition band
+#: is centred on it and ends at the decimated Nyquist frequency, where aliasing would begin.
+ALIAS_CUTOFF = 0.8
+
+
+def antialias_taps(factor: int) -> torch.Tensor:
+    """Low-pass taps for keeping every ``factor``-th sample: a Kaiser-windowed sinc, ``float64``.
+
+    Cutoff at ``ALIAS_CUTOFF / factor`` of the original Nyquist frequency; the transition band
+    runs from 0.6 to 1.0 of the decimated Nyquist frequency, so what would alias is attenuated by
+    about ``ALIAS_ATTENUATION_DB`` and what lies below 0.6 of it passes within about 0.1 %.
+    The length is odd, so the filter's delay is a whole number of samples and, applied
+    centred, it keeps the traces aligned in time. The gain at zero frequency is exactly one.
+    """
+    cutoff = ALIAS_CUTOFF / factor
+    width = 2.0 * (1.0 - ALIAS_CUTOFF) / factor
+    attenuation = ALIAS_ATTENUATION_DB
+    order = math.ceil((attenuation - 7.95) / (2.285 * math.pi * width))
+    order += order % 2
+    beta = 0.1102 * (attenuation - 8.7)
+    n = torch.arange(order + 1, dtype=torch.float64) - order / 2
+    window = torch.kaiser_window(order + 1, periodic=False, beta=beta, dtype=torch.float64)
+    taps = cutoff * torch.sinc(cutoff * n) * window
+    return taps / taps.sum()
+
+
+class TimeDecimation(nn.Module):
+    """Gathers ``(B, S, T, R)`` -> ``(B, S, ceil(T / factor), R)``: low-pass, then every ``factor``-th sample.
+
+    The low-pass runs along time (:func:`antialias_taps`); the first sample is kept. The taps
+    are a non-persistent buffer: not trained, not saved, so weights saved without them load
+    strictly.
+
+    Args:
+        factor: keep every ``factor``-th time sample (at least 2).
+        time: the trace length it is built for; the filter must fit inside it.
+    """
+
+    taps: torch.Tensor
+
+    def __init__(self, factor: int, time: int) -> None:
+        super().__init__()
+        taps = antialias_taps(factor)
+        self.factor = factor
+        self.pad = (taps.numel() - 1) // 2
+        if time <= self.pad:
+            raise OptionError(f"time_decimation {factor} needs traces longer than {self.pad} samples (half its "
+                              f"{taps.numel()}-tap anti-aliasing filter), got {time}; use a smaller time_decimation")
+        self.register_buffer("taps", taps.float(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, s, t, r = x.shape
+        # Receivers as channels, so one depthwise conv1d filters every trace along time.
+        traces = x.reshape(b * s, t, r).transpose(1, 2)
+        # Reflected, not zero, padding: the normalised gathers' quiet level need not be zero and
+        # a trace still carries late reflections at its last sample, so zeros would put a step at
+        # either end that the filter smears into ringing over its half-length; reflecting continues
+        # the trace without a jump. Symmetric padding by half the odd length keeps the output aligned.
+        traces = F.pad(traces, (self.pad, self.pad), mode="reflect")
+        # The stride keeps every factor-th output without computing the others.
+        out = F.conv1d(traces, self.taps.expand(r, 1, -1), stride=self.factor, groups=r)
+        return out.transpose(1, 2).reshape(b, s, -1, r)
+
+
 class Decoder(nn.Module):
     """Tokens on their (time, receiver) grid -> feature map on the velocity grid."""
 
@@ -126,8 +197,11 @@ class ViT(nn.Module):
         super().__init__()
         dim, depth, heads = options.resolved()
         self.shape = shape
-        self.patch = (min(options.patch_time, shape.time), min(options.patch_receiver, shape.receivers))
-        self.grid = (math.ceil(shape.time / self.patch[0]), math.ceil(shape.receivers / self.patch[1]))
+        factor = options.time_decimation
+        self.decimate = TimeDecimation(factor, shape.time) if factor > 1 else None
+        time = math.ceil(shape.time / factor)  # the length the patches are cut from
+        self.patch = (min(options.patch_time, time), min(options.patch_receiver, shape.receivers))
+        self.grid = (math.ceil(time / self.patch[0]), math.ceil(shape.receivers / self.patch[1]))
         n_tokens = self.grid[0] * self.grid[1]
         self.patch_embed = nn.Linear(shape.shots * self.patch[0] * self.patch[1], dim)
         if options.pos_embed == "learned":
@@ -146,7 +220,10 @@ class ViT(nn.Module):
     adapter_targets = (r"blocks\.\d+",)
 
     def patchify(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, S, T, R)`` -> ``(B, tokens, S * patch_time * patch_receiver)``; pads with zeros."""
+        """``(B, S, T, R)`` -> ``(B, tokens, S * patch_time * patch_receiver)``; pads with zeros.
+
+        ``T`` is the decimated trace length when ``time_decimation`` is above one.
+        """
         b, s, t, r = x.shape
         pt, pr = self.patch
         nt, nr = self.grid
@@ -159,6 +236,8 @@ class ViT(nn.Module):
         s, t, r = self.shape.shots, self.shape.time, self.shape.receivers
         if x.dim() != 4 or tuple(x.shape[1:]) != (s, t, r):
             raise ValueError(f"vit built for gathers (B, {s}, {t}, {r}), got {tuple(x.shape)}")
+        if self.decimate is not None:
+            x = self.decimate(x)
         tokens = self.patch_embed(self.patchify(x)) + self.pos_embed
         for block in self.blocks:
             tokens = block(tokens)
