@@ -9,9 +9,15 @@ trace, on the GPU when there is one. Measured on deepwave gathers of four famili
 round trip costs 1.7e-5 relative L2 error for the decimation and 2e-4 with float16: far
 below anything the network sees through its signed-log input scale.
 
+With ``--openfwi DIR`` the corpus also holds the real OpenFWI FlatVel-A and CurveVel-A maps
+of the training archives in ``DIR`` (``flatvel-a_train_vmodel.zip``, ``curvevel-a_train_vmodel.zip``),
+split into training and validation maps by the project's ``openfwi`` reader, as families
+``openfwi-flatvel-a`` and ``openfwi-curvevel-a``; the test archives are never opened.
+
 Layout under ``root``::
 
-    manifest.json                      the plan: families, sizes, seed, survey, decimation
+    manifest.json                      the plan: families, sizes, seed, survey, decimation,
+                                       the OpenFWI options and archives (sha256)
     <family>/<split>-<start>.velocity.npy   (n, 1, Z, X) float32 m/s
     <family>/<split>-<start>.gathers.npy    (n, S, T / 4, R) float16, raw amplitudes
     <family>/<split>-<start>.json           written last: shape, amplitude range; a piece
@@ -24,6 +30,7 @@ draws batches from the shards without ever holding the corpus in float32.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -47,6 +54,10 @@ LAYOUT = "fwi-gpu-corpus-1"
 FAMILIES = ("flatvel-a", "curvevel-a", "flatfault-a", "curvefault-a", "flatvel-b", "curvevel-b",
             "flatfault-b", "smooth")
 HELD_OUT = ("curvefault-b", "salt")
+#: The real OpenFWI families ``--openfwi DIR`` adds, read from ``<family>_train_vmodel.zip`` only.
+OPENFWI_FAMILIES = ("flatvel-a", "curvevel-a")
+OPENFWI_PREFIX = "openfwi-"
+OPENFWI_NAMES = tuple(OPENFWI_PREFIX + f for f in OPENFWI_FAMILIES)
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,9 @@ class Plan:
     decimation: int = 4
     survey: dict[str, Any] = field(default_factory=lambda: Survey.openfwi().to_dict())
     grid: tuple[int, int] = (70, 70)
+    #: Empty, or what :func:`openfwi_part` records: the folder, the reader's options, and per
+    #: family the archive (name, size, sha256) and its training and validation map counts.
+    openfwi: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         bad = sorted(set(self.families) & set(HELD_OUT))
@@ -69,16 +83,56 @@ class Plan:
         if self.survey["nt"] % self.decimation:
             raise ValueError(f"nt {self.survey['nt']} is not a multiple of the decimation {self.decimation}")
 
+    @property
+    def openfwi_families(self) -> tuple[str, ...]:
+        return tuple(self.openfwi.get("families", {}))
+
+    @property
+    def all_families(self) -> tuple[str, ...]:
+        """The generated families, then the real OpenFWI ones."""
+        return (*self.families, *self.openfwi_families)
+
+    def size(self, family: str, split: str) -> int:
+        """Maps of ``family`` in ``split`` (``"train"`` or ``"val"``)."""
+        if family in self.openfwi_families:
+            return int(self.openfwi["families"][family][f"n_{split}"])
+        return self.n_train if split == "train" else self.n_val
+
     def pieces(self) -> list[tuple[str, str, int, int]]:
         """``(family, split, start, n)`` of every shard, training shards first."""
         out = [(f, "train", s, min(self.shard, self.n_train - s))
                for s in range(0, self.n_train, self.shard) for f in self.families]
-        out += [(f, "val", s, min(self.shard, self.n_val - s)) for f in self.families
-                for s in range(0, self.n_val, self.shard)]
+        for f in self.openfwi_families:
+            n = self.size(f, "train")
+            out += [(f, "train", s, min(self.shard, n - s)) for s in range(0, n, self.shard)]
+        for f in self.all_families:
+            n = self.size(f, "val")
+            out += [(f, "val", s, min(self.shard, n - s)) for s in range(0, n, self.shard)]
         return out
 
+    def sampling_weights(self) -> tuple[float, ...]:
+        """``fwi pretrain``'s ``weights``, one per family of :attr:`all_families`; empty: by size.
+
+        The CPU recipe samples in proportion to size, and there its 10,000 generated and 9,900
+        real maps make the real maps about half of what training sees. Here the generated
+        families are ten times larger, so the weights restore that half: each generated
+        family weighs its size, and the real families together weigh as much as all the
+        generated ones, shared in proportion to their sizes (100,000 generated maps against
+        4,950 + 4,950 real ones: 12,500 each against 50,000 each, so a real map is drawn
+        about ten times as often as a generated one).
+        """
+        if not self.openfwi_families:
+            return ()
+        generated = self.n_train * len(self.families)
+        real = sum(self.size(f, "train") for f in self.openfwi_families)
+        return (*(float(self.n_train) for _ in self.families),
+                *(self.size(f, "train") * generated / real for f in self.openfwi_families))
+
     def to_dict(self) -> dict[str, Any]:
-        return {"layout": LAYOUT, **asdict(self), "families": list(self.families), "grid": list(self.grid)}
+        data = {"layout": LAYOUT, **asdict(self), "families": list(self.families), "grid": list(self.grid)}
+        if not self.openfwi:  # as manifests were before --openfwi existed
+            del data["openfwi"]
+        return data
 
 
 def _base(root: Path, family: str, split: str, start: int) -> Path:
@@ -107,13 +161,72 @@ def open_root(root: Path, plan: Plan) -> None:
     wanted = plan.to_dict()
     if manifest.is_file():
         found = json.loads(manifest.read_text())
-        if found != json.loads(json.dumps(wanted)):
-            changed = sorted(k for k in wanted if found.get(k) != json.loads(json.dumps(wanted[k])))
-            raise DataError(f"{root} holds a corpus of another plan (differs in {', '.join(changed)}); "
+        wanted = json.loads(json.dumps(wanted))
+        if found != wanted:
+            changed = sorted(k for k in {*found, *wanted} if found.get(k) != wanted.get(k))
+            detail = ""
+            if "openfwi" in changed:
+                detail = (f"; it was built {_describe_openfwi(found.get('openfwi'))}, this call asks for it "
+                          f"{_describe_openfwi(wanted.get('openfwi'))}")
+            raise DataError(f"{root} holds a corpus of another plan (differs in {', '.join(changed)}{detail}); "
                             f"use another work folder or delete it")
         return
     root.mkdir(parents=True, exist_ok=True)
     atomic_write_text(manifest, json.dumps(wanted, indent=1) + "\n")
+
+
+def _describe_openfwi(part: dict[str, Any] | None) -> str:
+    if not part:
+        return "without --openfwi"
+    archives = ", ".join(f"{info['archive']} {info['n_train']} + {info['n_val']} maps, sha256 {info['sha256'][:12]}"
+                         for info in part["families"].values())
+    return f"with --openfwi {part['folder']} (n_val {part['n_val']}, seed {part['seed']}: {archives})"
+
+
+def openfwi_archives(directory: str | Path) -> dict[str, Path]:
+    """The training archive of each of :data:`OPENFWI_FAMILIES` in ``directory``, checked to exist."""
+    folder = Path(directory)
+    names = ", ".join(f"{f}_train_vmodel.zip" for f in OPENFWI_FAMILIES)
+    how = (f"copy them there with: cp ../shared/data/openfwi/*_train_vmodel.zip {directory}; on the GPU "
+           f"machine the call must also carry the folder, see docs/gpu_recipe.md")
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise DataError(f"--openfwi {directory}: the folder {folder.resolve()} {what}; expected a folder "
+                        f"holding the OpenFWI training archives {names} ({how})")
+    archives = {f"{OPENFWI_PREFIX}{f}": folder / f"{f}_train_vmodel.zip" for f in OPENFWI_FAMILIES}
+    missing = [str(p.resolve()) for p in archives.values() if not p.is_file()]
+    if missing:
+        raise DataError(f"--openfwi {directory}: missing {', '.join(missing)}; expected the OpenFWI training "
+                        f"archives {names} there ({how})")
+    return archives
+
+
+def openfwi_part(directory: str | Path, *, n_val: int, seed: int,
+                 grid: tuple[int, int]) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
+    """The plan's ``openfwi`` entry and the maps of each family by split, read from ``directory``.
+
+    Every map of each training archive is used: ``n_val`` of them (drawn with ``seed``, as the
+    ``openfwi`` reader draws validation maps from training files) validate, the rest train.
+    Only the training archives are given to the reader, so no test archive is ever opened.
+    """
+    from fwi_plugins.data.openfwi import OPENFWI_VELOCITY_SHAPE, build_openfwi
+    from fwi_plugins.data.options import OpenFWIOptions
+
+    if (1, *grid) != OPENFWI_VELOCITY_SHAPE:
+        raise DataError(f"the OpenFWI maps are {OPENFWI_VELOCITY_SHAPE[1:]}; the corpus grid is {grid}")
+    families: dict[str, Any] = {}
+    maps: dict[str, dict[str, np.ndarray]] = {}
+    for family, archive in openfwi_archives(directory).items():
+        options = OpenFWIOptions(path=str(archive), family=family.removeprefix(OPENFWI_PREFIX), n_train=0,
+                                 n_val=n_val, n_test=0, seed=seed)
+        dataset = build_openfwi(options)
+        maps[family] = {split: dataset.velocity(split) for split in ("train", "val")}
+        families[family] = {"archive": archive.name, "bytes": archive.stat().st_size,
+                            "sha256": hashlib.sha256(archive.read_bytes()).hexdigest(),
+                            "n_train": len(maps[family]["train"]), "n_val": len(maps[family]["val"])}
+    part = {"folder": str(Path(directory).resolve()), "reader": "fwi_plugins.data.openfwi", "n_train": 0,
+            "n_val": n_val, "seed": seed, "families": families}
+    return part, maps
 
 
 def read_plan(root: Path) -> Plan:
@@ -125,12 +238,15 @@ def read_plan(root: Path) -> Plan:
     return Plan(**data)
 
 
-def _maps(job: list[tuple[str, str, int, int]], seed: int, grid: tuple[int, int]) -> list[np.ndarray]:
+def _maps(job: list[tuple[str, str, int, int]], seed: int, grid: tuple[int, int]) -> list[np.ndarray | None]:
     from fwi_plugins.data.families import FAMILIES as GENERATORS
     from fwi_plugins.data.families import generate
 
-    out = []
+    out: list[np.ndarray | None] = []
     for family, split, start, n in job:
+        if family.startswith(OPENFWI_PREFIX):  # real maps: the parent holds them
+            out.append(None)
+            continue
         options = GENERATORS[family].options(seed=seed, nz=grid[0], nx=grid[1])
         out.append(generate(family, n, options=options, split=split, start=start))
     return out
@@ -151,15 +267,21 @@ def _save(root: Path, piece: tuple[str, str, int, int], velocity: np.ndarray, ga
 
 
 def build(root: Path, plan: Plan, *, physics: Any, device: str, sim_batch: int, deadline: float,
-          log: Callable[[str], None], max_pieces: int = 0, workers: int = 0) -> bool:
+          log: Callable[[str], None], max_pieces: int = 0, workers: int = 0,
+          real: dict[str, dict[str, np.ndarray]] | None = None) -> bool:
     """Generate and simulate every missing piece until done or ``deadline`` (``time.monotonic``).
 
     Maps are generated by a process pool while the GPU simulates; models are simulated in
     chunks of exactly ``sim_batch`` (the last one padded by repeating a model), so a
-    compiled time step sees one shape. Returns whether the corpus is complete.
+    compiled time step sees one shape. The OpenFWI families' maps come from ``real`` (family
+    -> split -> maps, from :func:`openfwi_part`). Returns whether the corpus is complete.
     """
 
     open_root(root, plan)
+    real = real or {}
+    absent = sorted(set(plan.openfwi_families) - set(real))
+    if absent:
+        raise DataError(f"the corpus plan holds {', '.join(absent)} but no maps were given for them")
     todo = [p for p in plan.pieces() if not piece_done(root, p, plan)]
     total = len(plan.pieces())
     log(f"corpus: {total - len(todo)} of {total} pieces on disk, {len(todo)} to build")
@@ -190,7 +312,8 @@ def build(root: Path, plan: Plan, *, physics: Any, device: str, sim_batch: int, 
                 log(f"corpus: stopping before the time budget ends ({built} pieces built in this call)")
                 break
             t0 = time.monotonic()
-            velocity = np.concatenate(next(maps_iter))
+            velocity = np.concatenate([maps if maps is not None else real[f][s][a:a + k]
+                                       for maps, (f, s, a, k) in zip(next(maps_iter), job, strict=True)])
             gathers = simulate(physics, velocity, device=device, sim_batch=sim_batch)
             offset = 0
             for piece in job:
@@ -213,7 +336,7 @@ class _MapsJob:
     def __init__(self, seed: int, grid: tuple[int, int]) -> None:
         self.seed, self.grid = seed, grid
 
-    def __call__(self, job: list[tuple[str, str, int, int]]) -> list[np.ndarray]:
+    def __call__(self, job: list[tuple[str, str, int, int]]) -> list[np.ndarray | None]:
         return _maps(job, self.seed, self.grid)
 
 
@@ -334,7 +457,8 @@ class CorpusDataset(SeismicDataset):
         return True
 
     def gathers(self, split: str = "train", physics: Any = None, *, cache_dir: Any = None,
-                progress: bool = True) -> Any:
+                progress: bool = True, mmap: bool = False) -> Any:
+        # Read from the shards a batch at a time whatever ``mmap`` asks: the corpus never fits in memory.
         if split in self._lazy:
             return self._lazy[split]
         return np.zeros((0, self.survey.n_shots, self.survey.nt, self.survey.n_receivers), np.float32)
@@ -347,8 +471,10 @@ def load_family(root: str | Path, family: str) -> CorpusDataset:
         raise DataError(f"dataset corpus-{family}: {root} holds no corpus (manifest.json); build it with "
                         f"benchmarks/device/pretrain_gpu.sh or give -o dataset.root=FOLDER")
     plan = read_plan(root)
-    if family not in plan.families:
-        raise DataError(f"the corpus in {root} has no family {family!r} (it has {', '.join(plan.families)})")
+    if family not in plan.all_families:
+        hint = " (OpenFWI families are built with pretrain_gpu.sh --openfwi DIR)" if family in OPENFWI_NAMES else ""
+        raise DataError(f"the corpus in {root} has no family {family!r} (it has {', '.join(plan.all_families)})"
+                        + hint)
     survey = Survey.from_dict(plan.survey)
     velocity, lazy = {}, {}
     for split in ("train", "val"):
@@ -365,6 +491,10 @@ def load_family(root: str | Path, family: str) -> CorpusDataset:
                                     decimation=plan.decimation, nt=survey.nt)
     attrs = {"generator": f"fwi_plugins.data.families:{family}", "corpus": str(root), "layout": LAYOUT,
              "seed": plan.seed, "decimation": plan.decimation, "stored": "float16"}
+    if family in plan.openfwi_families:
+        part = plan.openfwi
+        attrs.update(generator=part["reader"], source="OpenFWI", archive=part["families"][family]["archive"],
+                     sha256=part["families"][family]["sha256"], seed=part["seed"])
     return CorpusDataset(f"corpus-{family}", survey=survey, velocity=velocity, lazy=lazy,
                          normalization=Normalization(vmin=survey.vmin, vmax=survey.vmax), attrs=attrs)
 
@@ -381,3 +511,7 @@ def fwi_datasets() -> Iterator[DatasetSpec]:
     for family in FAMILIES:
         yield DatasetSpec(name=f"corpus-{family}", factory=_factory(family), options=CorpusOptions,
                           description=f"generated {family} maps with gathers from the GPU recipe's corpus")
+    for family in OPENFWI_NAMES:
+        yield DatasetSpec(name=f"corpus-{family}", factory=_factory(family), options=CorpusOptions,
+                          description=f"real OpenFWI {family.removeprefix(OPENFWI_PREFIX)} training maps with "
+                                      f"gathers from the GPU recipe's corpus (built with --openfwi)")

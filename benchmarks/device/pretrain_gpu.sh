@@ -2,7 +2,13 @@
 # The one-shot GPU pretraining recipe: install from the working tree (no network), then do
 # what is left of corpus -> training -> sharded weights within this call's time budget.
 #
-#   benchmarks/device/pretrain_gpu.sh [--tiny] [--minutes 9] [--work DIR] [--out DIR]
+#   benchmarks/device/pretrain_gpu.sh [--tiny] [--minutes 9] [--work DIR] [--out DIR] [--openfwi DIR]
+#
+# --openfwi DIR adds every map of the OpenFWI training archives flatvel-a_train_vmodel.zip and
+# curvevel-a_train_vmodel.zip in DIR (relative paths from the repository root) to the corpus, as
+# about half of the training samples; their test archives are never opened. On the GPU machine
+# DIR is the ignored folder data/openfwi, carried with the call: carry=["data/openfwi"], and every
+# call of one work folder gives the same --openfwi.
 #
 # On the lent GPU machine: call it twice, the second call straight after the first (the work
 # folder, runs/gpu-recipe, lives on that machine only while it stays warm):

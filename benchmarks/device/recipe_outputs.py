@@ -85,6 +85,16 @@ def recipe_markdown(record: dict[str, Any], card: dict[str, Any]) -> str:
              f"physics (Deepwave's scalar scheme; 1e-5 relative agreement in the plugin's tests) and stored "
              f"every {corpus_info.get('decimation')}th sample in float16 (rebuilt by band-limited interpolation).",
              ""]
+    real = (corpus_info.get("openfwi") or {}).get("families") or {}
+    if real:
+        maps = "; ".join(f"{name}: {info['n_train']:,} training and {info['n_val']:,} validation maps of "
+                         f"`{info['archive']}` (sha256 {info['sha256'][:12]}…)" for name, info in real.items())
+        lines += [f"Real OpenFWI maps, every map of the training archives, split by `fwi_plugins.data.openfwi` "
+                  f"(the test archives were never opened): {maps}.", ""]
+    shares = corpus_info.get("sampling_share") or {}
+    if real and shares:
+        lines += ["Sampling shares of the training mixture: "
+                  + ", ".join(f"{name} {share:.3f}" for name, share in shares.items()) + ".", ""]
     if record.get("sanity"):
         lines += [f"Propagator check on {record['sanity']['device']}: relative L2 error "
                   f"{record['sanity']['relative_error']:.1e} against plain torch in float64 on the CPU.", ""]
