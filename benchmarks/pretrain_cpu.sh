@@ -8,7 +8,8 @@
 #                         from half the learning rate, 4,000 steps (batch 16), at most 90 minutes
 #   stage 4 (v5):         continued from stage 3 on the same 10,000 generated maps plus the real OpenFWI
 #                         FlatVel-A and CurveVel-A training maps (4,950 of each; 50 more validate; the
-#                         test files are never read), fresh cosine schedule from 5e-4, 3,600 steps
+#                         reader also loads 50 maps of each test archive as the datasets' test split,
+#                         which pretraining never uses), fresh cosine schedule from 5e-4, 3,600 steps
 #
 # Stage 4 needs the OpenFWI velocity archives (flatvel-a_train_vmodel.zip, ...) in $OPENFWI
 # (default ../shared/data/openfwi); simulating their 10,000 maps takes about 45 CPU-minutes
