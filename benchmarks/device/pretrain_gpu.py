@@ -85,6 +85,32 @@ def settings(tiny: bool, *, openfwi: bool = False) -> dict[str, Any]:
             "name": "vit-small-openfwi-gpu", "openfwi_val": 50}
 
 
+def apply_options(cfg: dict[str, Any], args: argparse.Namespace) -> None:
+    """``--maps``, ``--lr`` and ``--init`` over :func:`settings`; an ``--init`` file brings its backbone options."""
+    from fwi_plugins.errors import ConfigError
+    from fwi_plugins.weights import read_metadata
+
+    if args.maps < 0 or args.lr < 0:
+        raise ConfigError(f"--maps and --lr must not be negative (got {args.maps}, {args.lr:g})")
+    if args.maps:
+        plan: corpus.Plan = cfg["plan"]
+        cfg["plan"] = replace(plan, n_train=args.maps, shard=min(plan.shard, args.maps))
+    if args.lr:
+        cfg["lr"] = args.lr
+    if not args.init:
+        return
+    path = Path(args.init)
+    path = path if path.is_absolute() else ROOT / path
+    if not path.is_file():
+        raise ConfigError(f"--init: no weights file at {path} (expected a foundation .safetensors file)")
+    metadata = read_metadata(path)
+    if metadata.get("backbone") != "vit" or "backbone_options" not in metadata:
+        raise ConfigError(f"--init: {path} holds no vit foundation (its metadata names backbone "
+                          f"{metadata.get('backbone')!r}, and the recipe pretrains vit)")
+    options = {k: v for k, v in json.loads(metadata["backbone_options"]).items() if v is not None}
+    cfg.update(init=str(path), backbone=options, name=f"{metadata.get('name') or 'vit'}-gpu")
+
+
 def sanity(device: str, log: Log) -> dict[str, Any]:
     """torchwave on ``device`` (compiled on CUDA) against plain torch on the CPU, at a small size."""
     import torch
@@ -182,6 +208,9 @@ def pretrain_command(cfg: dict[str, Any], schedule: dict[str, Any], work: Path, 
                "lr": schedule["lr"], "lambda_ssim": 1.0, "amp": "true", "name": schedule["name"],
                "max_minutes": f"{minutes:.4f}", "checkpoint_minutes": 2, "eval_batch_size": 128,
                "dataset.root": str(work / "corpus")}
+    if cfg.get("init"):
+        # A trained model continues: a short warm-up, as the CPU recipe's later stages use.
+        options.update(init=cfg["init"], warmup_epochs=0.1)
     options.update({f"backbone.{k}": v for k, v in schedule["backbone"].items()})
     weights = plan.sampling_weights()
     if weights:
@@ -224,6 +253,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train-minutes", type=float, default=None,
                         help="cap the training of this call (tests use it to stop at a checkpoint)")
     parser.add_argument("--max-pieces", type=int, default=0, help="build at most this many corpus jobs in this call")
+    parser.add_argument("--init", default="", metavar="WEIGHTS",
+                        help="start from these foundation weights (a .safetensors file, such as the shipped "
+                             "src/fwi_plugins/weights/vit-tiny-openfwi.safetensors) with their own backbone "
+                             "options, instead of a fresh vit small")
+    parser.add_argument("--maps", type=int, default=0, metavar="N",
+                        help="training maps per generated family (default 12,500: 100,000 in all); fewer leave "
+                             "a single call more time to train")
+    parser.add_argument("--lr", type=float, default=0.0, help="peak learning rate (default 1e-3)")
     parser.add_argument("--openfwi", default="", metavar="DIR",
                         help="also pretrain on every map of the OpenFWI training archives "
                              f"{', '.join(f'{f}_train_vmodel.zip' for f in corpus.OPENFWI_FAMILIES)} in DIR "
@@ -251,6 +288,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     log = Log(work / LOG_NAME, start)
     cfg = settings(args.tiny, openfwi=bool(args.openfwi))
+    apply_options(cfg, args)
     plan: corpus.Plan = cfg["plan"]
     cfg["corpus_root"] = work / "corpus"
     state_path = work / "recipe.json"
