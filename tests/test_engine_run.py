@@ -127,6 +127,30 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, manager):
     assert resumed["training"]["history"][-1]["train_loss"] == whole["training"]["history"][-1]["train_loss"]
 
 
+def test_a_run_resumes_only_from_the_foundation_weights_it_started_from(tmp_path, manager):
+    """Weights replaced under the same path (a new shipped foundation) must not resume an old adapter."""
+    from fwi_plugins.engine.job import io_shape, resolve
+    from fwi_plugins.engine.run import run
+    from fwi_plugins.weights import save_weights
+
+    resolved = resolve(run_config(tmp_path), manager.get)
+    survey = resolved.spec("dataset").load()(resolved.component_option("dataset")).survey
+    torch.manual_seed(3)
+    foundation = resolved.spec("backbone").load()(resolved.component_option("backbone"), shape=io_shape(survey))
+    path = tmp_path / "foundation.safetensors"
+    save_weights(foundation, path)
+    config = run_config(tmp_path, pretrained=str(path), epochs=1, refine_samples=0)
+    first = run(config, get_spec=manager.get, summary=False)
+    assert run(config, get_spec=manager.get, summary=False)["training"]["resumed_from"] == 1  # same weights
+    with torch.no_grad():
+        next(foundation.parameters()).add_(0.01)  # one tensor changed, the file's name kept
+    save_weights(foundation, path)
+    with pytest.raises(ConfigError, match="started from other weights.*Use another output directory"):
+        run(config, get_spec=manager.get, summary=False)
+    elsewhere = run(config.with_updates(out=str(tmp_path / "new")), get_spec=manager.get, summary=False)
+    assert elsewhere["training"]["resumed_from"] == 0 and elsewhere["zero_shot"] != first["zero_shot"]
+
+
 def test_same_seed_same_metrics(tmp_path, manager):
     from fwi_plugins.engine.run import run
 
@@ -245,7 +269,7 @@ def test_default_weights_of_a_backbone_that_ships_none_warn_and_start_from_scrat
     spec = manager.get("backbone", "inversionnet")
     assert not spec.pretrained
     with pytest.warns(UserWarning, match="ships no pretrained weights"):
-        assert load_foundation(object(), spec, "default") == {"source": "none", "metadata": {}}
+        assert load_foundation(object(), spec, "default") == {"source": "none", "metadata": {}, "digest": ""}
 
 
 # -- fwi pretrain -o init=...: pretraining continues from given weights, on their scale --

@@ -16,6 +16,7 @@ from fwi_plugins.weights import (
     read_metadata,
     save_sharded_weights,
     save_weights,
+    state_digest,
 )
 
 SHAPE = IOShape(shots=2, time=40, receivers=12, depth=12, width=12)
@@ -97,3 +98,24 @@ def test_damaged_indexes_are_data_errors(tmp_path):
     index.write_text("{not json")
     with pytest.raises(DataError, match="index"):
         read_metadata(index)
+
+
+def test_state_digest_names_the_weights_whatever_file_they_came_from(tmp_path):
+    model = network(0)
+    save_weights(model, tmp_path / "one.safetensors", METADATA)
+    index = save_sharded_weights(model, tmp_path / "shards", METADATA, max_shard_bytes=200_000)
+    spec = api.get_spec("backbone", "vit")
+    loaded = []
+    for path in (tmp_path / "one.safetensors", index):
+        fresh = network(1)
+        load_pretrained(fresh, spec, str(path))
+        loaded.append(state_digest(fresh))
+    assert loaded[0] == loaded[1] == state_digest(model) != state_digest(network(1))
+
+    changed = network(0)
+    first = next(iter(changed.state_dict()))
+    with torch.no_grad():
+        changed.state_dict()[first].view(-1)[0] += 1e-6  # one value of one tensor
+    assert state_digest(changed) != state_digest(model)
+    half = network(0).to(torch.bfloat16)  # bf16 has no numpy dtype: hashed through its bytes
+    assert len(state_digest(half)) == 64 and state_digest(half) != state_digest(model)

@@ -75,6 +75,21 @@ def save_weights(model: nn.Module, path: str | Path, metadata: Mapping[str, Any]
     return path
 
 
+def state_digest(model: nn.Module) -> str:
+    """SHA-256 of ``model``'s state (names, dtypes, shapes, bytes): the same for the same weights
+    whichever file layout (single file or shards) they were loaded from."""
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(f"{name}|{t.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def _header_metadata(metadata: Mapping[str, Any] | None) -> dict[str, str]:
     return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
 

@@ -183,10 +183,16 @@ def load_checkpoint(path: str | Path, *, model: nn.Module,
 
 
 def training_fingerprint(options: TrainOptions, n_train: int, steps_per_epoch: int,
-                         world_size: int) -> dict[str, Any]:
-    """The settings a checkpoint must share with the training that resumes it (it records them)."""
+                         world_size: int, start_from: str = "") -> dict[str, Any]:
+    """The settings a checkpoint must share with the training that resumes it (it records them).
+
+    ``start_from``: a digest of the weights the training started from (foundation or ``init``
+    weights, see :func:`fwi_plugins.weights.state_digest`); empty: not checked.
+    """
     init = getattr(options, "init", "")  # pretraining's option only
     extra: dict[str, Any] = {"init": init} if init else {}
+    if start_from:
+        extra["start_from"] = start_from
     if options.max_steps:
         extra["max_steps"] = options.max_steps
     return {**extra, "epochs": options.epochs, "batch_size": options.batch_size, "lr": options.lr,
@@ -254,6 +260,11 @@ def resume_training(directory: str | Path, *, model: nn.Module, optimizer: torch
     state = load_checkpoint(found, model=model, optimizer=optimizer)
     old = state.get("fingerprint", {})
     changed = sorted(k for k in fingerprint if old.get(k) != fingerprint[k])
+    if "start_from" in changed:
+        raise ConfigError(
+            f"{found} was written by a training that started from other weights (their digest "
+            f"{str(old.get('start_from'))[:12]}, this run's {fingerprint['start_from'][:12]}: the foundation or "
+            f"init weights changed since); resuming would mix two trainings. Use another output directory.")
     if changed:
         key = changed[0]
         raise ConfigError(

@@ -125,6 +125,7 @@ def pretrain(config: RunConfig | ResolvedConfig, *, get_spec: GetSpec | None = N
     Returns:
         The content of ``metrics.json`` (also in ``model_card.json``).
     """
+    from ..weights import state_digest
     from .checkpoint import seed_everything
     from .distributed import barrier
     from .train import train
@@ -155,7 +156,8 @@ def pretrain(config: RunConfig | ResolvedConfig, *, get_spec: GetSpec | None = N
     # With several families, the physics term uses the first family's survey: all share one shape.
     result = train(model, train_data, val_data, options=opts, normalization=normalization, physics=physics_by[0],
                    checkpoint_dir=out / "checkpoints", samples_per_epoch=samples, stage="pretrain", run_dir=out,
-                   notify=notify if info.is_main else None, device=info.device)
+                   notify=notify if info.is_main else None, device=info.device,
+                   start_from=state_digest(model) if opts.init.strip() else "")
     train_time = time.perf_counter() - t0
     per_family = _validate_by_family(model, datasets, val_parts, normalization=normalization, opts=opts,
                                      device=info.device)

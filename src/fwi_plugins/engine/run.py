@@ -175,10 +175,13 @@ def load_foundation(model: nn.Module, spec: BackboneSpec, pretrained: str) -> di
     """Load foundation weights into ``model`` per the ``pretrained`` option.
 
     Returns:
-        ``{"source": ..., "metadata": {...}}``; ``source`` is ``"none"`` when the network
-        starts from its random initialisation.
+        ``{"source": ..., "metadata": {...}, "digest": ...}``; ``source`` is ``"none"`` when the
+        network starts from its random initialisation; ``digest`` identifies the weights loaded
+        (:func:`~fwi_plugins.weights.state_digest`; empty for random weights), so a run resumes
+        only from the same ones.
     """
     from ..pretrained import choose
+    from ..weights import state_digest
 
     choice = choose(spec, pretrained)
     if choice is None:
@@ -187,11 +190,11 @@ def load_foundation(model: nn.Module, spec: BackboneSpec, pretrained: str) -> di
             warnings.warn(f"backbone {spec.name!r} ships no pretrained weights: starting from scratch, so the "
                           f"zero-shot column describes an untrained network (pass --pretrained PATH to "
                           f"use weights from fwi pretrain)", UserWarning, stacklevel=4)
-        return {"source": "none", "metadata": {}}
+        return {"source": "none", "metadata": {}, "digest": ""}  # the seed, already checked, fixes it
     from ..weights import load_pretrained
 
     metadata = load_pretrained(model, spec, choice)
-    return {"source": choice, "metadata": dict(metadata or {})}
+    return {"source": choice, "metadata": dict(metadata or {}), "digest": state_digest(model)}
 
 
 def _normalization_from(metadata: Mapping[str, Any]) -> Normalization | None:
@@ -307,11 +310,13 @@ def _adapt(job: _Job, parts: _Components, data: _Data) -> _Adapted:
 
         result, rounds = self_train(adapted, TrainData(gathers=data.train_x), val_data, opts=opts,
                                     normalization=data.normalization, physics=parts.physics, out=out,
-                                    device=job.device, progress=job.progress, notify=notify)
+                                    device=job.device, progress=job.progress, notify=notify,
+                                    start_from=parts.foundation["digest"])
     else:
         result = train(adapted, TrainData(gathers=data.train_x, velocity=data.train_y), val_data, options=opts,
                        normalization=data.normalization, physics=parts.physics, checkpoint_dir=out / "checkpoints",
-                       stage="adapt", run_dir=out, notify=notify, device=job.device)
+                       stage="adapt", run_dir=out, notify=notify, device=job.device,
+                       start_from=parts.foundation["digest"])
     job.timing["adapt"] = time.perf_counter() - t0
     return _Adapted(model=adapted, training=result, trainable=trainable, total=total,
                     test=_test(job, parts, data, adapted), self_training=rounds)

@@ -130,8 +130,10 @@ def _draw(n_records: int, n: int, seed: int, round_index: int) -> np.ndarray:
 
 def self_train(model: nn.Module, train_data: TrainData, val_data: TrainData | None, *, opts: RunOptions,
                normalization: Normalization, physics: Physics, out: Path, device: str, progress: bool,
-               notify: Any = None) -> tuple[TrainResult, list[dict[str, Any]]]:
+               notify: Any = None, start_from: str = "") -> tuple[TrainResult, list[dict[str, Any]]]:
     """Adapt ``model`` in ``opts.self_rounds`` rounds of self-training (see the module's docstring).
+
+    ``start_from`` (the foundation's digest) is checked against every round's checkpoints.
 
     Returns:
         The training result of all rounds together (histories concatenated, each epoch
@@ -166,7 +168,7 @@ def self_train(model: nn.Module, train_data: TrainData, val_data: TrainData | No
                          velocity=targets.velocity[targets.keep])
         result = train(model, data, val_data, options=round_opts, normalization=normalization, physics=physics,
                        checkpoint_dir=out / "checkpoints" / f"round-{r}", stage="adapt", run_dir=out,
-                       notify=notify, device=device)
+                       notify=notify, device=device, start_from=start_from)
         total.history.extend({**h, "round": r} for h in result.history)
         total.epochs += result.epochs
         total.steps += result.steps

@@ -84,7 +84,7 @@ def train(model: nn.Module, train_data: TrainData, val_data: TrainData | None, *
           options: TrainOptions, normalization: Normalization, physics: Physics | None = None,
           checkpoint_dir: str | Path | None = None, samples_per_epoch: int | None = None,
           stage: str = "adapt", run_dir: str | Path | None = None, notify: Notify | None = None,
-          device: str | None = None) -> TrainResult:
+          device: str | None = None, start_from: str = "") -> TrainResult:
     """Train ``model``'s trainable parameters; resume from ``checkpoint_dir`` when it holds one.
 
     Args:
@@ -103,6 +103,8 @@ def train(model: nn.Module, train_data: TrainData, val_data: TrainData | None, *
         notify: ``notify(hook_name, **kwargs)`` for lifecycle hooks (the plugin
             manager's ``notify``); the engine itself never imports pluggy.
         device: ``"cpu"``, ``"cuda:0"``, ...; defaults to ``options.device`` resolved.
+        start_from: a digest of the weights the training started from (recorded in the
+            checkpoints; a checkpoint recorded with another is not resumed); empty: unchecked.
 
     Returns:
         A :class:`TrainResult`; ``model`` holds the final weights.
@@ -125,7 +127,7 @@ def train(model: nn.Module, train_data: TrainData, val_data: TrainData | None, *
                         val_physics=_validation_physics(physics, options, val_data), device=device, info=info,
                         sampler=sampler, schedule=schedule,
                         fingerprint=training_fingerprint(options, len(train_data), schedule.steps_per_epoch,
-                                                         info.world_size),
+                                                         info.world_size, start_from),
                         selection=_selection(options, val_data), stage=stage, checkpoint_dir=checkpoint_dir,
                         run_dir=run_dir, notify=notify or no_notify, result=TrainResult())
     start_epoch = _resume(loop)
