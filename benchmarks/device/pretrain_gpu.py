@@ -108,7 +108,8 @@ def apply_options(cfg: dict[str, Any], args: argparse.Namespace) -> None:
         raise ConfigError(f"--init: {path} holds no vit foundation (its metadata names backbone "
                           f"{metadata.get('backbone')!r}, and the recipe pretrains vit)")
     options = {k: v for k, v in json.loads(metadata["backbone_options"]).items() if v is not None}
-    cfg.update(init=str(path), backbone=options, name=f"{metadata.get('name') or 'vit'}-gpu")
+    name = metadata.get("name") or "vit"
+    cfg.update(init=str(path), backbone=options, name=name if name.endswith("-gpu") else f"{name}-gpu")
 
 
 def sanity(device: str, log: Log) -> dict[str, Any]:
@@ -285,10 +286,10 @@ def run(args: argparse.Namespace) -> int:
     deadline = start + args.minutes * 60
     work = args.work.resolve()
     out = (args.out or work / "out").resolve()
+    cfg = settings(args.tiny, openfwi=bool(args.openfwi))
+    apply_options(cfg, args)  # bad options stop the call before anything is written
     out.mkdir(parents=True, exist_ok=True)
     log = Log(work / LOG_NAME, start)
-    cfg = settings(args.tiny, openfwi=bool(args.openfwi))
-    apply_options(cfg, args)
     plan: corpus.Plan = cfg["plan"]
     cfg["corpus_root"] = work / "corpus"
     state_path = work / "recipe.json"
