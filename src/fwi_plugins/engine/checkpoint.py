@@ -261,10 +261,12 @@ def resume_training(directory: str | Path, *, model: nn.Module, optimizer: torch
     old = state.get("fingerprint", {})
     changed = sorted(k for k in fingerprint if old.get(k) != fingerprint[k])
     if "start_from" in changed:
+        theirs = (f"digest {old['start_from'][:12]}" if old.get("start_from")
+                  else "no digest: written before checkpoints recorded their starting weights")
         raise ConfigError(
-            f"{found} was written by a training that started from other weights (their digest "
-            f"{str(old.get('start_from'))[:12]}, this run's {fingerprint['start_from'][:12]}: the foundation or "
-            f"init weights changed since); resuming would mix two trainings. Use another output directory.")
+            f"{found} was written by a training that started from other weights ({theirs}; this run's "
+            f"{fingerprint['start_from'][:12]}: the foundation or init weights changed since); resuming would "
+            f"mix two trainings. Use another output directory.")
     if changed:
         key = changed[0]
         raise ConfigError(
