@@ -141,6 +141,7 @@ def test_a_run_resumes_only_from_the_foundation_weights_it_started_from(tmp_path
     save_weights(foundation, path)
     config = run_config(tmp_path, pretrained=str(path), epochs=1, refine_samples=0)
     first = run(config, get_spec=manager.get, summary=False)
+    assert len(first["pretrained_digest"]) == 64  # recorded with the metrics
     assert run(config, get_spec=manager.get, summary=False)["training"]["resumed_from"] == 1  # same weights
     with torch.no_grad():
         next(foundation.parameters()).add_(0.01)  # one tensor changed, the file's name kept
@@ -149,6 +150,7 @@ def test_a_run_resumes_only_from_the_foundation_weights_it_started_from(tmp_path
         run(config, get_spec=manager.get, summary=False)
     elsewhere = run(config.with_updates(out=str(tmp_path / "new")), get_spec=manager.get, summary=False)
     assert elsewhere["training"]["resumed_from"] == 0 and elsewhere["zero_shot"] != first["zero_shot"]
+    assert elsewhere["pretrained_digest"] != first["pretrained_digest"]
 
 
 def test_same_seed_same_metrics(tmp_path, manager):

@@ -361,6 +361,8 @@ def _metrics(job: _Job, parts: _Components, data: _Data, zero_shot: _Tested, ada
         "parameters": {"trainable": int(trainable), "total": int(total),
                        "fraction": float(trainable) / max(1, int(total))},
         "pretrained": parts.foundation["source"],
+        # Which weights, whatever their path: the same digest as the checkpoints record.
+        "pretrained_digest": parts.foundation["digest"] or None,
         "dataset": {"name": parts.ds.name, "split_sizes": data.sizes, "train_used": int(data.n_train),
                     "test_evaluated": int(len(data.test_x)), "normalization": data.normalization.to_dict()},
         "hardware": hardware(job.device, job.info.world_size),
