@@ -79,25 +79,34 @@ def test_tiny_recipe_continues_from_init_weights(tmp_path):
     env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
     env.pop("OUT", None)
 
-    def call(name: str, *extra: str) -> Path:
-        out = tmp_path / name / "out"
+    def call(name: str, *extra: str, code: int = 0) -> subprocess.CompletedProcess:
         result = subprocess.run(["bash", str(SCRIPT), "--tiny", "--calls", "1", "--work", str(tmp_path / name / "w"),
-                                 "--out", str(out), *extra], capture_output=True, text=True, env=env, timeout=300)
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-        assert "RECIPE COMPLETE" in result.stdout
-        return out
+                                 "--out", str(tmp_path / name / "out"), *extra],
+                                capture_output=True, text=True, env=env, timeout=300)
+        assert result.returncode == code, result.stdout[-3000:] + result.stderr[-3000:]
+        assert code or "RECIPE COMPLETE" in result.stdout
+        return result
 
     call("first")
     init = tmp_path / "first" / "w" / "pretrain" / "weights.safetensors"
     # A learning rate too small to move a weight: the result must be the init weights, not a fresh model.
-    out = call("second", "--init", str(init), "--maps", "2", "--lr", "1e-12")
-    card = json.loads((out / "model_card.json").read_text())
+    call("second", "--init", str(init), "--maps", "2", "--lr", "1e-12")
+    card = json.loads((tmp_path / "second" / "out" / "model_card.json").read_text())
     assert card["init"] == str(init) and card["options"]["lr"] == 1e-12 and card["steps"] == 6
     assert card["recipe"]["corpus"]["train_maps"] == 2 * 8
     trained = run_weights(tmp_path / "second")
     start = load_file(str(init))
     assert trained.keys() == start.keys()
     assert all(torch.allclose(trained[k], start[k], atol=1e-6) for k in start)
+
+    # Another work folder can train on the first one's corpus (--corpus), if the plan is the same.
+    shared = str(tmp_path / "first" / "w" / "corpus")
+    third = call("third", "--corpus", shared, "--init", str(init))
+    assert "0 to build" in third.stdout and not (tmp_path / "third" / "w" / "corpus").exists()
+    assert f"dataset.root={shared}" in third.stdout
+    other = call("fourth", "--corpus", shared, "--maps", "2", code=1)
+    assert "holds a corpus of another plan (differs in n_train" in other.stderr + other.stdout
+    assert "Traceback" not in other.stderr
 
 
 def run_weights(folder: Path) -> dict[str, torch.Tensor]:

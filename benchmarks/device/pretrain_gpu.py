@@ -208,7 +208,7 @@ def pretrain_command(cfg: dict[str, Any], schedule: dict[str, Any], work: Path, 
                "samples_per_epoch": schedule["samples_per_epoch"], "batch_size": schedule["batch_size"],
                "lr": schedule["lr"], "lambda_ssim": 1.0, "amp": "true", "name": schedule["name"],
                "max_minutes": f"{minutes:.4f}", "checkpoint_minutes": 2, "eval_batch_size": 128,
-               "dataset.root": str(work / "corpus")}
+               "dataset.root": str(cfg["corpus_root"])}
     if cfg.get("init"):
         # A trained model continues: a short warm-up, as the CPU recipe's later stages use.
         options.update(init=cfg["init"], warmup_epochs=0.1)
@@ -258,6 +258,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="start from these foundation weights (a .safetensors file, such as the shipped "
                              "src/fwi_plugins/weights/vit-tiny-openfwi.safetensors) with their own backbone "
                              "options, instead of a fresh vit small")
+    parser.add_argument("--corpus", type=Path, default=None, metavar="DIR",
+                        help="the corpus folder (default WORK/corpus); a corpus another work folder built can be "
+                             "shared: a call with another plan stops with an error naming the difference")
     parser.add_argument("--maps", type=int, default=0, metavar="N",
                         help="training maps per generated family (default 12,500: 100,000 in all); fewer leave "
                              "a single call more time to train")
@@ -291,7 +294,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     log = Log(work / LOG_NAME, start)
     plan: corpus.Plan = cfg["plan"]
-    cfg["corpus_root"] = work / "corpus"
+    cfg["corpus_root"] = args.corpus.resolve() if args.corpus else work / "corpus"
     state_path = work / "recipe.json"
     record: dict[str, Any] = json.loads(state_path.read_text()) if state_path.is_file() else {"calls": []}
     call: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "did": ""}
