@@ -119,3 +119,26 @@ def test_state_digest_names_the_weights_whatever_file_they_came_from(tmp_path):
     assert state_digest(changed) != state_digest(model)
     half = network(0).to(torch.bfloat16)  # bf16 has no numpy dtype: hashed through its bytes
     assert len(state_digest(half)) == 64 and state_digest(half) != state_digest(model)
+
+
+def test_unshard_joins_the_shards_into_one_file_with_their_metadata(tmp_path, capsys):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks" / "device"))
+    import unshard
+
+    from fwi_plugins.weights import load_tensors
+
+    model = network(0)
+    save_sharded_weights(model, tmp_path / "shards", METADATA, max_shard_bytes=200_000)
+    out = tmp_path / "one.safetensors"
+    assert unshard.main([str(tmp_path / "shards"), str(out), "--name", "joined"]) == 0
+    tensors, metadata = load_tensors(out)
+    assert metadata == {**METADATA, "name": "joined"}
+    state = model.state_dict()
+    assert tensors.keys() == state.keys() and all(torch.equal(tensors[k], state[k]) for k in state)
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+    assert unshard.main([str(tmp_path / "nowhere" / INDEX_NAME), str(tmp_path / "x.safetensors")]) == 1
+    assert "unshard: error:" in capsys.readouterr().err and not (tmp_path / "x.safetensors").exists()

@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from safetensors.torch import save_file
 
+    from fwi_plugins.atomic import atomic_path
     from fwi_plugins.errors import FWIError
     from fwi_plugins.weights import load_tensors, plain_tensors
 
@@ -34,10 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.name:
         metadata = {**metadata, "name": args.name}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    partial = args.out.with_name(args.out.name + ".partial")
-    save_file(plain_tensors(tensors), str(partial), metadata=metadata)
-    partial.chmod(0o644)
-    partial.replace(args.out)  # written whole or not at all
+    with atomic_path(args.out) as tmp:  # written whole or not at all
+        save_file(plain_tensors(tensors), str(tmp), metadata=metadata)
     print(f"unshard: {len(tensors)} tensors from {index} -> {args.out} ({args.out.stat().st_size / 2**20:.1f} MiB)")
     return 0
 
