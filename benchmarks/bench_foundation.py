@@ -3,8 +3,11 @@
 Each set of weights predicts velocity from simulated gathers of the test maps of
 
 * real OpenFWI FlatVel-A and CurveVel-A (velocity maps from ``../shared/data/openfwi``;
-  skipped with a message when that folder is absent), and
-* the generated families held out of pretraining (``curvefault-b``, ``salt``),
+  skipped with a message when that folder is absent),
+* the generated families held out of pretraining (``curvefault-b``, ``salt``), and
+* the realism set, 70 x 70 windows of public benchmark models (Marmousi2, SEG/EAGE
+  overthrust; ``benchmarks/realism``, one row per ``.npy`` file there, skipped with a message
+  when the folder is absent; evaluation only, never pretraining),
 
 and is scored with OpenFWI's definitions (MAE and RMSE on the [-1, 1] scale, MAE also in m/s,
 SSIM on maps rescaled to [0, 1]). The first weights are the baseline, measured in the same
@@ -26,6 +29,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OPENFWI = ROOT.parent / "shared" / "data" / "openfwi"
+DEFAULT_REALISM = ROOT / "benchmarks" / "realism"
 
 #: key -> (label, dataset, dataset options)
 TARGETS: dict[str, tuple[str, str, dict[str, Any]]] = {
@@ -45,6 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--targets", default=",".join(TARGETS), help=f"comma-separated, from: {', '.join(TARGETS)}")
     p.add_argument("--n-test", type=int, default=200, help="test maps per target (default 200)")
     p.add_argument("--openfwi", type=Path, default=DEFAULT_OPENFWI, help="folder of the OpenFWI velocity zips")
+    p.add_argument("--realism", type=Path, default=DEFAULT_REALISM,
+                   help="folder of realism-set maps, one (n, 1, 70, 70) m/s .npy per row "
+                        "(default benchmarks/realism; 'none' leaves the rows out)")
     p.add_argument("--cache-dir", default=None, help="simulation cache (default: the user cache)")
     p.add_argument("--json", dest="as_json", action="store_true", help="print the results as JSON")
     return p.parse_args(argv)
@@ -69,6 +76,39 @@ def load_target(key: str, args: argparse.Namespace, normalization: Any) -> tuple
     ds.set_normalization(normalization)
     physics = api.build_physics("deepwave", survey=ds.survey)
     return ds, ds.gathers("test", physics, cache_dir=args.cache_dir, progress=True), ds.velocity("test")
+
+
+def load_realism(args: argparse.Namespace, normalization: Any) -> dict[str, tuple[str, tuple[Any, Any, Any]]]:
+    """Realism rows: key -> (label, (dataset, test gathers, test velocity)), one per ``.npy`` of
+    ``args.realism`` (its first ``--n-test`` maps), simulated like the other rows (OpenFWI's
+    survey, the deepwave plugin, the simulation cache). A missing folder gives a note and no rows.
+    """
+    import numpy as np
+
+    from fwi_plugins import api
+    from fwi_plugins.data.dataset import SeismicDataset
+    from fwi_plugins.data.families import resolve_survey
+
+    folder = args.realism
+    if str(folder).lower() == "none":
+        return {}
+    if not folder.is_dir():
+        print(f"realism set: skipped, no folder {folder} (pass --realism DIR)")
+        return {}
+    rows: dict[str, tuple[str, tuple[Any, Any, Any]]] = {}
+    for path in sorted(folder.glob("*.npy")):
+        maps = np.load(path).astype(np.float32)[: args.n_test]
+        if maps.ndim != 4 or maps.shape[1:] != (1, 70, 70):
+            print(f"realism set: skipped {path.name}, shape {maps.shape} is not (n, 1, 70, 70)")
+            continue
+        survey = resolve_survey("openfwi", 70, 70)
+        ds = SeismicDataset(f"realism-{path.stem}", survey=survey, velocity={"test": maps},
+                            attrs={"generator": "benchmarks/realism", "file": path.name})
+        ds.set_normalization(normalization)
+        physics = api.build_physics("deepwave", survey=ds.survey)
+        gathers = ds.gathers("test", physics, cache_dir=args.cache_dir, progress=True)
+        rows[f"realism-{path.stem}"] = (f"realism: {path.stem}", (ds, gathers, ds.velocity("test")))
+    return rows
 
 
 def score(weights: str, target: tuple[Any, Any, Any]) -> dict[str, float]:
@@ -108,16 +148,21 @@ def main(argv: list[str] | None = None) -> int:
             continue
         for weights in candidates:
             results[weights][key] = score(weights, target)
+    labels = {key: TARGETS[key][0] for key in TARGETS}
+    for key, (label, target) in load_realism(args, normalization).items():
+        labels[key] = label
+        for weights in candidates:
+            results[weights][key] = score(weights, target)
     if args.as_json:
         print(json.dumps(results, indent=1))
         return 0
     base = results[args.baseline]
-    print(f"\nzero-shot on {args.n_test} test maps per target (SSIM / MAE m/s); baseline: {args.baseline}\n")
+    print(f"\nzero-shot on up to {args.n_test} test maps per target (SSIM / MAE m/s); baseline: {args.baseline}\n")
     print("| target | " + " | ".join(candidates) + " |")
     print("|---|" + "---:|" * len(candidates))
     for key in base:
         cells = [f"{results[w][key]['ssim']:.3f} / {results[w][key]['mae_ms']:.0f}" for w in candidates]
-        print(f"| {TARGETS[key][0]} | " + " | ".join(cells) + " |")
+        print(f"| {labels[key]} | " + " | ".join(cells) + " |")
     for weights in args.weights:
         ratios = ", ".join(f"{key}: SSIM {results[weights][key]['ssim'] - base[key]['ssim']:+.3f}, MAE x"
                            f"{results[weights][key]['mae'] / base[key]['mae']:.2f}" for key in base)
