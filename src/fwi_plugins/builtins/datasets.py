@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..data.options import (CurveFaultOptions, CurveOptions, FaultOptions, FilesOptions, LayerOptions,
-                            OpenFWIOptions, SaltOptions, SmoothOptions)
+from ..data.options import (ChannelsOptions, CurveFaultOptions, CurveOptions, FaultOptions, FilesOptions,
+                            LayerOptions, OpenFWIOptions, SaltDomeOptions, SaltOptions, SmoothOptions,
+                            SteepBedsOptions, ThrustOptions)
 from ..hookspecs import hookimpl
 from ..specs import DatasetSpec
 
-# name -> (options, description); the generators live in fwi_plugins.data.families.
+# name -> (options, description); the generators live in fwi_plugins.data.families (and .geology).
 _FAMILIES = (
     ("flatvel-a", LayerOptions, "generated flat layers (3-8), velocity increasing with depth"),
     ("flatvel-b", LayerOptions, "generated flat layers (5-12), large contrasts and inversions"),
@@ -24,6 +25,10 @@ _FAMILIES = (
     ("curvefault-b", CurveFaultOptions, "generated folded layers with inversions cut by up to two faults"),
     ("salt", SaltOptions, "generated salt bodies in folded sediments (beyond OpenFWI: out of distribution)"),
     ("smooth", SmoothOptions, "generated smooth random media on a depth trend (beyond OpenFWI)"),
+    ("thrust", ThrustOptions, "generated folded thin beds with thrusts repeating the section (beyond OpenFWI)"),
+    ("steep-beds", SteepBedsOptions, "generated steep thin beds under an angular unconformity (beyond OpenFWI)"),
+    ("salt-dome", SaltDomeOptions, "generated salt diapir with overhang or tongue and dragged beds (beyond OpenFWI)"),
+    ("channels", ChannelsOptions, "generated thin beds with fast and slow channels and lenses (beyond OpenFWI)"),
 )
 
 

@@ -24,8 +24,8 @@ from ..errors import OptionError
 from ..options import to_dict
 from ..survey import Survey
 from .dataset import SPLITS, Normalization, SeismicDataset
-from .options import (CurveFaultOptions, CurveOptions, FaultOptions, FamilyOptions, LayerOptions, SaltOptions,
-                      SmoothOptions)
+from .options import (ChannelsOptions, CurveFaultOptions, CurveOptions, FaultOptions, FamilyOptions, LayerOptions,
+                      SaltDomeOptions, SaltOptions, SmoothOptions, SteepBedsOptions, ThrustOptions)
 
 GENERATOR_VERSION = "1"
 
@@ -217,6 +217,17 @@ def _with_fold(opts: Any) -> Any:
     return _LayerView(opts, fold_amplitude=0.0, fold_wavelength=1.0)
 
 
+def _geology(name: str) -> Callable[[np.ndarray, int, int, Any, str], np.ndarray]:
+    """A generator of :mod:`.geology`, imported when first called (that module builds on this one)."""
+    def generate_map(rng: np.random.Generator, nz: int, nx: int, opts: Any, variant: str) -> np.ndarray:
+        from . import geology
+
+        return getattr(geology, name)(rng, nz, nx, opts, variant)
+
+    generate_map.__name__ = generate_map.__qualname__ = name
+    return generate_map
+
+
 # -- registry ----------------------------------------------------------------------
 @dataclass(frozen=True)
 class Family:
@@ -241,6 +252,14 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            "folded layers with inversions cut by up to two faults"),
     Family("salt", salt, "a", SaltOptions, "salt bodies in folded sediments (not in OpenFWI)"),
     Family("smooth", smooth, "a", SmoothOptions, "smooth Gaussian random fields on a depth trend (not in OpenFWI)"),
+    Family("thrust", _geology("thrust"), "a", ThrustOptions,
+           "folded thin beds cut by 1-3 thrusts that repeat the section (not in OpenFWI)"),
+    Family("steep-beds", _geology("steep_beds"), "a", SteepBedsOptions,
+           "steep thin beds under an angular unconformity (not in OpenFWI)"),
+    Family("salt-dome", _geology("salt_dome"), "a", SaltDomeOptions,
+           "salt diapir with an overhanging cap or tongue, beds dragged up its flanks (not in OpenFWI)"),
+    Family("channels", _geology("channels"), "a", ChannelsOptions,
+           "thin beds holding fast and slow channels and lenses (not in OpenFWI)"),
 )}
 
 _SPLIT_CODE = {name: i for i, name in enumerate(SPLITS)}
@@ -315,3 +334,7 @@ build_curvefault_a = _factory("curvefault-a")
 build_curvefault_b = _factory("curvefault-b")
 build_salt = _factory("salt")
 build_smooth = _factory("smooth")
+build_thrust = _factory("thrust")
+build_steep_beds = _factory("steep-beds")
+build_salt_dome = _factory("salt-dome")
+build_channels = _factory("channels")

@@ -160,3 +160,110 @@ class FilesOptions:
             raise ValueError("give velocity=FILE, gathers=FILE or both")
         if len(self.splits) != 3 or any(f < 0 for f in self.splits) or not 0.999 <= sum(self.splits) <= 1.001:
             raise ValueError(f"splits must be three fractions (train, val, test) summing to 1, got {self.splits}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StrataOptions(FamilyOptions):
+    """Thin beds on a compaction trend: what the realistic-geology families share."""
+
+    min_bed: float = option(2.0, "thinnest bed, in cells of a 70-cell-deep grid (scaled with nz)")
+    max_bed: float = option(5.0, "thickest bed, in cells of a 70-cell-deep grid (scaled with nz)")
+    contrast: float = option(0.12, "typical bed-to-bed velocity contrast, as a fraction of vmax - vmin")
+    inversions: float = option(0.3, "share of beds slower than the bed above them (velocity inversions)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 < self.min_bed <= self.max_bed:
+            raise ValueError(f"expected 0 < min_bed <= max_bed, got min_bed={self.min_bed}, max_bed={self.max_bed}")
+        if not 0 <= self.contrast <= 1:
+            raise ValueError(f"contrast must be in [0, 1], got {self.contrast}")
+        if not 0 <= self.inversions <= 1:
+            raise ValueError(f"inversions must be in [0, 1], got {self.inversions}")
+
+
+def _check_dips(lo: float, hi: float) -> None:
+    if not 0 <= lo <= hi < 90:
+        raise ValueError(f"expected 0 <= min_dip <= max_dip < 90 (degrees), got min_dip={lo}, max_dip={hi}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ThrustOptions(StrataOptions):
+    """Folded beds cut by thrust faults that repeat the section."""
+
+    max_thrusts: int = option(3, "most thrust faults per map (at least one)")
+    min_dip: float = option(20.0, "gentlest thrust dip, degrees")
+    max_dip: float = option(45.0, "steepest thrust dip, degrees")
+    max_slip: float = option(0.3, "largest slip along a thrust, as a fraction of the depth")
+    fold_amplitude: float = option(0.08, "amplitude of the folding before thrusting, as a fraction of the depth")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.max_thrusts < 1:
+            raise ValueError(f"max_thrusts must be >= 1, got {self.max_thrusts}")
+        _check_dips(self.min_dip, self.max_dip)
+        if not 0 < self.max_slip <= 1:
+            raise ValueError(f"max_slip must be in (0, 1], got {self.max_slip}")
+        if not 0 <= self.fold_amplitude <= 1:
+            raise ValueError(f"fold_amplitude must be in [0, 1], got {self.fold_amplitude}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SteepBedsOptions(StrataOptions):
+    """Steeply dipping thin beds under an angular unconformity."""
+
+    min_dip: float = option(30.0, "gentlest dip of the older beds, degrees")
+    max_dip: float = option(60.0, "steepest dip of the older beds, degrees")
+    min_beds: int = option(10, "fewest older beds crossing the map")
+    max_beds: int = option(30, "most older beds crossing the map")
+    min_unconformity: float = option(0.2, "shallowest mean depth of the erosion surface, fraction of the depth")
+    max_unconformity: float = option(0.5, "deepest mean depth of the erosion surface, fraction of the depth")
+    lateral_gradient: float = option(0.1, "largest velocity change across the width, fraction of vmax - vmin")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_dips(self.min_dip, self.max_dip)
+        if not 1 <= self.min_beds <= self.max_beds:
+            raise ValueError(f"expected 1 <= min_beds <= max_beds, got {self.min_beds}, {self.max_beds}")
+        if not 0 < self.min_unconformity <= self.max_unconformity < 1:
+            raise ValueError("expected 0 < min_unconformity <= max_unconformity < 1, got "
+                             f"{self.min_unconformity}, {self.max_unconformity}")
+        if not 0 <= self.lateral_gradient <= 1:
+            raise ValueError(f"lateral_gradient must be in [0, 1], got {self.lateral_gradient}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SaltDomeOptions(StrataOptions):
+    """A salt diapir with an overhanging cap or a sideways tongue, sediments dragged up its flanks."""
+
+    salt_velocity: float = option(4450.0, "salt velocity, m/s (clipped to vmax)")
+    tongue: float = option(0.35, "probability that the cap is a one-sided tongue instead of a mushroom")
+    source_layer: float = option(0.6, "probability of a mother salt layer at the bottom feeding the stem")
+    carapace: float = option(0.3, "probability of a slower carapace (a thin rim) around the salt")
+    drag: float = option(0.15, "largest upward drag of the beds next to the salt, as a fraction of the depth")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("tongue", "source_layer", "carapace"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} is a probability in [0, 1], got {getattr(self, name)}")
+        if not 0 <= self.drag <= 1:
+            raise ValueError(f"drag must be in [0, 1], got {self.drag}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChannelsOptions(StrataOptions):
+    """Channels and lenses, faster and slower than their host, in gently folded beds."""
+
+    min_bodies: int = option(3, "fewest channels or lenses per map")
+    max_bodies: int = option(8, "most channels or lenses per map")
+    anomaly: float = option(0.22, "largest velocity difference of a body from its host, fraction of vmax - vmin")
+    fold_amplitude: float = option(0.06, "amplitude of the gentle folding, as a fraction of the depth")
+    lateral_gradient: float = option(0.1, "largest velocity change across the width, fraction of vmax - vmin")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 1 <= self.min_bodies <= self.max_bodies:
+            raise ValueError(f"expected 1 <= min_bodies <= max_bodies, got {self.min_bodies}, {self.max_bodies}")
+        for name in ("anomaly", "fold_amplitude", "lateral_gradient"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
