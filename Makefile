@@ -23,7 +23,9 @@ $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
 run: $(STAMP)
 	$(VENV)/bin/fwi run --backbone vit --peft lora --physics deepwave
 
+# The lint extras too: the docs' snippet tests run the ruff beside this Python (and skip without it).
 test: $(STAMP)
+	@test -x $(VENV)/bin/ruff || $(PY) -m pip install -q -e ".[lint]"
 	$(PY) -m pytest -q
 
 # ruff over the code, then mypy over the modules pyproject.toml lists ([tool.mypy] files).
