@@ -24,6 +24,7 @@ from torch import nn
 from ..errors import ConfigError, DataError
 from ..atomic import atomic_path, atomic_write_text
 from .config import TrainOptions
+from .options import augment_names
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -195,6 +196,11 @@ def training_fingerprint(options: TrainOptions, n_train: int, steps_per_epoch: i
         extra["start_from"] = start_from
     if options.max_steps:
         extra["max_steps"] = options.max_steps
+    # None without augmentation: what a checkpoint written before the option reads as, so those still
+    # resume, while a change either way (on, off, other names or probability) is refused.
+    augment = augment_names(options.augment)
+    extra["augment"] = ",".join(augment) if augment else None
+    extra["augment_prob"] = options.augment_prob if augment else None
     return {**extra, "epochs": options.epochs, "batch_size": options.batch_size, "lr": options.lr,
             "select_best": options.select_best,
             "weight_decay": options.weight_decay, "warmup_epochs": options.warmup_epochs,

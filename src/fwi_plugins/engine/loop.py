@@ -207,8 +207,15 @@ def _train_step(loop: TrainingLoop, idx: np.ndarray) -> BatchLoss:
         group["lr"] = loop.schedule.lr(loop.step, options)
     # One batch copied out of the (possibly memory-mapped, read-only) arrays.
     x_raw = torch.from_numpy(take_rows(loop.data.gathers, idx)).to(device)
+    x_in = x_raw
+    if options.augment:
+        from .augment import augment_gathers, augment_generator
+
+        # The network sees augmented gathers; the physics term below still compares with the clean ones.
+        x_in = augment_gathers(x_raw, options.augment, prob=options.augment_prob,
+                               generator=augment_generator(options.seed, loop.step, loop.info.rank, x_raw.device))
     with autocast(device, options.amp):
-        pred = loop.net(loop.normalization.gathers_to_unit(x_raw))
+        pred = loop.net(loop.normalization.gathers_to_unit(x_in))
     pred = pred.float()
     y = None
     if loop.use_labels:

@@ -8,6 +8,7 @@ its default and help text, and every value is checked when an instance is made.
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -15,7 +16,31 @@ from typing import Any, Literal
 from .. import options as _options
 from ..options import option
 
-__all__ = ["PretrainOptions", "RunOptions", "TrainOptions", "options_help"]
+__all__ = ["AUGMENTATIONS", "PretrainOptions", "RunOptions", "TrainOptions", "augment_names", "options_help"]
+
+#: The gather augmentations of :mod:`fwi_plugins.engine.augment`, in the order they are applied.
+AUGMENTATIONS = ("band", "phase", "noise", "dead", "gain")
+
+
+def augment_names(text: str) -> tuple[str, ...]:
+    """The augmentations named by the option ``augment``, each once, in :data:`AUGMENTATIONS` order.
+
+    ``text`` is comma-separated names (any case, spaces ignored) or ``all``; empty: none.
+    Two spellings of the same set give the same tuple (checkpoints compare it).
+
+    Raises:
+        ValueError: an unknown name, with a "Did you mean" and the allowed names.
+    """
+    names = {part.strip().lower() for part in str(text).split(",")} - {""}
+    if "all" in names:
+        return AUGMENTATIONS
+    for name in sorted(names):
+        if name not in AUGMENTATIONS:
+            close = difflib.get_close_matches(name, (*AUGMENTATIONS, "all"), n=1, cutoff=0.5)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"option 'augment': unknown augmentation {name!r}.{hint} Allowed: "
+                             f"{', '.join(AUGMENTATIONS)}, or 'all' (comma-separated; empty for none)")
+    return tuple(n for n in AUGMENTATIONS if n in names)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,9 +78,16 @@ class TrainOptions:
     checkpoint_minutes: float = option(10.0, "also checkpoint within an epoch every this many minutes "
                                              "(0 = at the end of each epoch only)")
     progress: bool = option(True, "show progress bars")
+    augment: str = option("", "gather augmentations applied to each training batch, comma-separated from "
+                              "band, phase, noise, dead, gain, or 'all'; empty for none")
+    augment_prob: float = option(0.5, "probability that band, phase, noise and dead each alter a training "
+                                      "sample (gain alters every sample); used when augment is set")
 
     def __post_init__(self) -> None:
         _positive(self, "epochs", "batch_size", "eval_batch_size")
+        augment_names(self.augment)
+        if not (math.isfinite(self.augment_prob) and 0.0 <= self.augment_prob <= 1.0):
+            raise ValueError(f"option 'augment_prob' must lie in [0, 1], got {self.augment_prob!r}")
         _finite_non_negative(self, "lr", "weight_decay", "warmup_epochs", "grad_clip", "lambda_physics",
                              "lambda_ssim", "max_minutes", "checkpoint_minutes")
         if self.max_steps < 0:
