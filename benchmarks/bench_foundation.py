@@ -120,7 +120,7 @@ def score(weights: str, target: tuple[Any, Any, Any]) -> dict[str, float]:
     ds, gathers, truth = target
     model = api.build_backbone("vit", pretrained=weights)
     started = time.perf_counter()
-    predicted = api.predict(model, gathers)
+    predicted = api.predict(model, gathers, shaping="none")
     seconds = time.perf_counter() - started
     predicted = np.clip(predicted, ds.survey.vmin, ds.survey.vmax)
     metrics = api.evaluate(predicted, truth, normalization=model.pretrained_cfg.normalization)

@@ -217,7 +217,7 @@ def _scored_prediction(model: Any, x: Any, truth: Any, physics: Any, device: str
 
     lo, hi = physics.survey.vmin, physics.survey.vmax
     started = time.perf_counter()
-    predicted = np.clip(api.predict(model, x, device=device, progress=False), lo, hi)
+    predicted = np.clip(api.predict(model, x, shaping="none", device=device, progress=False), lo, hi)
     seconds = time.perf_counter() - started + extra_s
     with torch.no_grad():
         misfit = float(physics.misfit(physics.simulate(torch.from_numpy(predicted).to(device)),

@@ -123,13 +123,14 @@ def test_the_scratch_baseline_has_the_foundations_architecture(tmp_path):
 
 def _entry_points(tmp_path: Path, options: list[str]) -> dict[str, object]:
     """How each entry point answers the same backbone options with the default foundation."""
-    np.save(tmp_path / "g.npy", np.zeros((1, 5, 1000, 70), np.float32))
+    np.save(tmp_path / "g.npy", np.random.default_rng(0).normal(size=(1, 5, 1000, 70)).astype(np.float32))
     mapping = dict(o.removeprefix("backbone.").split("=") for o in options)
     flags = [part for o in options for part in ("-o", o)]
     runner = CliRunner()
     outcomes: dict[str, object] = {
         "fwi predict": runner.invoke(main, ["predict", "--backbone", "vit", *flags, "--input", str(tmp_path / "g.npy"),
-                                            "--out", str(tmp_path / "p"), "--quiet", "--device", "cpu"]),
+                                            "--out", str(tmp_path / "p"), "--quiet", "--device", "cpu",
+                                            "--shaping", "none"]),
         "fwi run": runner.invoke(main, ["run", "--backbone", "vit", "--peft", "lora", "--physics", "deepwave",
                                         *flags, "--dry-run"]),
     }

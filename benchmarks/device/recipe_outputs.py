@@ -42,7 +42,7 @@ def held_out(model: Any, cfg: dict[str, Any], plan: corpus.Plan, device: str,
                               sim_batch=cfg["sim_batch"])
     scores = {}
     for i, (family, truth) in enumerate(truths.items()):
-        predicted = api.predict(model, gathers[i * n:(i + 1) * n], device=device, progress=False)
+        predicted = api.predict(model, gathers[i * n:(i + 1) * n], shaping="none", device=device, progress=False)
         scores[family] = {k: float(v) for k, v in evaluate(np.asarray(predicted), truth,
                                                            normalization=normalization).items()
                           if isinstance(v, (int, float))}

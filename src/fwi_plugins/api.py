@@ -116,7 +116,8 @@ def simulate(velocity: Any, physics: Any, *, batch_size: int | None = None, prog
     return _simulate(np.asarray(velocity, dtype=np.float32), physics, batch_size=batch_size, progress=progress)
 
 
-def predict(model: Any, gathers: Any, *, survey: Survey | None = None, grid: Any = None, **kwargs: Any) -> Any:
+def predict(model: Any, gathers: Any, *, survey: Survey | None = None, grid: Any = None, shaping: Any = "auto",
+            physics: Any = None, shaping_noise: float | None = None, **kwargs: Any) -> Any:
     """Velocity in m/s from raw gathers with a built network; see :func:`fwi_plugins.engine.predict.predict`.
 
     A network built with pretrained weights brings their normalisation; others need
@@ -124,14 +125,28 @@ def predict(model: Any, gathers: Any, *, survey: Survey | None = None, grid: Any
     the network's and the prediction back onto ``grid`` (an
     :class:`~fwi_plugins.acquisition.Grid`, default the survey's); see
     :func:`fwi_plugins.acquisition.predict_on_survey`.
+
+    ``shaping`` turns the data's source wavelet and amplitude into those the weights were
+    trained with before the network reads them (:mod:`fwi_plugins.shaping`): ``"estimate"``
+    (from the data alone, simulating with ``physics``, default ``deepwave``), a wavelet
+    (array sampled on the network's time axis), a :class:`~fwi_plugins.shaping.Shaping`, or
+    ``"none"``; ``"auto"`` (the default) estimates for networks whose weights record their
+    acquisition and leaves other networks' input as it is. ``shaping_noise`` is the shaping's
+    white-noise level.
     """
     from .engine.predict import predict as _predict
 
     if survey is not None:
         from .acquisition import predict_on_survey
 
-        return predict_on_survey(model, gathers, survey, grid=grid, **kwargs)
-    return _predict(model, gathers, **kwargs)
+        return predict_on_survey(model, gathers, survey, grid=grid, shaping=shaping, physics=physics,
+                                 shaping_noise=shaping_noise, **kwargs)
+    if isinstance(shaping, str) and shaping.strip().lower() == "none":
+        return _predict(model, gathers, **kwargs)
+    from .acquisition.mapped_prediction import shaped_native_prediction
+
+    return shaped_native_prediction(model, gathers, shaping=shaping, physics=physics, noise=shaping_noise,
+                                    **kwargs)[0]
 
 
 def predict_files(input_path: Any, out: Any, *, backbone: str, **kwargs: Any) -> Any:

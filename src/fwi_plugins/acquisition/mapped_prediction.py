@@ -12,7 +12,7 @@ from ..survey import Survey
 from .mapping import AcquisitionMap
 from .surveys import Grid, native_survey
 
-__all__ = ["mapped_gathers", "predict_on_survey"]
+__all__ = ["mapped_gathers", "predict_on_survey", "shaped_native_prediction"]
 
 
 class _MappedGathers:
@@ -40,31 +40,74 @@ def mapped_gathers(gathers: Any, mapping: AcquisitionMap) -> Any:
     return _MappedGathers(gathers, mapping)
 
 
+def _native_of(model: Any, native: Survey | None) -> Survey:
+    if native is not None:
+        return native
+    from ..pretrained import config_of
+
+    config = config_of(model)
+    return native_survey(config.shape if config is not None else None)
+
+
+def shaped_native_prediction(model: Any, gathers: Any, *, shaping: Any, native: Survey | None = None,
+                             physics: Any = None, noise: float | None = None,
+                             predict: Callable[..., np.ndarray] | None = None,
+                             **kwargs: Any) -> tuple[np.ndarray, Any]:
+    """Velocity from gathers of the network's own acquisition, shaped first (see :mod:`fwi_plugins.shaping`).
+
+    Returns:
+        ``(velocity, shaping)``: the prediction and the :class:`~fwi_plugins.shaping.Shaping`
+        applied (``None`` for ``shaping="none"``).
+    """
+    from ..engine.shaped import predict_shaped, resolve_shaping, shaping_choice
+    from ..pretrained import config_of
+    from ..shaping import DEFAULT_NOISE
+
+    if predict is None:
+        from ..engine.predict import predict as batched_predict
+
+        predict = batched_predict
+    if native is None or (isinstance(shaping, str) and shaping.strip().lower() == "auto"):
+        shaping = shaping_choice(shaping, config_of(model))
+    if isinstance(shaping, str) and shaping.strip().lower() == "none":
+        return predict(model, gathers, **kwargs), None
+    native = _native_of(model, native)
+    noise = DEFAULT_NOISE if noise is None else noise
+    resolved = resolve_shaping(shaping, native, noise=noise)
+    if resolved is None:
+        return predict(model, gathers, **kwargs), None
+    data = np.asarray(gathers[0:gathers.shape[0]] if not isinstance(gathers, np.ndarray) else gathers)
+    if isinstance(resolved, str):  # "estimate"
+        return predict_shaped(lambda g: predict(model, g, **kwargs), data, native=native, physics=physics,
+                              noise=noise)
+    return predict(model, resolved.apply(data), **kwargs), resolved
+
+
 def predict_on_survey(model: Any, gathers: Any, survey: Survey, *, grid: Grid | None = None,
-                      native: Survey | None = None, scale: float | None = None,
+                      native: Survey | None = None, scale: float | None = None, shaping: Any = "auto",
+                      physics: Any = None, shaping_noise: float | None = None,
                       predict: Callable[..., np.ndarray] | None = None, **kwargs: Any) -> np.ndarray:
     """Velocity on ``grid`` (default the survey's) from gathers recorded with ``survey``.
 
     The gathers are mapped onto the network's native acquisition (``native``, default the
-    one its pretrained weights record, else OpenFWI's), predicted window by window with
+    one its pretrained weights record, else OpenFWI's), shaped to its wavelet when
+    ``shaping`` asks (see :func:`shaped_native_prediction`), predicted window by window with
     :func:`fwi_plugins.engine.predict.predict` (``kwargs`` go to it), and blended back.
 
     Raises:
         SurveyError: a survey that cannot be mapped, saying why.
     """
-    if predict is None:
-        from ..engine.predict import predict as batched_predict
+    from ..engine.shaped import shaping_choice
+    from ..pretrained import config_of
 
-        predict = batched_predict
-    if native is None:
-        from ..pretrained import config_of
-
-        config = config_of(model)
-        native = native_survey(config.shape if config is not None else None)
-    mapping = AcquisitionMap(survey, native, grid=grid, scale=scale)
+    if native is None or (isinstance(shaping, str) and shaping.strip().lower() == "auto"):
+        shaping = shaping_choice(shaping, config_of(model))
+    native = _native_of(model, native)
+    shaped = not (isinstance(shaping, str) and shaping.strip().lower() == "none")
+    mapping = AcquisitionMap(survey, native, grid=grid, scale=scale, shaped=shaped)
     for note in mapping.notes:
         warnings.warn(note, UserWarning, stacklevel=2)
-    if mapping.is_identity:
-        return predict(model, gathers, **kwargs)
-    velocity = predict(model, mapped_gathers(gathers, mapping), **kwargs)
-    return mapping.velocity_to_user(velocity)
+    source = gathers if mapping.is_identity else mapped_gathers(gathers, mapping)
+    velocity, _ = shaped_native_prediction(model, source, shaping=shaping, native=native, physics=physics,
+                                           noise=shaping_noise, predict=predict, **kwargs)
+    return velocity if mapping.is_identity else mapping.velocity_to_user(velocity)

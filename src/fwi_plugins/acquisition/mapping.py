@@ -29,18 +29,24 @@ class _Window:
     shots: tuple[tuple[tuple[int, np.ndarray], ...], ...]  # per native shot: (user shot, (R_n, R_u) weights)
 
 
-def _scale_bounds(survey: Survey, native: Survey, grid: Grid, *, user_span: float,
-                  native_width: float) -> dict[str, tuple[float, str]]:
-    """The bounds the survey puts on the scale, each with why: ``depth`` below, ``recording`` and ``line`` above."""
+def _scale_bounds(survey: Survey, native: Survey, grid: Grid, *, user_span: float, native_width: float,
+                  shaped: bool = False) -> dict[str, tuple[float, str]]:
+    """The bounds the survey puts on the scale, each with why: ``depth`` below, ``recording`` and ``line`` above.
+
+    Shaped data carry the network's wavelet whatever their own delay, so then the whole
+    recording counts; otherwise the time after the wavelet's peak does.
+    """
     native_depth = (native.nz - 1) * native.dx
-    native_listen = (native.nt - 1) * native.dt - native.delay
+    native_listen = (native.nt - 1) * native.dt - (0.0 if shaped else native.delay)
     user_depth = (grid.nz - 1) * grid.dx
-    user_listen = (survey.nt - 1) * survey.dt - survey.delay + 0.5 * survey.dt
+    user_listen = (survey.nt - 1) * survey.dt - (0.0 if shaped else survey.delay) + 0.5 * survey.dt
+    after = "" if shaped else " after the wavelet's peak"
     return {
         "depth": (user_depth / native_depth,
                   f"the grid is {user_depth:g} m deep and the network sees {native_depth:g} m x scale"),
         "recording": (user_listen / native_listen,
-                      f"the recording holds {user_listen:g} s after the wavelet's peak and the network reads "
+                      f"the recording holds {user_listen:g} s{after} and "
+                      f"the network reads "
                       f"{native_listen:g} s x scale"),
         "line": (user_span / native_width,
                  f"the receivers span {user_span:g} m and the network's line is {native_width:g} m x scale"),
@@ -48,8 +54,9 @@ def _scale_bounds(survey: Survey, native: Survey, grid: Grid, *, user_span: floa
 
 
 def _checked_scale(bounds: dict[str, tuple[float, str]], scale: float | None, *, survey: Survey,
-                   native: Survey) -> float:
-    """The scale: the wavelet's (native over survey peak frequency) moved into the bounds, or ``scale`` checked."""
+                   native: Survey, shaped: bool = False) -> float:
+    """The scale: the wavelet's (native over survey peak frequency; 1 for shaped data, whose wavelet
+    shaping sets) moved into the bounds, or ``scale`` checked."""
     lo, hi = bounds["depth"][0], min(bounds["recording"][0], bounds["line"][0])
     if scale is None:
         if lo > hi * (1 + 1e-9):
@@ -61,7 +68,7 @@ def _checked_scale(bounds: dict[str, tuple[float, str]], scale: float | None, *,
                 + ("Depths the recording cannot reach are not predicted: ask for a shallower grid "
                    "(--grid) or give a longer recording" if limit == "recording" else
                    "Ask for a shallower grid (--grid) or give a wider receiver line"))
-        preferred = native.peak_freq / survey.peak_freq
+        preferred = 1.0 if shaped else native.peak_freq / survey.peak_freq
         return float(min(max(preferred, lo), hi))
     if not (math.isfinite(scale) and scale > 0):
         raise SurveyError(f"scale {scale!r}: expected a positive number")
@@ -83,14 +90,18 @@ class AcquisitionMap:
         scale: the stretch ``a`` (user metres per native metre); default chosen as the
             module's documentation explains. A given scale is checked, not moved.
         overlap: the least overlap of neighbouring windows, as a fraction of a window.
+        shaped: the mapped gathers will be shaped to the network's wavelet (:mod:`fwi_plugins.shaping`):
+            the scale then follows the geometry alone (the least stretch that fits, 1 where
+            possible) and time is mapped from the recording's start, the wavelet's own delay
+            being the shaping's to remove.
 
     Raises:
         SurveyError: the survey cannot be mapped; the message says which requirement fails.
     """
 
     def __init__(self, survey: Survey, native: Survey, *, grid: Grid | None = None, scale: float | None = None,
-                 overlap: float = 0.5) -> None:
-        self.survey, self.native = survey, native
+                 overlap: float = 0.5, shaped: bool = False) -> None:
+        self.survey, self.native, self.shaped = survey, native, shaped
         self.grid = grid or Grid(nz=survey.nz, nx=survey.nx, dx=survey.dx)
         self.notes: list[str] = []
         m = survey.dx
@@ -105,10 +116,11 @@ class AcquisitionMap:
         user_span = float(np.ptp(self.receiver_x))
         if survey.n_receivers < 2:
             raise SurveyError("the survey has one receiver; mapping onto a receiver line needs at least two")
-        bounds = _scale_bounds(survey, native, self.grid, user_span=user_span, native_width=native_width)
-        self.scale = _checked_scale(bounds, scale, survey=survey, native=native)
+        bounds = _scale_bounds(survey, native, self.grid, user_span=user_span, native_width=native_width,
+                               shaped=shaped)
+        self.scale = _checked_scale(bounds, scale, survey=survey, native=native, shaped=shaped)
         equivalent = survey.peak_freq * self.scale
-        if not 1 / FREQUENCY_TOLERANCE <= equivalent / native.peak_freq <= FREQUENCY_TOLERANCE:
+        if not shaped and not 1 / FREQUENCY_TOLERANCE <= equivalent / native.peak_freq <= FREQUENCY_TOLERANCE:
             self.notes.append(f"the survey's {survey.peak_freq:g} Hz wavelet reads as {equivalent:.3g} Hz at scale "
                               f"{self.scale:.3g}; the network was trained on {native.peak_freq:g} Hz")
         self._check_surface_acquisition(source_z, receiver_z)
@@ -200,8 +212,12 @@ class AcquisitionMap:
 
     def _time_matrix(self) -> Any:
         user, native, a = self.survey, self.native, self.scale
-        # Native time t reads the user's recording at a (t - native delay) + user delay.
-        times = a * (np.arange(native.nt) * native.dt - native.delay) + user.delay
+        # Native time t reads the user's recording at a (t - native delay) + user delay; shaped
+        # data at a t (the shaping moves the wavelet's peak to the network's delay).
+        if self.shaped:
+            times = a * np.arange(native.nt) * native.dt
+        else:
+            times = a * (np.arange(native.nt) * native.dt - native.delay) + user.delay
         step = a * native.dt
         start = times[0] / user.dt
         if abs(step - user.dt) <= 1e-9 * user.dt and abs(start - round(start)) < 1e-6:
@@ -216,7 +232,7 @@ class AcquisitionMap:
     def describe(self) -> dict[str, Any]:
         """The plan, for provenance and messages."""
         native = self.native
-        return {"scale": self.scale, "windows_m": [w.start for w in self.windows],
+        return {"scale": self.scale, "shaped": self.shaped, "windows_m": [w.start for w in self.windows],
                 "window_width_m": self.window_width,
                 "native": {"shots": native.n_shots, "nt": native.nt, "dt": native.dt,
                            "receivers": native.n_receivers, "nz": native.nz, "nx": native.nx, "dx": native.dx,
@@ -229,7 +245,8 @@ class AcquisitionMap:
         user, native = self.survey, self.native
         same = lambda a, b: len(a) == len(b) and np.allclose(np.asarray(a) * user.dx, np.asarray(b) * native.dx)  # noqa: E731
         return (self.scale == 1.0 and self.n_windows == 1 and self.windows[0].start == 0.0
-                and user.nt == native.nt and user.dt == native.dt and abs(user.delay - native.delay) < 1e-12
+                and user.nt == native.nt and user.dt == native.dt
+                and (self.shaped or abs(user.delay - native.delay) < 1e-12)
                 and same(user.sources, native.sources) and same(user.receivers, native.receivers)
                 and (self.grid.nz, self.grid.nx, self.grid.dx) == (native.nz, native.nx, native.dx))
 

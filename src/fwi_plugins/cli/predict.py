@@ -59,6 +59,11 @@ def _parse_grid(value: str | None) -> tuple[int, int] | None:
 @click.option("--grid", metavar="ZxX", help="Velocity grid in cells; default: the input's survey (its depth: "
                                             "what the recording sees, when the input does not say), else R x R.")
 @click.option("--dx", type=float, help="Grid spacing in metres; default: the input's survey, else 10.")
+@click.option("--shaping", default="auto", show_default=True, metavar="auto|estimate|none|FILE",
+              help="Shape the data's source wavelet and amplitude to those the weights were trained with: "
+                   "estimate (from the data, simulating with deepwave), a wavelet file (.npy or text, sampled "
+                   "at the weights' interval from time 0), none; auto estimates for weights that record their "
+                   "acquisition.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Samples per batch.")
 @click.option("--device", default="auto", show_default=True, help="auto (GPU when present), cpu or cuda.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -66,8 +71,8 @@ def _parse_grid(value: str | None) -> tuple[int, int] | None:
 @handles_errors
 def predict(backbone: str, pretrained: str | None, weights: Path | None, adapter: Path | None, input_path: Path,
             out: Path, overrides: tuple[str, ...], normalization: Path | None, survey_name: str | None,
-            grid: str | None,
-            dx: float | None, batch_size: int, device: str, quiet: bool, plugins: tuple[str, ...]) -> None:
+            grid: str | None, dx: float | None, shaping: str, batch_size: int, device: str, quiet: bool,
+            plugins: tuple[str, ...]) -> None:
     """Predict velocity from shot gathers, in batches, and write it as netCDF, SEG-Y and PNG.
 
     The backbone is built the way its weights were (options, normalisation), from the
@@ -93,7 +98,7 @@ def predict(backbone: str, pretrained: str | None, weights: Path | None, adapter
                            adapter=adapter, options=per_kind["backbone"], normalization=normalization,
                            survey=survey_name,
                            grid=requested_grid, dx=dx, batch_size=batch_size, device=device, progress=not quiet,
-                           notify=get_plugin_manager().notify)
+                           notify=get_plugin_manager().notify, shaping=shaping)
     velocity = result.velocity
     n, _, nz, nx = velocity.shape
     click.echo(f"predicted {n} velocity model(s) of {nz} x {nx} cells ({velocity.min():.0f}-"

@@ -99,6 +99,16 @@ def _fit_gathers_range(gathers: Any, batch_size: int) -> tuple[float, float]:
     return lo, hi
 
 
+def _check_signal(gathers: Any, batch_size: int, where: str) -> None:
+    """Refuse gathers that hold no signal: every sample the same value (all zeros, a constant)."""
+    from ..errors import DataError
+
+    lo, hi = _fit_gathers_range(gathers, batch_size)
+    if lo == hi:
+        raise DataError(f"{where}: every gathers sample is {lo:g}: the input holds no recorded signal to predict "
+                        f"velocity from (an empty or failed export?)")
+
+
 def weights_source(backbone: str, pretrained: str | None, weights: Path | None,
                     options: Mapping[str, Any]) -> tuple[str, Any]:
     """What ``--pretrained``/``--weights`` ask for, checked against ``options`` before any data is read.
@@ -128,7 +138,7 @@ def weights_source(backbone: str, pretrained: str | None, weights: Path | None,
 
 
 def acquisition_map(gathers_shape: tuple[int, ...], weights_config: Any, survey: Any, grid: Any,
-                    where: str) -> Any:
+                    where: str, *, shaped: bool = False) -> Any:
     """How the input's acquisition is mapped onto the one the weights were trained for.
 
     Returns ``None`` when the weights record no acquisition (the network then reads the
@@ -164,7 +174,7 @@ def acquisition_map(gathers_shape: tuple[int, ...], weights_config: Any, survey:
         raise DataError(f"{where}: gathers of {shots} shots x {nt} time samples x {receivers} receivers, but its "
                         f"survey describes {survey.n_shots} x {survey.nt} x {survey.n_receivers}")
     try:
-        mapping = AcquisitionMap(survey, native, grid=grid)
+        mapping = AcquisitionMap(survey, native, grid=grid, shaped=shaped)
     except SurveyError as exc:
         raise SurveyError(f"{where}: {exc}") from None
     return mapping
@@ -172,23 +182,29 @@ def acquisition_map(gathers_shape: tuple[int, ...], weights_config: Any, survey:
 
 def predict_velocity(gathers: Any, *, backbone: str, options: Mapping[str, Any], source: str, weights_config: Any,
                      adapter: Path | None, normalization: Path | None, shape: Any, batch_size: int, device: Any,
-                     progress: bool, where: str, survey: Any = None,
-                     grid: Any = None) -> tuple[np.ndarray, dict[str, Any]]:
+                     progress: bool, where: str, survey: Any = None, grid: Any = None,
+                     shaping: Any = "none") -> tuple[np.ndarray, dict[str, Any]]:
     """Velocity (m/s) from ``gathers`` with the model the command's options name, and its provenance.
 
     Gathers recorded with ``survey`` are mapped onto the acquisition the weights were
     trained for and the prediction back onto ``grid`` (see :mod:`fwi_plugins.acquisition`).
+    ``shaping`` (see :func:`shaping_choice`) turns the data's wavelet and amplitude into the
+    trained ones first (:mod:`fwi_plugins.shaping`); what it found is checked and recorded.
     The normalisation is the one the model was trained with (see :func:`find_normalization`);
     without one, the gathers' own range is used, with a warning.
     """
     import warnings
 
-    from ..acquisition import mapped_gathers
-    from ..data import Normalization
+    from ..acquisition import mapped_gathers, native_survey
+    from ..acquisition.mapped_prediction import shaped_native_prediction
     from ..options import to_dict
     from ..pretrained import backbone_options
+    from .shaped import check_shaping, shaping_choice
 
-    mapping = acquisition_map(tuple(gathers.shape), weights_config, survey, grid, where)
+    shaping = shaping_choice(shaping, weights_config)
+    shaped = not (isinstance(shaping, str) and shaping.strip().lower() == "none")
+    mapping = acquisition_map(tuple(gathers.shape), weights_config, survey, grid, where, shaped=shaped)
+    _check_signal(gathers, batch_size, where)
     if mapping is not None and not mapping.is_identity:
         for note in mapping.notes:
             warnings.warn(f"{where}: {note}", UserWarning, stacklevel=2)
@@ -196,22 +212,17 @@ def predict_velocity(gathers: Any, *, backbone: str, options: Mapping[str, Any],
         shape = weights_config.shape
     else:
         mapping = None
-    norm, norm_source = find_normalization(normalization, weights_config.path if weights_config else None, adapter)
-    if norm is None:
-        lo, hi = _fit_gathers_range(gathers, batch_size)
-        norm = Normalization.openfwi().fit_gathers(np.array([lo, hi], dtype=np.float64))
-        norm_source = f"fitted on {where}"
-        warnings.warn(f"no normalisation stored with the model; gathers are scaled by the input's own "
-                      f"range and velocity by {norm.vmin:g}-{norm.vmax:g} m/s (pass --normalization FILE)",
-                      stacklevel=2)
-    elif not norm.fitted:
-        lo, hi = _fit_gathers_range(gathers, batch_size)
-        norm = norm.fit_gathers(np.array([lo, hi], dtype=np.float64))
-        norm_source += f" (gathers range fitted on {where})"
-
+    norm, norm_source = _normalization(normalization, weights_config, adapter, gathers, batch_size, where)
     model = load_model(backbone, options, adapter_dir=adapter, pretrained=source, shape=shape)
-    velocity = predict(model, gathers, normalization=norm, batch_size=batch_size, device=device,
-                           progress=progress)
+
+    def run(net: Any, data: Any) -> np.ndarray:
+        return predict(net, data, normalization=norm, batch_size=batch_size, device=device, progress=progress)
+
+    native = native_survey(weights_config.shape) if shaped else None
+    velocity, applied = shaped_native_prediction(model, gathers, shaping=shaping, native=native, predict=run)
+    if applied is not None:
+        for problem in check_shaping(applied, native):
+            warnings.warn(f"{where}: {problem}", UserWarning, stacklevel=2)
     if mapping is not None:
         velocity = mapping.velocity_to_user(velocity)
     spec = registry_spec("backbone", backbone)
@@ -224,8 +235,31 @@ def predict_velocity(gathers: Any, *, backbone: str, options: Mapping[str, Any],
         "normalization": norm.to_dict(),
         "normalization_source": norm_source,
         "acquisition": mapping.describe() if mapping is not None else None,
+        "shaping": applied.describe() if applied is not None else None,
     }
     return velocity, {k: v for k, v in provenance.items() if v is not None}
+
+
+def _normalization(explicit: Path | None, weights_config: Any, adapter: Path | None, gathers: Any, batch_size: int,
+                   where: str) -> tuple[Any, str]:
+    """The normalisation to predict with and where it came from (fitted on the input when the model has none)."""
+    import warnings
+
+    from ..data import Normalization
+
+    norm, norm_source = find_normalization(explicit, weights_config.path if weights_config else None, adapter)
+    if norm is None:
+        lo, hi = _fit_gathers_range(gathers, batch_size)
+        norm = Normalization.openfwi().fit_gathers(np.array([lo, hi], dtype=np.float64))
+        norm_source = f"fitted on {where}"
+        warnings.warn(f"no normalisation stored with the model; gathers are scaled by the input's own "
+                      f"range and velocity by {norm.vmin:g}-{norm.vmax:g} m/s (pass --normalization FILE)",
+                      stacklevel=3)
+    elif not norm.fitted:
+        lo, hi = _fit_gathers_range(gathers, batch_size)
+        norm = norm.fit_gathers(np.array([lo, hi], dtype=np.float64))
+        norm_source += f" (gathers range fitted on {where})"
+    return norm, norm_source
 
 
 @dataclass
@@ -274,7 +308,7 @@ def predict_files(*, backbone: str, input_path: str | Path, out: str | Path, pre
                   options: Mapping[str, Any] | None = None, normalization: str | Path | None = None,
                   survey: Any = None, grid: tuple[int, int] | None = None, dx: float | None = None,
                   batch_size: int = 32, device: Any = "auto", progress: bool = True,
-                  notify: Callable[..., None] | None = None) -> PredictResult:
+                  notify: Callable[..., None] | None = None, shaping: Any = "auto") -> PredictResult:
     """Predict velocity from the gathers in ``input_path`` and write it to the folder ``out``.
 
     Args:
@@ -297,6 +331,7 @@ def predict_files(*, backbone: str, input_path: str | Path, out: str | Path, pre
         progress: show a progress bar.
         notify: ``notify(hook, **kwargs)`` for the ``fwi_predictions_ready`` hook (the
             plugin manager's ``notify``, under which a raising observer only warns).
+        shaping: ``"auto"``, ``"estimate"``, ``"none"`` or a wavelet file (see :func:`shaping_choice`).
 
     Returns:
         A :class:`PredictResult`: the velocity, its provenance and the files written.
@@ -319,7 +354,7 @@ def predict_files(*, backbone: str, input_path: str | Path, out: str | Path, pre
             options=options, source=source, weights_config=weights_config,
             adapter=Path(adapter) if adapter is not None else None,
             normalization=Path(normalization) if normalization else None, batch_size=batch_size, device=target,
-            progress=progress)
+            progress=progress, shaping=shaping)
     paths = _write_predicted(out, predicted, title=f"{backbone}: {input_path.name}")
     if notify is not None:
         notify("fwi_predictions_ready", run_dir=out, stage="predict", path=paths[0], predictions=predicted.velocity)
@@ -339,7 +374,7 @@ class _Predicted:
 def _predict_opened(gathers: Any, attrs: Mapping[str, Any], *, input_path: Path, survey: Any,
                     grid: tuple[int, int] | None, dx: float | None, backbone: str, options: Mapping[str, Any],
                     source: str, weights_config: Any, adapter: Path | None, normalization: Path | None,
-                    batch_size: int, device: Any, progress: bool) -> _Predicted:
+                    batch_size: int, device: Any, progress: bool, shaping: Any = "auto") -> _Predicted:
     """Predict from opened gathers onto the output grid (see :func:`output_grid`), with the provenance written."""
     from ..data.io import survey_from_attrs
     from ..errors import OptionError
@@ -355,7 +390,7 @@ def _predict_opened(gathers: Any, attrs: Mapping[str, Any], *, input_path: Path,
     velocity, provenance = predict_velocity(
         gathers, backbone=backbone, options=options, source=source, weights_config=weights_config,
         adapter=adapter, normalization=normalization, shape=shape, batch_size=batch_size, device=device,
-        progress=progress, where="--input", survey=input_survey, grid=mapped_grid)
+        progress=progress, where="--input", survey=input_survey, grid=mapped_grid, shaping=shaping)
     if velocity.shape[-2:] != (nz, nx):
         raise OptionError(f"the model predicts a {velocity.shape[-2]} x {velocity.shape[-1]} grid, not the "
                           f"{nz} x {nx} asked for; pass --grid to match the weights")
