@@ -161,3 +161,29 @@ def test_gathers_without_signal_are_refused(tmp_path):
                                        "--out", str(tmp_path / "out"), "--quiet"])
     assert result.exit_code == 1 and "holds no recorded signal" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "out").exists()
+
+
+def test_weights_record_the_wavelet_that_prediction_shapes_to(tmp_path):
+    import torch
+
+    from fwi_plugins import api
+    from fwi_plugins.errors import DataError
+    from fwi_plugins.pretrained import read_config
+    from fwi_plugins.specs import IOShape
+    from fwi_plugins.weights import save_weights
+
+    shape = {"shots": 5, "time": 1000, "receivers": 70, "depth": 70, "width": 70}
+    tiny = {"size": "tiny", "dim": 16, "depth": 1, "heads": 2, "decoder_dim": 8}
+    model = api.build_backbone("vit", tiny, shape=IOShape(**shape))
+    spec = api.get_spec("backbone", "vit")
+    path = tmp_path / "w.safetensors"
+    save_weights(model, path, metadata={"backbone": "vit", "backbone_options": tiny, "shape": shape,
+                                        "wavelet": {"kind": "ricker", "peak_freq": 20.0, "delay": 0.08}})
+    config = read_config(spec, path)
+    native = native_survey(config.shape, config.wavelet)
+    assert (native.peak_freq, native.delay) == (20.0, 0.08)
+    assert native_survey(config.shape).peak_freq == 15.0  # weights that record none: OpenFWI's Ricker
+    broken = tmp_path / "broken.safetensors"
+    save_weights(torch.nn.Linear(1, 1), broken, metadata={"backbone": "vit", "wavelet": {"kind": "gabor"}})
+    with pytest.raises(DataError, match=r"broken.safetensors: metadata 'wavelet'"):
+        read_config(spec, broken)

@@ -50,6 +50,8 @@ class PretrainedConfig:
         options: the backbone options they were built with (empty when the file does not say).
         shape: the gathers and velocity sizes they were trained for (``None`` when not recorded).
         normalization: the scaling of gathers and velocity they learned (``None`` when not recorded).
+        wavelet: the source wavelet they were trained with (``kind``, ``peak_freq`` Hz, ``delay`` s);
+            ``None`` when not recorded (weights made before it was: OpenFWI's 15 Hz Ricker).
         metadata: the whole header, as stored (strings).
     """
 
@@ -59,6 +61,7 @@ class PretrainedConfig:
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     shape: IOShape | None = None
     normalization: Normalization | None = None
+    wavelet: Mapping[str, Any] | None = None
     metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @property
@@ -131,8 +134,13 @@ def read_config(spec: BackboneSpec, name_or_path: str | Path) -> PretrainedConfi
             normalization = Normalization.from_dict(normalization)
         except (TypeError, ValueError) as exc:
             raise DataError(f"{path}: metadata 'normalization' does not parse ({exc})") from None
+    wavelet = _json(metadata, "wavelet", path)
+    if wavelet is not None and not (isinstance(wavelet, Mapping) and wavelet.get("kind") == "ricker"
+                                    and isinstance(wavelet.get("peak_freq"), (int, float))):
+        raise DataError(f"{path}: metadata 'wavelet' must be a JSON object with kind 'ricker' and a peak_freq in "
+                        f"Hz, got {wavelet!r}")
     return PretrainedConfig(source=source, path=path, backbone=owner, options=dict(options), shape=shape,
-                            normalization=normalization, metadata=metadata)
+                            normalization=normalization, wavelet=wavelet, metadata=metadata)
 
 
 def _given(options: Mapping[str, Any] | Any) -> dict[str, Any]:

@@ -46,7 +46,7 @@ def _native_of(model: Any, native: Survey | None) -> Survey:
     from ..pretrained import config_of
 
     config = config_of(model)
-    return native_survey(config.shape if config is not None else None)
+    return native_survey(config.shape, config.wavelet) if config is not None else native_survey()
 
 
 def shaped_native_prediction(model: Any, gathers: Any, *, shaping: Any, native: Survey | None = None,

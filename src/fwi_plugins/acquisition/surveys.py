@@ -31,18 +31,21 @@ class Grid:
             raise SurveyError(f"grid {self.nz} x {self.nx} at {self.dx} m: expected positive sizes and spacing")
 
 
-def native_survey(shape: Any = None) -> Survey:
+def native_survey(shape: Any = None, wavelet: Any = None) -> Survey:
     """The acquisition a network of ``shape`` (an :class:`~fwi_plugins.specs.IOShape`) was trained on.
 
     OpenFWI's layout at the shape's sizes: one receiver per 10 m column, shots evenly spread,
-    1 ms sampling, a 15 Hz Ricker.
+    1 ms sampling, a 15 Hz Ricker, or the Ricker ``wavelet`` records (``peak_freq``, ``delay``:
+    the weights' metadata).
     """
+    ricker = {} if not wavelet else {"peak_freq": float(wavelet["peak_freq"]),
+                                     "wavelet_delay": wavelet.get("delay")}
     if shape is None:
-        return Survey.openfwi()
+        return Survey.openfwi(**ricker)
     if shape.receivers != shape.width:
         raise SurveyError(f"a native acquisition of {shape.receivers} receivers on {shape.width} columns is not "
                           f"OpenFWI's layout (one receiver per column); this model's acquisition cannot be mapped")
-    return Survey.openfwi(nz=shape.depth, nx=shape.width, n_sources=shape.shots, nt=shape.time)
+    return Survey.openfwi(nz=shape.depth, nx=shape.width, n_sources=shape.shots, nt=shape.time, **ricker)
 
 
 def survey_from_coordinates(*, source_x: Any, receiver_x: Any, dt: float, nt: int, dx: float | None = None,

@@ -156,7 +156,7 @@ def acquisition_map(gathers_shape: tuple[int, ...], weights_config: Any, survey:
     native_shape = weights_config.shape if weights_config is not None else None
     if native_shape is None:
         return None
-    native = native_survey(native_shape)
+    native = native_survey(native_shape, weights_config.wavelet)
     _, shots, nt, receivers = gathers_shape
     layout = (native.n_shots, native.nt, native.n_receivers)
     if survey is None:
@@ -218,7 +218,7 @@ def predict_velocity(gathers: Any, *, backbone: str, options: Mapping[str, Any],
     def run(net: Any, data: Any) -> np.ndarray:
         return predict(net, data, normalization=norm, batch_size=batch_size, device=device, progress=progress)
 
-    native = native_survey(weights_config.shape) if shaped else None
+    native = native_survey(weights_config.shape, weights_config.wavelet) if shaped else None
     velocity, applied = shaped_native_prediction(model, gathers, shaping=shaping, native=native, predict=run)
     if applied is not None:
         for problem in check_shaping(applied, native):

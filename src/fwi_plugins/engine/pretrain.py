@@ -293,6 +293,11 @@ def _metrics(result: TrainResult, per_family: dict[str, dict[str, float]], model
     }
 
 
+def wavelet_record(survey: Any) -> dict[str, Any]:
+    """The source wavelet the weights learn, as their metadata records it (what prediction shapes data to)."""
+    return {"kind": survey.wavelet, "peak_freq": survey.peak_freq, "delay": survey.delay, "dt": survey.dt}
+
+
 def _write_foundation(resolved: ResolvedConfig, *, out: Path, model: nn.Module, datasets: list[SeismicDataset],
                       sizes: list[int], normalization: Normalization, metrics: dict[str, Any], result: TrainResult,
                       info: DistInfo) -> None:
@@ -308,6 +313,7 @@ def _write_foundation(resolved: ResolvedConfig, *, out: Path, model: nn.Module, 
                 "backbone_options": json.dumps(resolved.config.components["backbone"][0].options),
                 "normalization": json.dumps(normalization.to_dict()),
                 "shape": json.dumps(dataclasses.asdict(io_shape(datasets[0].survey))),
+                "wavelet": json.dumps(wavelet_record(datasets[0].survey)),
                 "datasets": json.dumps(dataset_labels(datasets)), "seed": str(opts.seed),
                 "steps": str(result.steps)}
     save_weights(model, out / WEIGHTS_FILE, metadata=metadata)
