@@ -26,7 +26,7 @@ from .config import TrainOptions
 from .distributed import DistInfo, agree, all_reduce_sums, barrier
 from .losses import BatchLoss, batch_loss
 from .notify import Notify
-from .train_data import EpochSampler, TrainData
+from .train_data import DeviceRows, EpochSampler, TrainData
 from .device import autocast
 from .validation import validate
 
@@ -205,8 +205,7 @@ def _train_step(loop: TrainingLoop, idx: np.ndarray) -> BatchLoss:
     options, device = loop.options, loop.device
     for group in loop.optimizer.param_groups:
         group["lr"] = loop.schedule.lr(loop.step, options)
-    # One batch copied out of the (possibly memory-mapped, read-only) arrays.
-    x_raw = torch.from_numpy(take_rows(loop.data.gathers, idx)).to(device)
+    x_raw, velocity = _batch(loop, idx)
     x_in = x_raw
     if options.augment:
         from .augment import augment_gathers, augment_generator
@@ -217,10 +216,7 @@ def _train_step(loop: TrainingLoop, idx: np.ndarray) -> BatchLoss:
     with autocast(device, options.amp):
         pred = loop.net(loop.normalization.gathers_to_unit(x_in))
     pred = pred.float()
-    y = None
-    if loop.use_labels:
-        y = loop.normalization.velocity_to_unit(
-            torch.from_numpy(take_rows(loop.data.velocity, idx)).to(device))  # type: ignore[arg-type]
+    y = None if velocity is None else loop.normalization.velocity_to_unit(velocity)
     loss = batch_loss(pred, x_raw, y, lambda_ssim=options.lambda_ssim, lambda_physics=options.lambda_physics,
                       physics_samples=options.physics_samples, normalization=loop.normalization,
                       physics=loop.physics)
@@ -231,6 +227,25 @@ def _train_step(loop: TrainingLoop, idx: np.ndarray) -> BatchLoss:
     loop.optimizer.step()
     loop.step += 1
     return loss
+
+
+def _batch(loop: TrainingLoop, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The raw gathers and (with labels) velocity in m/s of the samples ``idx``, on the training device.
+
+    Device-resident rows (:class:`~.train_data.DeviceRows`) are indexed where they are: nothing
+    goes through the host. Host arrays (possibly memory-mapped, read-only) have the batch
+    copied out and sent.
+    """
+    data, device = loop.data, loop.device
+    velocity = data.velocity if loop.use_labels else None
+    if isinstance(data.gathers, DeviceRows):
+        rows = torch.as_tensor(idx, device=data.gathers.device)
+        y = velocity.take(rows).to(device) if isinstance(velocity, DeviceRows) else None
+        return data.gathers.take(rows).to(device), y
+    x = torch.from_numpy(take_rows(data.gathers, idx)).to(device)
+    if velocity is None or isinstance(velocity, DeviceRows):  # TrainData holds both on the device or neither
+        return x, None
+    return x, torch.from_numpy(take_rows(velocity, idx)).to(device)
 
 
 def _add_to_sums(sums: dict[str, float], loss: BatchLoss, n: float) -> None:
