@@ -6,9 +6,8 @@ processing does not know (12 Hz, turned 40 degrees in phase, 5,000 times the sur
 Ricker, plus 5 % noise). The survey states the usual 15 Hz Ricker. Then:
 
 1. **zero-shot**: ``fwi predict`` with the shipped foundation, SEG-Y in (geometry from
-   the trace headers), velocity SEG-Y out; the gathers are first brought to the
-   amplitude scale the network was trained on, with the gain of a wavelet estimated in a
-   1-D reference model;
+   the trace headers), velocity SEG-Y out; ``fwi predict`` itself estimates the source
+   wavelet and scale and shapes the gathers to the wavelet the network was trained on;
 2. **label-free adaptation**: LoRA on the foundation, trained on the line's gathers (as
    the acquisition map shows them to the network) with the physics misfit alone, the
    source wavelet estimated at every comparison (``wavelet=estimate``);
@@ -198,15 +197,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"recorded {out / 'line.sgy'}: {survey.n_shots} shots x {survey.n_receivers} receivers x "
           f"{survey.nt} samples at {survey.dt * 1000:g} ms; model {survey.nz} x {survey.nx} at {survey.dx:g} m")
 
-    # Amplitude calibration: the recording's scale is arbitrary, the network's input scale is not.
+    # Amplitude calibration for the label-free adaptation, which trains on the recording:
+    # its scale is arbitrary, the network's input scale is not.
     physics = api.build_physics("deepwave", survey=survey)
     gain, fit = amplitude_gain(physics, survey, observed)
     write_gathers(out / "line_calibrated.sgy", observed / gain, survey=survey,
                   attrs={"generator": "examples/field_line.py", "gain": gain})
     print(f"estimated gain {gain:.4g} (true scale {TRUE_SCALE:g}); fit in the 1-D model {fit:.3f}")
 
-    # 1. Zero-shot, SEG-Y in to velocity SEG-Y out.
-    fwi("predict", "--backbone", "vit", "--input", str(out / "line_calibrated.sgy"),
+    # 1. Zero-shot, SEG-Y in to velocity SEG-Y out: the recording as it is (fwi predict shapes it).
+    fwi("predict", "--backbone", "vit", "--input", str(out / "line.sgy"),
         "--out", str(out / "zero_shot"), "--device", "cpu", "--quiet")
     zero_shot, _ = read_velocity(out / "zero_shot" / "velocity.sgy")
 
