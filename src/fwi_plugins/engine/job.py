@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from ..survey import Survey
     from .distributed import DistInfo
 
-__all__ = ["GetSpec", "default_out", "hardware", "io_shape", "load_arrays", "prepare_run_dir", "resolve",
-           "start_job", "with_pretrained_options"]
+__all__ = ["GetSpec", "JOB_OUTPUTS", "default_out", "hardware", "io_shape", "load_arrays", "prepare_run_dir",
+           "release_run_dir", "resolve", "start_job", "with_pretrained_options"]
 
 GetSpec = Callable[[str, str], Any]
 
@@ -40,6 +40,17 @@ GetSpec = Callable[[str, str], Any]
 _RESUMABLE_DIFFS = ("argv", "out", "options.device", "options.progress", "options.figures",
                     "options.cache_dir", "options.eval_batch_size", "options.max_minutes",
                     "options.checkpoint_minutes")
+
+
+#: What each job writes in its run directory (a name ending in ``/`` is a folder written whole):
+#: the run directory's manifest records them before the job starts, so a file of someone
+#: else's at one of these paths is refused then, not replaced at the end.
+JOB_OUTPUTS = {
+    "run": ("config.toml", "config.json", "metrics.json", "adapter/", "predictions/", "figures/",
+            "checkpoints/", "self-training/"),
+    "pretrain": ("config.toml", "config.json", "metrics.json", "weights.safetensors", "model_card.json",
+                 "model_card.md", "figures/", "checkpoints/"),
+}
 
 
 def _registry_get_spec() -> GetSpec:
@@ -107,11 +118,16 @@ def default_out(config: RunConfig) -> Path:
 
 
 def prepare_run_dir(resolved: ResolvedConfig, *, is_main: bool = True) -> tuple[Path, ResolvedConfig]:
-    """Create (or reopen) the run directory and write the configuration into it.
+    """Create (or reopen) the run directory, hold it, and write the configuration into it.
 
     A directory that already holds a different configuration is refused, naming the
-    first differing key: resuming it would mix two jobs.
+    first differing key: resuming it would mix two jobs. So is a folder holding files the
+    job did not write at a path it writes (see :data:`JOB_OUTPUTS`), and a folder another
+    live process holds (see :class:`~fwi_plugins.engine.lock.FolderLock`); the main process
+    holds it until :func:`release_run_dir`.
     """
+    from .lock import FolderLock
+
     config = resolved.config
     out = Path(config.out) if config.out else default_out(config)
     out = out.expanduser().resolve()
@@ -119,19 +135,72 @@ def prepare_run_dir(resolved: ResolvedConfig, *, is_main: bool = True) -> tuple[
     resolved = dataclasses.replace(resolved, config=config)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} exists and is not a directory")
-    _check_reusable(out, config)
+    outputs = JOB_OUTPUTS.get(config.command, JOB_OUTPUTS["run"])
+    _check_reusable(out, config, outputs)
     # A run that wrote nothing but its configuration (it failed on a bad input, say) does
     # not hold its folder: the corrected command starts it again.
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
-        remove_leftovers(out)  # temporaries of writes a killed run never finished
-        config.save(out / "config.toml")
-        config.save(out / "config.json")
+        lock = FolderLock(out)
+        lock.acquire()
+        try:
+            _check_reusable(out, config, outputs)  # again, now that no other job can write there
+            manifest = _manifest(out, config.command)
+            if not manifest.exists() and _is_earlier_run(out):
+                manifest.record(*outputs)  # a run directory of a version that kept no manifest
+            manifest.claim(*outputs)
+            remove_leftovers(out)  # temporaries of writes a killed run never finished
+            config.save(out / "config.toml")
+            config.save(out / "config.json")
+        except BaseException:
+            lock.release()
+            raise
     return out, resolved
 
 
-def _check_reusable(out: Path, config: RunConfig) -> None:
-    """Refuse ``out`` if it holds work of another configuration, or files that are not a run's."""
+def release_run_dir(out: str | Path) -> None:
+    """Give up the run directory :func:`prepare_run_dir` held (nothing when this process holds none)."""
+    from .lock import FolderLock
+
+    FolderLock(Path(out)).release()
+
+
+def _manifest(out: Path, command: str) -> Any:
+    from .rundir import OutputManifest
+
+    return OutputManifest(out, tool=f"fwi {command}", hint="choose another --out, or move it away")
+
+
+def _is_earlier_run(out: Path) -> bool:
+    """Whether ``out`` is a run directory written before run directories kept a manifest.
+
+    Such a directory holds ``config.toml`` and ``config.json`` saved from one configuration;
+    a user's own configuration file does not come with the other one matching it.
+    """
+    from .config import load_config
+
+    toml, json_file = out / "config.toml", out / "config.json"
+    if not (toml.is_file() and json_file.is_file()):
+        return False
+    try:
+        return not load_config(toml).diff(load_config(json_file))
+    except (ConfigError, OSError, ValueError):
+        return False
+
+
+def _check_reusable(out: Path, config: RunConfig, outputs: tuple[str, ...]) -> None:
+    """Refuse ``out`` if it holds work of another configuration, or files that are not the run's."""
+    manifest = _manifest(out, config.command)
+    if out.is_dir() and not manifest.exists() and not _is_earlier_run(out):
+        found = _files(out)
+        if found:  # a folder of someone's files: a run would overwrite config.* and metrics.json
+            raise ConfigError(f"--out {out} is not empty and is not a run directory (fwi did not write "
+                              f"{found[0]}); choose a new or empty folder")
+    elif manifest.exists():
+        foreign = manifest.foreign(*outputs)
+        if foreign:
+            raise ConfigError(f"--out {out} holds {foreign[0]}, which fwi did not write and the run would "
+                              f"replace; choose another --out, or move it away")
     existing = out / "config.json"
     work = _work_done(out)
     if existing.is_file() and work:
@@ -146,13 +215,16 @@ def _check_reusable(out: Path, config: RunConfig) -> None:
                 f"{out} holds a run with a different configuration (key {key!r}: "
                 f"{_lookup(old, key)!r} there, {_lookup(config, key)!r} now); "
                 f"choose another --out, or delete that directory to start over")
-    elif work:  # a folder of someone's files: a run would overwrite config.* and metrics.json
+    elif work:
         raise ConfigError(f"--out {out} is not empty and is not a run directory (it holds no config.json, but "
                           f"{work[0]}); choose a new or empty folder")
 
 
-def _work_done(out: Path) -> list[str]:
-    """The files in ``out`` that a run's configuration alone does not account for (sorted)."""
+def _files(out: Path) -> list[str]:
+    """The files in ``out`` (sorted), less the temporaries of killed writes and the run's own bookkeeping."""
+    from .lock import LOCK
+    from .rundir import MANIFEST
+
     if not out.is_dir():
         return []
     found = []
@@ -162,10 +234,15 @@ def _work_done(out: Path) -> list[str]:
             continue
         if path.is_dir() and not path.is_symlink():
             continue
-        if relative.as_posix() in ("config.toml", "config.json"):
+        if relative.as_posix() in (MANIFEST, LOCK) or relative.name.startswith(f"{LOCK}."):
             continue
         found.append(relative.as_posix())
     return sorted(found)
+
+
+def _work_done(out: Path) -> list[str]:
+    """The files in ``out`` that a run's configuration alone does not account for (sorted)."""
+    return [f for f in _files(out) if f not in ("config.toml", "config.json")]
 
 
 def _lookup(config: RunConfig, dotted: str) -> Any:

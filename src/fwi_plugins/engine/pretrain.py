@@ -31,7 +31,7 @@ import numpy as np
 from ..data.rows import RowStack
 from ..errors import ConfigError, FWIError
 from .config import PretrainOptions, ResolvedConfig, RunConfig
-from .job import GetSpec, hardware, io_shape, load_arrays, start_job
+from .job import GetSpec, hardware, io_shape, load_arrays, release_run_dir, start_job
 from .notify import Notify, no_notify
 
 if TYPE_CHECKING:
@@ -133,43 +133,47 @@ def pretrain(config: RunConfig | ResolvedConfig, *, get_spec: GetSpec | None = N
     started = time.perf_counter()
     notify = notify or no_notify
     resolved, info, out = start_job(config, "pretrain", get_spec)
-    opts: PretrainOptions = resolved.options
-    if info.is_main:
-        notify("fwi_run_started", run_dir=out, config=resolved.config.to_dict())
-    datasets, physics_by = _open_datasets(resolved)
-    t0 = time.perf_counter()
-    if info.distributed:
-        # Every process simulates its share of the missing gathers on its own device, then all read them all.
-        _fill_splits(datasets, physics_by, opts, info)
-        barrier(info)
-    train_parts, val_parts = _load_splits(datasets, physics_by, opts, progress=opts.progress and info.is_main)
-    data_time = time.perf_counter() - t0
-    seed_everything(opts.seed)
-    backbone_spec = resolved.spec("backbone")
-    model = backbone_spec.load()(resolved.component_option("backbone"), shape=io_shape(datasets[0].survey))
-    init_metadata = _load_init(model, backbone_spec, opts.init)
-    normalization = _init_normalization(init_metadata, datasets) or _common_normalization(
-        [d.normalization for d in datasets], [g for g, _ in train_parts if g is not None])
-    train_data, val_data, sizes = _mixture(train_parts, val_parts, opts, warn=info.is_main)
-    samples = opts.samples_per_epoch or len(train_data)
-    t0 = time.perf_counter()
-    # With several families, the physics term uses the first family's survey: all share one shape.
-    result = train(model, train_data, val_data, options=opts, normalization=normalization, physics=physics_by[0],
-                   checkpoint_dir=out / "checkpoints", samples_per_epoch=samples, stage="pretrain", run_dir=out,
-                   notify=notify if info.is_main else None, device=info.device,
-                   start_from=state_digest(model) if opts.init.strip() else "")
-    train_time = time.perf_counter() - t0
-    per_family = _validate_by_family(model, datasets, val_parts, normalization=normalization, opts=opts,
-                                     device=info.device)
-    metrics = _metrics(result, per_family, model, samples=samples,
-                       timing={"data": data_time, "train": train_time, "total": time.perf_counter() - started})
-    if info.is_main:
-        _write_foundation(resolved, out=out, model=model, datasets=datasets, sizes=sizes,
-                          normalization=normalization, metrics=metrics, result=result, info=info)
-        notify("fwi_run_finished", run_dir=out, metrics=metrics)
-        if summary:
-            _print_summary(backbone_spec.name, metrics, result, per_family, out / WEIGHTS_FILE)
-    return metrics
+    try:
+        opts: PretrainOptions = resolved.options
+        if info.is_main:
+            notify("fwi_run_started", run_dir=out, config=resolved.config.to_dict())
+        datasets, physics_by = _open_datasets(resolved)
+        t0 = time.perf_counter()
+        if info.distributed:
+            # Every process simulates its share of the missing gathers on its own device, then all read them all.
+            _fill_splits(datasets, physics_by, opts, info)
+            barrier(info)
+        train_parts, val_parts = _load_splits(datasets, physics_by, opts, progress=opts.progress and info.is_main)
+        data_time = time.perf_counter() - t0
+        seed_everything(opts.seed)
+        backbone_spec = resolved.spec("backbone")
+        model = backbone_spec.load()(resolved.component_option("backbone"), shape=io_shape(datasets[0].survey))
+        init_metadata = _load_init(model, backbone_spec, opts.init)
+        normalization = _init_normalization(init_metadata, datasets) or _common_normalization(
+            [d.normalization for d in datasets], [g for g, _ in train_parts if g is not None])
+        train_data, val_data, sizes = _mixture(train_parts, val_parts, opts, warn=info.is_main)
+        samples = opts.samples_per_epoch or len(train_data)
+        t0 = time.perf_counter()
+        # With several families, the physics term uses the first family's survey: all share one shape.
+        result = train(model, train_data, val_data, options=opts, normalization=normalization, physics=physics_by[0],
+                       checkpoint_dir=out / "checkpoints", samples_per_epoch=samples, stage="pretrain", run_dir=out,
+                       notify=notify if info.is_main else None, device=info.device,
+                       start_from=state_digest(model) if opts.init.strip() else "")
+        train_time = time.perf_counter() - t0
+        per_family = _validate_by_family(model, datasets, val_parts, normalization=normalization, opts=opts,
+                                         device=info.device)
+        metrics = _metrics(result, per_family, model, samples=samples,
+                           timing={"data": data_time, "train": train_time, "total": time.perf_counter() - started})
+        if info.is_main:
+            _write_foundation(resolved, out=out, model=model, datasets=datasets, sizes=sizes,
+                              normalization=normalization, metrics=metrics, result=result, info=info)
+            notify("fwi_run_finished", run_dir=out, metrics=metrics)
+            if summary:
+                _print_summary(backbone_spec.name, metrics, result, per_family, out / WEIGHTS_FILE)
+        return metrics
+    finally:
+        if info.is_main:
+            release_run_dir(out)  # the folder is free for the next job, finished or failed
 
 
 def _open_datasets(resolved: ResolvedConfig) -> tuple[list[SeismicDataset], list[Physics | None]]:

@@ -37,7 +37,7 @@ import numpy as np
 from ..errors import ConfigError
 from .config import ResolvedConfig, RunConfig, RunOptions
 from .evaluate import score_predictions
-from .job import GetSpec, hardware, io_shape, load_arrays, start_job
+from .job import GetSpec, hardware, io_shape, load_arrays, release_run_dir, start_job
 from .notify import Notify, no_notify
 
 if TYPE_CHECKING:
@@ -153,22 +153,26 @@ def run(config: RunConfig | ResolvedConfig, *, get_spec: GetSpec | None = None, 
     started = time.perf_counter()
     notify = notify or no_notify
     resolved, info, out = start_job(config, "run", get_spec)
-    job = _Job(resolved=resolved, info=info, out=out, notify=notify)
-    if info.is_main:
-        notify("fwi_run_started", run_dir=out, config=resolved.config.to_dict())
-    t0 = time.perf_counter()
-    parts = _build_components(job)
-    data = _load_data(job, parts)
-    job.timing["data"] = time.perf_counter() - t0
-    zero_shot = _zero_shot(job, parts, data)
-    adapted = _adapt(job, parts, data)
-    refined = _refine(job, parts, data, adapted.test.velocity)
-    metrics = _metrics(job, parts, data, zero_shot, adapted, refined)
-    if info.is_main:
-        _write_run(job, parts, data, zero_shot, adapted, refined, metrics, started=started, summary=summary)
-    else:
-        metrics["timing"] = job.timing
-    return metrics
+    try:
+        job = _Job(resolved=resolved, info=info, out=out, notify=notify)
+        if info.is_main:
+            notify("fwi_run_started", run_dir=out, config=resolved.config.to_dict())
+        t0 = time.perf_counter()
+        parts = _build_components(job)
+        data = _load_data(job, parts)
+        job.timing["data"] = time.perf_counter() - t0
+        zero_shot = _zero_shot(job, parts, data)
+        adapted = _adapt(job, parts, data)
+        refined = _refine(job, parts, data, adapted.test.velocity)
+        metrics = _metrics(job, parts, data, zero_shot, adapted, refined)
+        if info.is_main:
+            _write_run(job, parts, data, zero_shot, adapted, refined, metrics, started=started, summary=summary)
+        else:
+            metrics["timing"] = job.timing
+        return metrics
+    finally:
+        if info.is_main:
+            release_run_dir(out)  # the folder is free for the next job, finished or failed
 
 
 def load_foundation(model: nn.Module, spec: BackboneSpec, pretrained: str) -> dict[str, Any]:
@@ -337,6 +341,8 @@ def _refine(job: _Job, parts: _Components, data: _Data, adapted_pred: np.ndarray
                      progress=job.progress, **refine_options(opts, survey.vmin, survey.vmax))
     refined = np.asarray(outcome.velocity, np.float32).reshape(adapted_pred[:k].shape)
     info = outcome.to_dict()
+    if outcome.unchanged:  # refine's "do no harm": held-out shots found no better model than the adapted one
+        print(f"test {outcome.holdout_note()}")
     truth_k = data.test_truth[:k] if data.test_truth is not None else None
     before, after = (score_predictions(v, truth_k, data.test_x, normalization=data.normalization, physics=parts.physics,
                                n_misfit=k, device=job.device) for v in (adapted_pred[:k], refined))

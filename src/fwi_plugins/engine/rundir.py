@@ -9,6 +9,10 @@ A run directory is a plain folder (``runs/<name>`` by default)::
 
 Every file is written atomically, so an interrupted run never leaves a half-written file
 behind; a reader sees the old version or the new one.
+
+A run directory knows its own files: ``.fwi-run.json`` (its :class:`OutputManifest`)
+records what the run writes there, and a file found at one of those paths that the
+manifest does not cover is someone else's, refused by name rather than replaced.
 """
 
 from __future__ import annotations
@@ -19,12 +23,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError
-from ..atomic import atomic_write_text
+from ..errors import ConfigError, DataError
+from ..atomic import atomic_write_text, is_leftover
 
-__all__ = ["RunDirectory", "summary_table", "to_jsonable"]
+__all__ = ["MANIFEST", "OutputManifest", "RunDirectory", "summary_table", "to_jsonable"]
 
 METRICS = "metrics.json"
+#: The run directory's manifest: what the run wrote there (see :class:`OutputManifest`).
+MANIFEST = ".fwi-run.json"
+MANIFEST_FORMAT = "fwi-outputs-1"
 
 
 def to_jsonable(value: Any) -> Any:
@@ -58,8 +65,93 @@ def to_jsonable(value: Any) -> Any:
     return str(value)
 
 
+def _holds_files(path: Path) -> bool:
+    """Whether ``path`` is a file (or link), or a folder with a file somewhere inside (leftovers aside)."""
+    if path.is_symlink() or path.is_file():
+        return True
+    if not path.is_dir():
+        return False
+    return any(not p.is_dir() and not any(is_leftover(Path(part)) for part in p.relative_to(path).parts)
+               for p in path.rglob("*"))
+
+
+class OutputManifest:
+    """What one tool wrote into a folder, recorded in a hidden JSON file in that folder.
+
+    Each name is a path relative to the folder; one ending in ``/`` is a folder the tool
+    writes whole, everything inside it the tool's. The tool replaces only what its manifest
+    covers: a file at another path is someone else's, and :meth:`claim` refuses it by name.
+
+    Args:
+        folder: the folder the tool writes into.
+        tool: what the refusal says wrote the recorded files (``"fwi run"``, ``"fwi predict"``).
+        name: the manifest's file name in ``folder``.
+        hint: what the refusal suggests instead.
+    """
+
+    def __init__(self, folder: str | Path, *, tool: str, name: str = MANIFEST,
+                 hint: str = "choose another --out, or move it away") -> None:
+        self.folder = Path(folder)
+        self.tool = tool
+        self.path = self.folder / name
+        self.hint = hint
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def names(self) -> set[str]:
+        """The recorded names (none when there is no manifest yet)."""
+        if not self.exists():
+            return set()
+        try:
+            data = json.loads(self.path.read_text())
+            names = data["files"]
+            if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+                raise TypeError("'files' is not a list of names")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{self.path}: unreadable manifest of {self.tool} ({exc}); {self.hint}") from None
+        return set(names)
+
+    def covers(self, relative: str) -> bool:
+        """Whether ``relative`` is recorded, or lies in a recorded folder."""
+        names = self.names()
+        parts = Path(relative.rstrip("/")).parts
+        return (relative in names or relative.rstrip("/") in names
+                or any("/".join(parts[:i]) + "/" in names for i in range(1, len(parts) + 1)))
+
+    def foreign(self, *relatives: str) -> list[str]:
+        """Those of ``relatives`` that hold a file the manifest does not cover."""
+        found = []
+        for relative in relatives:
+            path = self.folder / relative.rstrip("/")
+            if self.covers(relative) or not _holds_files(path):
+                continue
+            found.append(relative.rstrip("/"))
+        return found
+
+    def claim(self, *relatives: str) -> None:
+        """Record ``relatives`` as the tool's, refusing any that already holds a file it did not write."""
+        foreign = self.foreign(*relatives)
+        if foreign:
+            raise ConfigError(f"{self.folder / foreign[0]} was not written by {self.tool}, which would replace "
+                              f"it; {self.hint}")
+        self.record(*relatives)
+
+    def record(self, *relatives: str) -> None:
+        """Record ``relatives`` as the tool's without checking them (a folder it is known to have written)."""
+        names = self.names()
+        if set(relatives) <= names:
+            return
+        atomic_write_text(self.path, json.dumps({"format": MANIFEST_FORMAT, "tool": self.tool,
+                                                 "files": sorted(names | set(relatives))}, indent=1) + "\n")
+
+
 class RunDirectory:
     """One run's folder, with atomic writers for what a run leaves behind.
+
+    Once the folder has a manifest (``fwi run`` and ``fwi pretrain`` make it, see
+    :class:`OutputManifest`), a write to a path it does not cover is refused when a file is
+    already there, and recorded otherwise.
 
     Args:
         path: the folder (it need not exist yet; writing creates it).
@@ -67,6 +159,7 @@ class RunDirectory:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.manifest = OutputManifest(self.path, tool="fwi")
 
     # -- paths -----------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -84,7 +177,10 @@ class RunDirectory:
 
     # -- writing -------------------------------------------------------------------
     def write_text(self, relative: str | Path, text: str) -> Path:
-        return atomic_write_text(self.resolve(relative), text)
+        path = self.resolve(relative)
+        if self.manifest.exists():
+            self.manifest.claim(Path(relative).as_posix())
+        return atomic_write_text(path, text)
 
     def write_json(self, relative: str | Path, data: Any) -> Path:
         """Write ``data`` as indented JSON (numpy values and NaN handled, see :func:`to_jsonable`)."""

@@ -1,0 +1,163 @@
+"""Outputs never replace what fwi did not write: run directories, predictions, simulated gathers."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from fwi_plugins.cli import main
+from fwi_plugins.engine.config import Component, RunConfig
+from fwi_plugins.errors import ConfigError
+from fwi_plugins.manager import FWIPluginManager, reset_plugin_manager
+
+TINY_VIT = {"size": "tiny", "dim": "16", "depth": "1", "heads": "2", "decoder_dim": "8", "patch_time": "50",
+            "patch_receiver": "4"}
+TINY_DATA = {"n_train": "2", "n_val": "0", "n_test": "1", "nz": "16", "nx": "16", "survey": "small"}
+RUN_ARGS = ["run", "--backbone", "vit", "--peft", "lora", "--physics", "deepwave", "--dataset", "flatvel-a",
+            "--pretrained", "none", "--device", "cpu", "-o", "epochs=1", "-o", "progress=false",
+            "-o", "figures=false", *[a for k, v in TINY_VIT.items() for a in ("-o", f"backbone.{k}={v}")],
+            *[a for k, v in TINY_DATA.items() for a in ("-o", f"dataset.{k}={v}")]]
+
+
+@pytest.fixture
+def manager(tmp_path, monkeypatch):
+    monkeypatch.setenv("FWI_CACHE_DIR", str(tmp_path / "cache"))
+    return FWIPluginManager().load_all()
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    monkeypatch.setenv("FWI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    reset_plugin_manager()
+    runner = CliRunner()
+    yield lambda *args: runner.invoke(main, list(args))
+    reset_plugin_manager()
+
+
+def config(out, **options) -> RunConfig:
+    base = {"epochs": 1, "batch_size": 4, "device": "cpu", "progress": False, "figures": False,
+            "pretrained": "none"}
+    base.update(options)
+    return RunConfig(command="run", out=str(out), options=base, components={
+        "backbone": (Component("vit", TINY_VIT),), "peft": (Component("lora", {"r": "2"}),),
+        "physics": (Component("deepwave"),), "dataset": (Component("flatvel-a", TINY_DATA),)})
+
+
+def prepare(cfg, manager):
+    from fwi_plugins.engine.job import prepare_run_dir, resolve
+
+    return prepare_run_dir(resolve(cfg, manager.get))[0]
+
+
+def release(out):
+    from fwi_plugins.engine.job import release_run_dir
+
+    release_run_dir(out)
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+# -- fwi run: the run directory's manifest -------------------------------------------------------------
+def test_run_refuses_a_folder_holding_only_the_users_config_toml(cli, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "config.toml").write_text("# my own notes on this experiment\n")
+    result = cli(*RUN_ARGS, "--out", str(out))
+    assert result.exit_code == 1, result.output
+    assert "config.toml" in result.output and "not a run directory" in result.output
+    assert "Traceback" not in result.output
+    assert (out / "config.toml").read_text() == "# my own notes on this experiment\n"
+    assert sorted(p.name for p in out.iterdir()) == ["config.toml"]
+
+
+def test_a_run_directory_knows_its_files_and_resumes(tmp_path, manager):
+    out = prepare(config(tmp_path / "run"), manager)
+    release(out)
+    manifest = json.loads((out / ".fwi-run.json").read_text())
+    assert {"config.toml", "config.json", "metrics.json", "adapter/", "checkpoints/"} <= set(manifest["files"])
+    assert prepare(config(out), manager) == out  # its own files are replaced, not refused
+
+
+def test_a_run_directory_without_manifest_from_an_earlier_version_still_resumes(tmp_path, manager):
+    out = prepare(config(tmp_path / "old"), manager)
+    release(out)
+    (out / ".fwi-run.json").unlink()  # as an earlier version left it: config.toml and config.json alike
+    (out / "checkpoints").mkdir()
+    (out / "checkpoints" / "latest.json").write_text("{}")
+    prepare(config(out), manager)
+    assert (out / ".fwi-run.json").is_file()
+
+
+def test_a_run_directory_refuses_to_replace_a_file_it_did_not_write(tmp_path, manager):
+    from fwi_plugins.engine.rundir import RunDirectory
+
+    out = prepare(config(tmp_path / "run"), manager)
+    (out / "notes.json").write_text("mine")
+    with pytest.raises(ConfigError, match=r"notes\.json was not written by fwi"):
+        RunDirectory(out).write_json("notes.json", {"x": 1})
+    assert (out / "notes.json").read_text() == "mine"
+    RunDirectory(out).write_json("summary.json", {"x": 1})  # a new file is recorded and written
+    RunDirectory(out).write_json("summary.json", {"x": 2})  # and then replaced as its own
+    assert json.loads((out / "summary.json").read_text()) == {"x": 2}
+
+
+# -- fwi run: one job at a time --------------------------------------------------------------------------
+def test_a_second_run_into_a_held_folder_stops_naming_the_other_process(tmp_path, manager):
+    out = tmp_path / "run"
+    out.mkdir()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / ".fwi-run.lock").write_text(json.dumps({"pid": other.pid, "host": socket.gethostname(),
+                                                       "since": "2025-01-01T00:00:00+00:00"}))
+        with pytest.raises(ConfigError, match=rf"{out.name} is in use by another fwi process \(pid {other.pid}"):
+            prepare(config(out), manager)
+        assert not (out / "config.json").exists()
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path, manager):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".fwi-run.lock").write_text(json.dumps({"pid": dead_pid(), "host": socket.gethostname()}))
+    prepare(config(out), manager)
+    assert json.loads((out / ".fwi-run.lock").read_text())["pid"] == os.getpid()
+    release(out)
+    assert not (out / ".fwi-run.lock").exists()
+
+
+def test_two_processes_preparing_one_folder_one_is_refused(tmp_path):
+    """Two real processes: the one that finds the folder held stops with the other's pid."""
+    script = (
+        "import sys, time\n"
+        "from fwi_plugins.engine.lock import FolderLock\n"
+        "lock = FolderLock(sys.argv[1])\n"
+        "lock.acquire()\n"
+        "print('held', flush=True)\n"
+        "time.sleep(60)\n")
+    out = tmp_path / "run"
+    out.mkdir()
+    first = subprocess.Popen([sys.executable, "-c", script, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout is not None and first.stdout.readline().strip() == "held"
+        from fwi_plugins.engine.lock import FolderLock
+
+        with pytest.raises(ConfigError, match=rf"pid {first.pid} on host"):
+            FolderLock(out).acquire()
+    finally:
+        first.kill()
+        first.wait()
+    FolderLock(out).acquire()  # dead now: stale, taken over
+    FolderLock(out).release()
