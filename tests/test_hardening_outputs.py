@@ -161,3 +161,66 @@ def test_two_processes_preparing_one_folder_one_is_refused(tmp_path):
         first.wait()
     FolderLock(out).acquire()  # dead now: stale, taken over
     FolderLock(out).release()
+
+
+# -- fwi predict: only its own outputs are replaced ---------------------------------------------------------
+PREDICT_VIT = ["-o", "backbone.dim=32", "-o", "backbone.depth=1", "-o", "backbone.heads=2",
+               "-o", "backbone.decoder_dim=8", "-o", "backbone.patch_time=16", "-o", "backbone.patch_receiver=4"]
+
+
+def predict(tmp_path, out):
+    import numpy as np
+
+    from fwi_plugins.data import Normalization
+    from fwi_plugins.survey import Survey
+
+    survey = Survey.small(nz=16, nx=16, nt=64, n_sources=2)
+    gathers = tmp_path / "g.npy"
+    if not gathers.exists():
+        rng = np.random.default_rng(0)
+        np.save(gathers, rng.normal(size=(1, survey.n_shots, survey.nt, survey.n_receivers)).astype(np.float32))
+        norm = Normalization.openfwi().fit_gathers(np.array([-5.0, 5.0]))
+        (tmp_path / "norm.json").write_text(json.dumps({"normalization": norm.to_dict()}))
+    return CliRunner().invoke(main, ["predict", "--backbone", "vit", *PREDICT_VIT, "--device", "cpu", "--quiet",
+                                     "--pretrained", "none", "--input", str(gathers), "--out", str(out),
+                                     "--grid", "16x16", "--normalization", str(tmp_path / "norm.json")])
+
+
+def users_velocity(path):
+    import numpy as np
+
+    from fwi_plugins.data.io import write_velocity
+
+    return write_velocity(path, np.full((1, 1, 8, 8), 2000.0, np.float32), dx=5.0, attrs={"generator": "my survey"})
+
+
+def test_predict_refuses_to_replace_a_velocity_nc_it_did_not_write(tmp_path):
+    out = tmp_path / "pred"
+    out.mkdir()
+    before = users_velocity(out / "velocity.nc").read_bytes()
+    result = predict(tmp_path, out)
+    assert result.exit_code == 1, result.output
+    assert "velocity.nc was not written by fwi predict" in result.output and "--out" in result.output
+    assert "Traceback" not in result.output
+    assert (out / "velocity.nc").read_bytes() == before
+    assert sorted(p.name for p in out.iterdir()) == ["velocity.nc"]
+
+
+def test_predict_refuses_a_users_png_beside_its_outputs(tmp_path):
+    out = tmp_path / "pred"
+    out.mkdir()
+    (out / "velocity.png").write_bytes(b"my figure")
+    result = predict(tmp_path, out)
+    assert result.exit_code == 1 and "velocity.png was not written by fwi predict" in result.output
+    assert (out / "velocity.png").read_bytes() == b"my figure"
+
+
+def test_predict_replaces_its_own_outputs_then_and_from_an_earlier_version(tmp_path):
+    out = tmp_path / "pred"
+    assert predict(tmp_path, out).exit_code == 0
+    again = predict(tmp_path, out)
+    assert again.exit_code == 0, again.output
+    (out / ".fwi-predict.json").unlink()  # an earlier version kept no manifest: its provenance says fwi predict
+    earlier = predict(tmp_path, out)
+    assert earlier.exit_code == 0, earlier.output
+

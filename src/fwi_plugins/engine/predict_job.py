@@ -345,6 +345,9 @@ def predict_files(*, backbone: str, input_path: str | Path, out: str | Path, pre
     if dx is not None and not dx > 0:
         raise OptionError(f"--dx {dx}: expected a positive spacing in metres")
     target = resolve_device(device)  # fail on a bad device before reading anything
+    from .predict_outputs import PredictFolder
+
+    PredictFolder(out).check()  # refuse a folder of someone else's files before any work
     source, weights_config = weights_source(backbone, pretrained, Path(weights) if weights else None, options)
     if survey is not None and not isinstance(survey, Survey):
         survey = Survey.load(survey)
@@ -400,15 +403,20 @@ def _predict_opened(gathers: Any, attrs: Mapping[str, Any], *, input_path: Path,
 
 
 def _write_predicted(out: Path, predicted: _Predicted, *, title: str) -> list[Path]:
-    """``velocity.nc``, ``velocity.sgy`` and ``velocity.png`` in ``out``, in that order."""
+    """``velocity.nc``, ``velocity.sgy`` and ``velocity.png`` in ``out``, in that order.
+
+    Only files ``fwi predict`` wrote are replaced (see :class:`~fwi_plugins.engine.predict_outputs.PredictFolder`).
+    """
     from ..data import Normalization
     from ..data.io import write_velocity
     from .figures import velocity_comparison
+    from .predict_outputs import PredictFolder
 
     velocity, provenance, spacing, origin = (predicted.velocity, predicted.provenance, predicted.spacing,
                                              predicted.origin)
     norm = Normalization.from_dict(provenance["normalization"])
     out.mkdir(parents=True, exist_ok=True)
+    PredictFolder(out).claim()
     nc_path = write_velocity(out / "velocity.nc", velocity, dx=spacing, attrs=provenance, origin=origin)
     sgy_path = write_velocity(out / "velocity.sgy", velocity, dx=spacing, attrs=provenance, origin=origin)
     png_path = velocity_comparison(out / "velocity.png", {"predicted": velocity}, dx=spacing,
