@@ -224,3 +224,35 @@ def test_predict_replaces_its_own_outputs_then_and_from_an_earlier_version(tmp_p
     earlier = predict(tmp_path, out)
     assert earlier.exit_code == 0, earlier.output
 
+
+# -- fwi simulate: an output is never an input --------------------------------------------------------------
+def simulate_cli(*args):
+    return CliRunner().invoke(main, ["simulate", *args])
+
+
+@pytest.fixture
+def velocity_file(tmp_path):
+    return users_velocity(tmp_path / "model.nc")
+
+
+@pytest.mark.parametrize("args", [
+    lambda v, d: ["--velocity", str(v), "--out", str(v)],
+    lambda v, d: ["--velocity", str(v), "--out", str(d / "g.nc"), "--velocity-out", str(v)],
+    lambda v, d: ["--velocity", str(v), "--out", str(d / "sub" / ".." / "model.nc")],
+    lambda v, d: ["--velocity", str(v), "--out", str(d / "g.nc"), "--velocity-out", str(d / "g.nc")],
+])
+def test_simulate_refuses_an_output_that_is_an_input_or_the_other_output(tmp_path, velocity_file, args):
+    (tmp_path / "sub").mkdir()
+    before = velocity_file.read_bytes()
+    result = simulate_cli(*args(velocity_file, tmp_path), "--survey", "small", "--no-progress")
+    assert result.exit_code == 2, result.output
+    assert "is the same file as" in result.output and "Traceback" not in result.output
+    assert velocity_file.read_bytes() == before
+    assert not (tmp_path / "g.nc").exists()
+
+
+def test_simulate_refuses_a_link_to_its_input(tmp_path, velocity_file):
+    link = tmp_path / "link.nc"
+    link.symlink_to(velocity_file)
+    result = simulate_cli("--velocity", str(velocity_file), "--out", str(link), "--survey", "small", "--no-progress")
+    assert result.exit_code == 2 and "is the same file as --velocity" in result.output

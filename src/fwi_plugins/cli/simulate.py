@@ -51,7 +51,7 @@ def simulate(velocity_path: Path | None, dataset: str | None, split: str, survey
     from ..engine.simulate_job import check_request, simulate_files
     from ..errors import OptionError
 
-    check_request(velocity_path, dataset, out_path)  # reported ahead of a malformed -o option
+    check_request(velocity_path, dataset, out_path, velocity_out)  # reported ahead of a malformed -o option
     per_kind, plain = split_overrides(parse_overrides(overrides))
     if plain:
         raise OptionError(f"-o {next(iter(plain))}: options of fwi simulate are physics.KEY=VALUE or "

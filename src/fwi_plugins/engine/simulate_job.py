@@ -59,8 +59,21 @@ class SimulateResult:
     paths: list[Path] = field(default_factory=list)
 
 
-def check_request(velocity_path: Path | None, dataset: str | None, out: Path) -> None:
-    """Exactly one source of velocity models, and a gathers file of a format that can be written.
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file (after links, ``..`` and ``~``; hard links too when both exist)."""
+    a, b = Path(a).expanduser(), Path(b).expanduser()
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_request(velocity_path: Path | None, dataset: str | None, out: Path,
+                  velocity_out: Path | None = None) -> None:
+    """Exactly one source of velocity models, a gathers file of a format that can be written,
+    and no output that is an input or the other output (writing it would destroy what is read).
 
     :func:`simulate_files` checks this first; ``fwi simulate`` also checks it before reading its
     ``-o`` options, so a wrong request is reported ahead of a malformed option.
@@ -71,6 +84,12 @@ def check_request(velocity_path: Path | None, dataset: str | None, out: Path) ->
         raise OptionError("give exactly one of --velocity FILE or --dataset NAME")
     if out.suffix.lower() not in GATHERS_SUFFIXES:
         raise OptionError(f"--out {out}: expected a file ending in {', '.join(GATHERS_SUFFIXES)}")
+    pairs = [("--out", out, "--velocity", velocity_path), ("--velocity-out", velocity_out, "--velocity", velocity_path),
+             ("--velocity-out", velocity_out, "--out", out)]
+    for name, path, other, source in pairs:
+        if path is not None and source is not None and _same_file(Path(path), Path(source)):
+            raise OptionError(f"{name} {path} is the same file as {other} {source}: writing it would replace "
+                              f"what {other} names; choose another {name}")
 
 
 def simulate_files(*, out: str | Path, velocity_path: str | Path | None = None, dataset: str | None = None,
@@ -101,7 +120,7 @@ def simulate_files(*, out: str | Path, velocity_path: str | Path | None = None, 
     """
     out = Path(out)
     velocity_path = Path(velocity_path) if velocity_path is not None else None
-    check_request(velocity_path, dataset, out)
+    check_request(velocity_path, dataset, out, Path(velocity_out) if velocity_out is not None else None)
     if dataset is not None:
         models = _dataset_models(dataset, split, survey, dict(dataset_options or {}))
     else:
