@@ -70,6 +70,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cap", type=float, default=60.0, help="classical FWI seconds per map at most (default 60)")
     p.add_argument("--iterations", type=int, default=10_000,
                    help="iterations (evaluations for lbfgs) per map at most; the time limit usually ends first")
+    p.add_argument("--holdout", type=int, default=None,
+                   help="held-out shots of refine() (default: its own, 1 with 3 shots or more; 0: none)")
+    p.add_argument("--results", type=Path, default=None,
+                   help="also write the figures with command, commit and hardware to this JSON file")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--openfwi", type=Path, default=DEFAULT_OPENFWI, help="folder of the OpenFWI velocity zips")
     p.add_argument("--cache-dir", default=None, help="simulation cache (default: the user cache)")
@@ -188,11 +192,12 @@ def run_target(key: str, args: argparse.Namespace, model: Any) -> dict[str, Any]
                                                 time_limit=args.time_limit, device=args.device,
                                                 **NETWORK_VARIANTS[name])[0]
             else:
-                result = refine(predicted, x, physics=physics, iterations=args.iterations,
+                result = refine(predicted, x, physics=physics, iterations=args.iterations, holdout=args.holdout,
                                 time_limit=args.time_limit, device=args.device, progress=False, **VARIANTS[name])
             s, m = scores(result.velocity, v, lo, hi)
             rows[name].append({"ssim": s, "mae_ms": m, "misfit": result.final_misfit,
-                               "seconds": predict_s + time.perf_counter() - started})
+                               "seconds": predict_s + time.perf_counter() - started,
+                               "kept_start": bool(getattr(result, "kept_start", [False])[0])})
         if not args.classical:
             continue
         reference = rows[BEST if BEST in rows else args.variants[-1]][-1]
@@ -257,9 +262,14 @@ def main(argv: list[str] | None = None) -> int:
         if outcome is not None:
             results[key] = outcome
     options = {**VARIANTS, **NETWORK_VARIANTS}
+    record = {"time_limit": args.time_limit, "cap": args.cap, "iterations": args.iterations, "holdout": args.holdout,
+              "device": args.device, "variants": {v: options[v] for v in args.variants}, "targets": results}
+    if args.results is not None:
+        from results_file import write_results
+
+        write_results(args.results, record, weights="default")
     if args.as_json:
-        print(json.dumps({"time_limit": args.time_limit, "cap": args.cap, "device": args.device,
-                          "variants": {v: options[v] for v in args.variants}, "targets": results}, indent=1))
+        print(json.dumps(record, indent=1))
         return 0
     print(f"\n{args.n_maps} test map(s) per target; refinement {args.time_limit:g} s per map, classical FWI "
           f"from a 1-D start at the same wall time (cap {args.cap:g} s); device {args.device}")

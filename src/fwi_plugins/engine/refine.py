@@ -63,6 +63,7 @@ from .refine_inputs import (
     stages,
     velocity_bounds,
 )
+from .refine_holdout import HeldOut, holdout_shots
 from .refine_loops import Loop, Objective, ProgressBar, refine_descent, refine_lbfgs
 
 __all__ = ["SHAPING_DEFAULTS", "STEPS", "RefineResult", "gaussian_blur", "lowpass", "refine", "resolve_shaping"]
@@ -80,6 +81,13 @@ class RefineResult:
         final_misfit: full-band misfit of the refined model.
         stages: ``(cutoff_hz or None, iterations)`` for each frequency stage; ``None`` is
             the full band.
+        kept_start: per map, whether it was returned unchanged because no model evaluated
+            beat its start on the held-out shots (always ``False`` without held-out shots).
+        holdout_shots: the indices of the held-out shots (empty: none).
+        holdout_misfit_start, holdout_misfit_end: per map, the held-out misfit of the start
+            and of the model returned.
+        best_evaluation: per map, which evaluation the returned model is (0: the start).
+        holdout_history: per map, the held-out misfit of the start and of every model evaluated.
     """
 
     velocity: np.ndarray
@@ -87,6 +95,17 @@ class RefineResult:
     initial_misfit: float
     final_misfit: float
     stages: list[tuple[float | None, int]] = field(default_factory=list)
+    kept_start: list[bool] = field(default_factory=list)
+    holdout_shots: list[int] = field(default_factory=list)
+    holdout_misfit_start: list[float] = field(default_factory=list)
+    holdout_misfit_end: list[float] = field(default_factory=list)
+    best_evaluation: list[int] = field(default_factory=list)
+    holdout_history: list[list[float]] = field(default_factory=list)
+
+    @property
+    def unchanged(self) -> list[int]:
+        """The indices of the maps returned unchanged (:attr:`kept_start`)."""
+        return [k for k, kept in enumerate(self.kept_start) if kept]
 
     @property
     def reduction(self) -> float:
@@ -95,11 +114,22 @@ class RefineResult:
             return 0.0
         return 1.0 - self.final_misfit / self.initial_misfit
 
+    def holdout_note(self) -> str:
+        """One line naming the maps left unchanged by the held-out shots (indices from 0)."""
+        shots = ", ".join(map(str, self.holdout_shots)) or "none"
+        if not self.unchanged:
+            return f"map(s) refined: all {len(self.kept_start)} (held-out shot(s) {shots})"
+        return (f"map(s) {', '.join(map(str, self.unchanged))} of {len(self.kept_start)} left unchanged: refinement "
+                f"did not lower their misfit on held-out shot(s) {shots}")
+
     def to_dict(self) -> dict[str, Any]:
         """Everything but the model, as JSON-able data."""
         return {"history": list(self.history), "initial_misfit": self.initial_misfit,
                 "final_misfit": self.final_misfit, "reduction": self.reduction,
-                "stages": [{"cutoff_hz": f, "iterations": n} for f, n in self.stages]}
+                "stages": [{"cutoff_hz": f, "iterations": n} for f, n in self.stages],
+                "kept_start": list(self.kept_start), "holdout_shots": list(self.holdout_shots),
+                "holdout_misfit_start": list(self.holdout_misfit_start),
+                "holdout_misfit_end": list(self.holdout_misfit_end), "best_evaluation": list(self.best_evaluation)}
 
 
 def lowpass(data: torch.Tensor, cutoff: float, dt: float, *, dim: int = -2) -> torch.Tensor:
@@ -149,7 +179,8 @@ def refine(initial: Any, observed: Any, *, physics: Any, iterations: int = 50, l
            step: str = "lbfgs", vmin: float | None = None, vmax: float | None = None,
            frequencies: Sequence[float] | None = None, smooth: float | None = None, mute: int | None = None,
            depth_power: float | None = None, prior: float = 0.0, tv: float | None = None,
-           time_limit: float | None = None, device: str | torch.device | None = None, progress: bool = True,
+           time_limit: float | None = None, holdout: int | None = None, holdout_margin: float = 0.01,
+           device: str | torch.device | None = None, progress: bool = True,
            callback: Callable[[int, float, torch.Tensor], None] | None = None) -> RefineResult:
     """Refine velocity models by gradient-based FWI through a physics plugin.
 
@@ -192,6 +223,14 @@ def refine(initial: Any, observed: Any, *, physics: Any, iterations: int = 50, l
         time_limit: wall-clock seconds per model after which refinement stops, keeping the
             model reached (``None``: no limit). Checked between evaluations; with
             frequency stages, each stage gets the share of its iterations.
+        holdout: shots held out of the inversion to decide what it returns
+            (:mod:`fwi_plugins.engine.refine_holdout`): every other shot from the second,
+            this many (``None``: one where the survey has at least 3 shots; 0: none). Each
+            map then gets the model evaluated with the lowest misfit on the held-out shots
+            (early stopping), or its start unchanged where none beat the start's by
+            ``holdout_margin`` (a fraction); the result flags those maps ``kept_start``.
+        holdout_margin: how much lower (a fraction of the start's) the held-out misfit must
+            go for a map to be refined.
         device: where to compute; default the initial tensor's device (CPU for numpy),
             ``"auto"`` picks CUDA when present.
         progress: show a progress bar.
@@ -214,15 +253,23 @@ def refine(initial: Any, observed: Any, *, physics: Any, iterations: int = 50, l
     check_time_limit(time_limit)
     plan = stages(iterations, frequencies)
 
+    shots = holdout_shots(survey.n_shots, holdout)
+    held_out = HeldOut(physics, d_obs, shots, margin=holdout_margin) if shots else None
     scale = hi - lo
     # Optimising v / (vmax - vmin) makes lr a fraction of the velocity range, whatever the units.
     start = v0.clamp(lo, hi) / scale
     with torch.no_grad():
-        initial_misfit = float(physics.misfit(physics.simulate(start * scale), d_obs))
+        simulated = physics.simulate(start * scale)
+        initial_misfit = float(physics.misfit(simulated, d_obs))
+        if held_out is not None:
+            held_out.observe(0, start, simulated)
+    # The loops see only the inverted shots' data; the held-out ones stay with `held_out`.
+    d_fit = d_obs[:, held_out.inverted] if held_out is not None else d_obs
 
     bar = ProgressBar(iterations * (len(start) if step == "lbfgs" else 1), enabled=progress)
-    loop = Loop(stages=plan, objective=Objective(physics, scale=scale, prior=prior, tv=shaping["tv"]),
-                filtered={cutoff: d_obs if cutoff is None else lowpass(d_obs, cutoff, survey.dt)
+    loop = Loop(stages=plan, objective=Objective(physics, scale=scale, prior=prior, tv=shaping["tv"],
+                                                 held_out=held_out),
+                filtered={cutoff: d_fit if cutoff is None else lowpass(d_fit, cutoff, survey.dt)
                           for cutoff, _ in plan},
                 preconditioner=preconditioner, lr=lr, lo=lo / scale, hi=hi / scale, time_limit=time_limit,
                 report=bar, callback=callback)
@@ -232,8 +279,23 @@ def refine(initial: Any, observed: Any, *, physics: Any, iterations: int = 50, l
     finally:
         bar.close()
 
+    return _result(param, held_out, v0=v0, physics=physics, d_obs=d_obs, scale=scale, history=history,
+                   initial_misfit=initial_misfit, plan=plan, original_shape=original_shape, lbfgs=step == "lbfgs")
+
+
+def _result(param: torch.Tensor, held_out: HeldOut | None, *, v0: torch.Tensor, physics: Any, d_obs: torch.Tensor,
+            scale: float, history: list[float], initial_misfit: float, plan: list[tuple[float | None, int]],
+            original_shape: tuple[int, ...], lbfgs: bool) -> RefineResult:
+    """The refined models (with held-out shots: each map's best by them, or its start) and their misfits."""
     with torch.no_grad():
-        final_misfit = float(physics.misfit(physics.simulate(param * scale), d_obs))
-        velocity = (param.detach() * scale).cpu().numpy().astype(np.float32)
-    return RefineResult(velocity=velocity.reshape(original_shape), history=history,
-                        initial_misfit=initial_misfit, final_misfit=final_misfit, stages=plan)
+        velocity = param.detach() * scale
+        if held_out is not None:
+            if not lbfgs:
+                # A descent loop's last step was never simulated; L-BFGS ends on a model it evaluated.
+                held_out.observe(0, param, physics.simulate(velocity))
+            velocity = held_out.choose(v0, scale)
+        final_misfit = float(physics.misfit(physics.simulate(velocity), d_obs))
+    extra = held_out.summary() if held_out is not None else {"kept_start": [False] * len(velocity)}
+    return RefineResult(velocity=velocity.cpu().numpy().astype(np.float32).reshape(original_shape),
+                        history=history, initial_misfit=initial_misfit, final_misfit=final_misfit, stages=plan,
+                        **extra)

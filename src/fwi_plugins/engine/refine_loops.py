@@ -14,13 +14,16 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from .refine_lbfgs import lbfgs_minimize
 from .refine_terms import Preconditioner, prior_penalty, total_variation
+
+if TYPE_CHECKING:
+    from .refine_holdout import HeldOut
 
 __all__ = ["Loop", "Objective", "ProgressBar", "refine_descent", "refine_lbfgs"]
 
@@ -29,18 +32,34 @@ Callback = Callable[[int, float, torch.Tensor], None]
 
 
 class Objective:
-    """What the loops minimise: the physics' data misfit plus ``prior`` and ``tv`` regularisation."""
+    """What the loops minimise: the physics' data misfit plus ``prior`` and ``tv`` regularisation.
 
-    def __init__(self, physics: Any, *, scale: float, prior: float, tv: float) -> None:
+    With ``held_out`` the misfit is that of its inverted shots only (the observed data the
+    loops pass hold only those), and every simulation asked for with an ``offset`` also
+    tells ``held_out`` the misfit of the shots left out.
+    """
+
+    def __init__(self, physics: Any, *, scale: float, prior: float, tv: float,
+                 held_out: HeldOut | None = None) -> None:
         self.physics, self.scale, self.prior, self.tv = physics, scale, prior, tv
         self.dt = physics.survey.dt
         self.regularised = prior > 0 or tv > 0
+        self.held_out = held_out
 
-    def misfits(self, param: torch.Tensor, cutoff: float | None, observed: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """(batch misfit as the physics defines it, per-model misfits when regularised)."""
+    def misfits(self, param: torch.Tensor, cutoff: float | None, observed: torch.Tensor, *,
+                offset: int | None = None) -> tuple[torch.Tensor, ...]:
+        """(batch misfit as the physics defines it, per-model misfits when regularised).
+
+        ``offset``: the index of ``param[0]`` among the maps, for the held-out record;
+        ``None`` records nothing (a reference value, not an evaluation of the loop).
+        """
         from .refine import lowpass
 
         simulated = self.physics.simulate(param * self.scale)
+        if self.held_out is not None:
+            if offset is not None:
+                self.held_out.observe(offset, param, simulated)
+            simulated = simulated[:, self.held_out.inverted]
         if cutoff is not None:
             simulated = lowpass(simulated, cutoff, self.dt)
         whole = self.physics.misfit(simulated, observed)
@@ -132,11 +151,12 @@ def refine_descent(start: torch.Tensor, loop: Loop, *, adam: bool) -> tuple[torc
             if i and deadline is not None and time.perf_counter() > deadline:
                 break
             param.grad = None
-            parts = objective.misfits(param, cutoff, observed)
+            parts = objective.misfits(param, cutoff, observed, offset=0)
             if objective.regularised:
                 per_model = parts[1]
                 if reference is None:
-                    reference = per_model.detach().clamp_min(torch.finfo(per_model.dtype).tiny)
+                    reference = per_model.detach()
+                    reference = torch.where(reference > 0, reference, torch.ones_like(reference))
                 loss = (per_model / reference + objective.penalty(param, start)).sum()
             else:
                 loss = parts[0]
@@ -197,8 +217,9 @@ class _LbfgsStage:
         if self.objective.regularised:
             # The data term starts at 1 in every stage, so the weights mean the same in each band.
             with torch.no_grad():
-                self.reference = max(float(self.objective.misfits(self.base, cutoff, self.observed)[0]),
-                                     torch.finfo(torch.float32).tiny)
+                start = float(self.objective.misfits(self.base, cutoff, self.observed)[0])
+            # A start that fits the data exactly (misfit 0) is left unnormalised rather than divided by ~0.
+            self.reference = start if start > 0 else 1.0
         self.last_misfit = math.nan
 
     def model(self, u: torch.Tensor) -> torch.Tensor:
@@ -206,7 +227,7 @@ class _LbfgsStage:
 
     def value(self, u: torch.Tensor) -> torch.Tensor:
         model = self.model(u)
-        data = self.objective.misfits(model, self.cutoff, self.observed)[0]
+        data = self.objective.misfits(model, self.cutoff, self.observed, offset=self.k)[0]
         self.last_misfit = float(data.detach())
         if not self.objective.regularised:
             return data
