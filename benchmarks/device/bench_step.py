@@ -208,9 +208,11 @@ def compare_host(device: str, args: argparse.Namespace) -> dict[str, Any]:
     size = args.sizes.split(",")[0]
     rng = np.random.default_rng(0)
     n = batch * args.compare_steps
-    host = TrainData(gathers=rng.standard_normal((n, SHOTS, NT, RECEIVERS), dtype=np.float32),
-                     velocity=rng.uniform(1500, 4500, (n, 1, GRID, GRID)).astype(np.float32))
+    gathers = rng.standard_normal((n, SHOTS, NT, RECEIVERS), dtype=np.float32)
+    host = TrainData(gathers=gathers, velocity=rng.uniform(1500, 4500, (n, 1, GRID, GRID)).astype(np.float32))
     resident = host.to_device(device)
+    resident_gathers = resident.gathers
+    assert isinstance(resident_gathers, DeviceRows)
     options = TrainOptions(epochs=1, batch_size=batch, lr=1e-4, device="cpu" if device == "cpu" else "cuda",
                            progress=False, amp=not args.no_amp, max_steps=args.compare_steps, lambda_ssim=1.0)
     per_path: dict[str, list[float]] = {"numpy": [], "device_resident": []}
@@ -222,8 +224,8 @@ def compare_host(device: str, args: argparse.Namespace) -> dict[str, Any]:
             per_path[name].append(result.steps / result.wall_time)
     idx = np.sort(rng.choice(n, batch, replace=False))
     rows_t = torch.as_tensor(idx, device=device)
-    data_us = {"numpy": _best_us(lambda: torch.from_numpy(take_rows(host.gathers, idx)).to(device)),
-               "device_resident": _best_us(lambda: resident.gathers.take(rows_t))}
+    data_us = {"numpy": _best_us(lambda: torch.from_numpy(take_rows(gathers, idx)).to(device)),
+               "device_resident": _best_us(lambda: resident_gathers.take(rows_t))}
     out = {"size": size, "batch": batch, "steps": args.compare_steps,
            "steps_per_s": {k: max(v) for k, v in per_path.items()}, "data_path_us_per_batch": data_us}
     print(f"loop on {device}, vit {size} batch {batch}: numpy rows {out['steps_per_s']['numpy']:.3f} steps/s, "
