@@ -204,7 +204,6 @@ def predict_velocity(gathers: Any, *, backbone: str, options: Mapping[str, Any],
     shaping = shaping_choice(shaping, weights_config)
     shaped = not (isinstance(shaping, str) and shaping.strip().lower() == "none")
     mapping = acquisition_map(tuple(gathers.shape), weights_config, survey, grid, where, shaped=shaped)
-    _check_signal(gathers, batch_size, where)
     if mapping is not None and not mapping.is_identity:
         for note in mapping.notes:
             warnings.warn(f"{where}: {note}", UserWarning, stacklevel=2)
@@ -214,6 +213,7 @@ def predict_velocity(gathers: Any, *, backbone: str, options: Mapping[str, Any],
         mapping = None
     norm, norm_source = _normalization(normalization, weights_config, adapter, gathers, batch_size, where)
     model = load_model(backbone, options, adapter_dir=adapter, pretrained=source, shape=shape)
+    _check_signal(gathers, batch_size, where)
 
     def run(net: Any, data: Any) -> np.ndarray:
         return predict(net, data, normalization=norm, batch_size=batch_size, device=device, progress=progress)
@@ -415,10 +415,22 @@ def _write_predicted(out: Path, predicted: _Predicted, *, title: str) -> list[Pa
     velocity, provenance, spacing, origin = (predicted.velocity, predicted.provenance, predicted.spacing,
                                              predicted.origin)
     norm = Normalization.from_dict(provenance["normalization"])
+    folder = PredictFolder(out)
+    folder.check()
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    PredictFolder(out).claim()
-    nc_path = write_velocity(out / "velocity.nc", velocity, dx=spacing, attrs=provenance, origin=origin)
-    sgy_path = write_velocity(out / "velocity.sgy", velocity, dx=spacing, attrs=provenance, origin=origin)
-    png_path = velocity_comparison(out / "velocity.png", {"predicted": velocity}, dx=spacing,
-                                   vmin=norm.vmin, vmax=norm.vmax, title=title)
-    return [nc_path, sgy_path, png_path]
+    written: list[Path] = []
+    try:
+        written.append(write_velocity(out / "velocity.nc", velocity, dx=spacing, attrs=provenance, origin=origin))
+        written.append(write_velocity(out / "velocity.sgy", velocity, dx=spacing, attrs=provenance, origin=origin))
+        written.append(velocity_comparison(out / "velocity.png", {"predicted": velocity}, dx=spacing,
+                                           vmin=norm.vmin, vmax=norm.vmax, title=title))
+        folder.record()
+    except BaseException:
+        if created:  # a folder made for outputs that could not all be written is no output: leave nothing
+            for path in written:
+                path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
+    return written
