@@ -78,6 +78,12 @@ def remove_leftovers(folder: str | Path) -> list[Path]:
     return removed
 
 
+def _name_target(exc: BaseException, tmp: Path, path: Path) -> None:
+    """Make a failed write's :class:`OSError` name the file asked for, not its temporary (or nothing)."""
+    if isinstance(exc, OSError) and (exc.filename is None or str(exc.filename).startswith(str(tmp))):
+        exc.filename = str(path)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds.
@@ -93,13 +99,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp_path
         respect_umask(tmp_path)
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             if tmp_path.is_dir():
                 import shutil
                 shutil.rmtree(tmp_path)
             else:
                 tmp_path.unlink()
+        _name_target(exc, tmp_path, path)
         raise
 
 
@@ -156,8 +163,9 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         yield tmp
         respect_umask(tmp)
         replace_dir(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        _name_target(exc, tmp, path)
         raise
 
 

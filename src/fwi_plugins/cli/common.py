@@ -60,8 +60,20 @@ def plugin_manager() -> Any:
         raise FatalError(exc) from None
 
 
+def describe_os_error(exc: OSError) -> str:
+    """One line naming the path and what the system said: ``PATH: No space left on device``."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    if not paths:
+        return reason
+    return f"{' -> '.join(paths)}: {reason}"
+
+
 def handles_errors(func: F) -> F:
     """Report :class:`FWIError` as ``error: ...`` with its exit code and no traceback.
+
+    An :class:`OSError` (a read-only folder, a full disk) is the environment's: one
+    ``error: PATH: reason`` line, exit code 1.
 
     ``FWI_TRACEBACK=1`` prints the traceback too.
     """
@@ -76,6 +88,11 @@ def handles_errors(func: F) -> F:
                 traceback.print_exc()
             click.secho(f"error: {exc}", fg="red", err=True)
             sys.exit(exc.exit_code)
+        except OSError as exc:  # the environment's: a read-only folder, a full disk
+            if os.environ.get("FWI_TRACEBACK"):
+                traceback.print_exc()
+            click.secho(f"error: {describe_os_error(exc)}", fg="red", err=True)
+            sys.exit(1)
         except KeyboardInterrupt:
             click.secho("interrupted: finished work is kept; run the same command again to resume", err=True)
             sys.exit(130)
@@ -166,9 +183,11 @@ plugin_option = click.option(
 
 def job_flags(func: F) -> F:
     """``--device``, ``--seed``, ``--dry-run`` and ``--json``: the flags every training job takes."""
+    from ..engine.options import SEED_MAX
+
     for flag in reversed((
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where to train (default auto)."),
-        click.option("--seed", type=int, help="Random seed."),
+        click.option("--seed", type=click.IntRange(0, SEED_MAX), help=f"Random seed, 0 to {SEED_MAX}."),
         click.option("--dry-run", is_flag=True, help="Resolve and check everything, print the configuration, stop."),
         click.option("--json", "as_json", is_flag=True, help="Print the configuration or metrics as JSON."),
     )):

@@ -20,12 +20,13 @@ over both.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -271,6 +272,23 @@ def _open_entry(velocity: np.ndarray, physics: Any, identity: Mapping[str, Any],
     return entry
 
 
+@contextlib.contextmanager
+def _dropped_if_empty(entry: Path) -> Iterator[None]:
+    """Remove the entry again if the block fails before any part is stored in it.
+
+    A simulation that fails (an unstable model, an interrupt, a full disk) must not leave a
+    folder holding only the entry's record.
+    """
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(OSError):
+            if all(p.name == "entry.json" for p in entry.iterdir()):
+                (entry / "entry.json").unlink(missing_ok=True)
+                entry.rmdir()  # fails, and keeps the entry, if another process has begun a part meanwhile
+        raise
+
+
 def _fill_parts(entry: Path, velocity: np.ndarray, physics: Any, keep: Callable[[int, int, np.ndarray], None], *,
                 mmap: bool, progress: bool, desc: str, batch_size: int | None) -> None:
     """Hand every part of the entry to ``keep(start, stop, gathers)``, simulating and storing the missing ones.
@@ -347,8 +365,9 @@ def cached_gathers(velocity: np.ndarray, physics: Any, identity: Mapping[str, An
         def keep_mapped(start: int, stop: int, part: np.ndarray) -> None:
             parts[start] = part
 
-        _fill_parts(entry, velocity, physics, keep_mapped, mmap=True, progress=progress, desc=desc,
-                    batch_size=batch_size)
+        with _dropped_if_empty(entry):
+            _fill_parts(entry, velocity, physics, keep_mapped, mmap=True, progress=progress, desc=desc,
+                        batch_size=batch_size)
         if not parts:  # no samples at all
             return RowStack([np.zeros((0, *per_sample), np.float32)])
         return RowStack([parts[start] for start in sorted(parts)])
@@ -357,8 +376,9 @@ def cached_gathers(velocity: np.ndarray, physics: Any, identity: Mapping[str, An
     def keep_in_memory(start: int, stop: int, part: np.ndarray) -> None:
         out[start:stop] = part
 
-    _fill_parts(entry, velocity, physics, keep_in_memory, mmap=False, progress=progress, desc=desc,
-                batch_size=batch_size)
+    with _dropped_if_empty(entry):
+        _fill_parts(entry, velocity, physics, keep_in_memory, mmap=False, progress=progress, desc=desc,
+                    batch_size=batch_size)
     return out
 
 
@@ -386,7 +406,8 @@ def fill_shard(velocity: np.ndarray, physics: Any, identity: Mapping[str, Any], 
     from tqdm.auto import tqdm
 
     total = sum(b - a for a, b in todo)
-    with tqdm(total=total, desc=desc, unit="sample", disable=not progress, leave=False) as bar:
+    with _dropped_if_empty(entry), tqdm(total=total, desc=desc, unit="sample", disable=not progress,
+                                         leave=False) as bar:
         for start, stop in todo:
             _save_part(entry, start, stop, simulate(velocity, physics, batch_size=batch_size, start=start,
                                                     stop=stop, bar=bar))

@@ -140,9 +140,14 @@ def prepare_run_dir(resolved: ResolvedConfig, *, is_main: bool = True) -> tuple[
     # A run that wrote nothing but its configuration (it failed on a bad input, say) does
     # not hold its folder: the corrected command starts it again.
     if is_main:
+        created = not out.exists()
         out.mkdir(parents=True, exist_ok=True)
         lock = FolderLock(out)
-        lock.acquire()
+        try:
+            lock.acquire()
+        except BaseException:
+            _remove_if_made(out, created)
+            raise
         try:
             _check_reusable(out, config, outputs)  # again, now that no other job can write there
             manifest = _manifest(out, config.command)
@@ -154,8 +159,19 @@ def prepare_run_dir(resolved: ResolvedConfig, *, is_main: bool = True) -> tuple[
             config.save(out / "config.json")
         except BaseException:
             lock.release()
+            _remove_if_made(out, created)
             raise
     return out, resolved
+
+
+def _remove_if_made(out: Path, created: bool) -> None:
+    """Remove the run directory a failed start made, with the bookkeeping it wrote: it holds no work."""
+    if not created:
+        return
+    import shutil
+
+    if not _files(out):
+        shutil.rmtree(out, ignore_errors=True)
 
 
 def release_run_dir(out: str | Path) -> None:

@@ -16,7 +16,12 @@ from typing import Any, Literal
 from .. import options as _options
 from ..options import option
 
-__all__ = ["AUGMENTATIONS", "PretrainOptions", "RunOptions", "TrainOptions", "augment_names", "options_help"]
+#: The seeds a job takes: what numpy's and torch's generators both accept, with room for the
+#: per-epoch seeds derived from them (see :func:`fwi_plugins.engine.checkpoint.seed_epoch`).
+SEED_MAX = 2**32 - 1
+
+__all__ = ["AUGMENTATIONS", "SEED_MAX", "PretrainOptions", "RunOptions", "TrainOptions", "augment_names",
+           "options_help"]
 
 #: The gather augmentations of :mod:`fwi_plugins.engine.augment`, in the order they are applied.
 AUGMENTATIONS = ("band", "phase", "noise", "dead", "gain")
@@ -85,6 +90,8 @@ class TrainOptions:
 
     def __post_init__(self) -> None:
         _positive(self, "epochs", "batch_size", "eval_batch_size")
+        if not 0 <= self.seed <= SEED_MAX:
+            raise ValueError(f"option 'seed' must lie in 0..{SEED_MAX}, got {self.seed!r}")
         augment_names(self.augment)
         if not (math.isfinite(self.augment_prob) and 0.0 <= self.augment_prob <= 1.0):
             raise ValueError(f"option 'augment_prob' must lie in [0, 1], got {self.augment_prob!r}")

@@ -47,7 +47,6 @@ class PredictFolder:
             raise ConfigError(f"{self.manifest.folder / foreign[0]} was not written by fwi predict, which would "
                               f"replace it; choose another --out")
 
-    def claim(self) -> None:
-        """Check as :meth:`check` does, then record the outputs as ``fwi predict``'s."""
-        self.check()
+    def record(self) -> None:
+        """Record the outputs as ``fwi predict``'s (once written: a failed write leaves no manifest)."""
         self.manifest.record(*PREDICT_OUTPUTS)
