@@ -151,3 +151,36 @@ def test_fwi_refine_names_the_maps_left_unchanged(tmp_path):
 
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["kept_start"] == [True, True] and metrics["holdout_shots"] == [1]
+
+
+def test_auto_regularization_keeps_the_candidate_best_on_held_out_shots(monkeypatch):
+    from fwi_plugins.engine import refine_select
+
+    _, start, observed, physics = _linear_problem()
+    calls: list[float] = []
+    real = refine_select.relative_holdout
+
+    def scored(result):  # pretend the 4th candidate, smooth-0.1, predicts the held-out shot best
+        calls.append(real(result))
+        return 0.0 if len(calls) == 4 else calls[-1] + 1.0
+
+    monkeypatch.setattr(refine_select, "relative_holdout", scored)
+    chosen = refine(start, observed, physics=physics, iterations=3, progress=False, regularization="auto")
+    assert len(calls) == len(refine_select.CANDIDATES)
+    assert chosen.regularization is not None
+    assert chosen.regularization["chosen"] == "smooth-0.1" and chosen.regularization["sobolev"] == 0.1
+    alone = refine(start, observed, physics=physics, iterations=3, progress=False, tv=0.0, sobolev=0.1)
+    np.testing.assert_array_equal(chosen.velocity, alone.velocity)
+    with pytest.raises(OptionError, match="held-out shots"):
+        refine(start, observed, physics=physics, iterations=1, progress=False, regularization="auto", holdout=0)
+
+
+def test_the_smoothness_penalty_is_the_mean_squared_gradient():
+    from fwi_plugins.engine.refine_terms import sobolev_penalty
+
+    model = torch.zeros(1, 1, 3, 3)
+    model[..., 2, :] = 1.0  # one jump of 1 between rows 1 and 2: dz = 1 on 2 of the 4 cells scored
+    assert float(sobolev_penalty(model)) == pytest.approx(0.5)
+    with pytest.raises(OptionError, match="sobolev"):
+        _, start, observed, physics = _linear_problem()
+        refine(start, observed, physics=physics, iterations=1, progress=False, sobolev=-1.0)

@@ -64,6 +64,7 @@ from .refine_inputs import (
     velocity_bounds,
 )
 from .refine_holdout import HeldOut, holdout_shots
+from .refine_select import check_sobolev
 from .refine_loops import Loop, Objective, ProgressBar, refine_descent, refine_lbfgs
 
 __all__ = ["SHAPING_DEFAULTS", "STEPS", "RefineResult", "gaussian_blur", "lowpass", "refine", "resolve_shaping"]
@@ -88,6 +89,8 @@ class RefineResult:
             and of the model returned.
         best_evaluation: per map, which evaluation the returned model is (0: the start).
         holdout_history: per map, the held-out misfit of the start and of every model evaluated.
+        regularization: with ``regularization="auto"``: the candidate chosen, its weights and
+            every candidate's score (the summed relative held-out misfit).
     """
 
     velocity: np.ndarray
@@ -101,6 +104,7 @@ class RefineResult:
     holdout_misfit_end: list[float] = field(default_factory=list)
     best_evaluation: list[int] = field(default_factory=list)
     holdout_history: list[list[float]] = field(default_factory=list)
+    regularization: dict[str, Any] | None = None
 
     @property
     def unchanged(self) -> list[int]:
@@ -129,7 +133,8 @@ class RefineResult:
                 "stages": [{"cutoff_hz": f, "iterations": n} for f, n in self.stages],
                 "kept_start": list(self.kept_start), "holdout_shots": list(self.holdout_shots),
                 "holdout_misfit_start": list(self.holdout_misfit_start),
-                "holdout_misfit_end": list(self.holdout_misfit_end), "best_evaluation": list(self.best_evaluation)}
+                "holdout_misfit_end": list(self.holdout_misfit_end), "best_evaluation": list(self.best_evaluation),
+                "regularization": self.regularization}
 
 
 def lowpass(data: torch.Tensor, cutoff: float, dt: float, *, dim: int = -2) -> torch.Tensor:
@@ -178,9 +183,9 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
 def refine(initial: Any, observed: Any, *, physics: Any, iterations: int = 50, lr: float = 0.01,
            step: str = "lbfgs", vmin: float | None = None, vmax: float | None = None,
            frequencies: Sequence[float] | None = None, smooth: float | None = None, mute: int | None = None,
-           depth_power: float | None = None, prior: float = 0.0, tv: float | None = None,
-           time_limit: float | None = None, holdout: int | None = None, holdout_margin: float = 0.01,
-           device: str | torch.device | None = None, progress: bool = True,
+           depth_power: float | None = None, prior: float = 0.0, tv: float | None = None, sobolev: float = 0.0,
+           regularization: str = "given", time_limit: float | None = None, holdout: int | None = None,
+           holdout_margin: float = 0.01, device: str | torch.device | None = None, progress: bool = True,
            callback: Callable[[int, float, torch.Tensor], None] | None = None) -> RefineResult:
     """Refine velocity models by gradient-based FWI through a physics plugin.
 
@@ -220,6 +225,14 @@ def refine(initial: Any, observed: Any, *, physics: Any, iterations: int = 50, l
             the model nearer the start where the data do not ask for a change.
         tv: weight of the total variation (mean gradient magnitude per cell, in units of
             the velocity range), on the same normalised misfit: favours blocky models.
+        sobolev: weight of the mean squared gradient (range units per cell), on the same
+            normalised misfit: favours smooth models, punishes streaks.
+        regularization: ``"given"`` regularises by ``tv`` and ``sobolev`` as passed;
+            ``"auto"`` (held-out shots needed) refines once per candidate of
+            :data:`~fwi_plugins.engine.refine_select.CANDIDATES` (none, TV, smoothness, at two
+            weights each) and returns the one whose maps predict the held-out shots best,
+            one choice for all maps (:mod:`fwi_plugins.engine.refine_select`); it costs
+            that many refinements.
         time_limit: wall-clock seconds per model after which refinement stops, keeping the
             model reached (``None``: no limit). Checked between evaluations; with
             frequency stages, each stage gets the share of its iterations.
@@ -245,6 +258,12 @@ def refine(initial: Any, observed: Any, *, physics: Any, iterations: int = 50, l
         DataError: inputs of the wrong shape or not matching each other.
         OptionError: bad iterations, step size, bounds, frequencies or regularisation.
     """
+    if regularization == "auto":
+        given = dict(locals())  # the arguments, before anything else is bound here
+        from .refine_select import select_regularization
+
+        return select_regularization(lambda weights: refine(**{**given, **weights, "regularization": "given"}))
+    check_sobolev(sobolev, regularization)
     survey = physics.survey
     v0, original_shape, d_obs = check_data(initial, observed, survey, pick_device(device, initial))
     lo, hi = velocity_bounds(survey, vmin, vmax, lr)
@@ -268,7 +287,7 @@ def refine(initial: Any, observed: Any, *, physics: Any, iterations: int = 50, l
 
     bar = ProgressBar(iterations * (len(start) if step == "lbfgs" else 1), enabled=progress)
     loop = Loop(stages=plan, objective=Objective(physics, scale=scale, prior=prior, tv=shaping["tv"],
-                                                 held_out=held_out),
+                                                 sobolev=sobolev, held_out=held_out),
                 filtered={cutoff: d_fit if cutoff is None else lowpass(d_fit, cutoff, survey.dt)
                           for cutoff, _ in plan},
                 preconditioner=preconditioner, lr=lr, lo=lo / scale, hi=hi / scale, time_limit=time_limit,

@@ -45,6 +45,8 @@ class Refinement:
     depth_power: float | None = None
     tv: float | None = None
     prior: float = 0.0
+    sobolev: float = 0.0
+    regularization: str = "given"
     time_limit: float | None = None
     holdout: int | None = None
     frequencies: tuple[float, ...] | None = None
@@ -91,10 +93,10 @@ def refine_files(*, observed_path: str | Path, out: str | Path, initial_path: st
                  physics: str = "deepwave", physics_options: Mapping[str, Any] | None = None,
                  wavelet: str | None = None, iterations: int = 50, lr: float = 0.01, step: str = "lbfgs",
                  smooth: float | None = None, mute: int | None = None, depth_power: float | None = None,
-                 tv: float | None = None, prior: float = 0.0, time_limit: float | None = None,
-                 holdout: int | None = None, frequencies: Sequence[float] | None = None, vmin: float | None = None,
-                 vmax: float | None = None, device: Any = "auto", progress: bool = True,
-                 notify: Notify | None = None) -> RefineFilesResult:
+                 tv: float | None = None, prior: float = 0.0, sobolev: float = 0.0, regularization: str = "given",
+                 time_limit: float | None = None, holdout: int | None = None,
+                 frequencies: Sequence[float] | None = None, vmin: float | None = None, vmax: float | None = None,
+                 device: Any = "auto", progress: bool = True, notify: Notify | None = None) -> RefineFilesResult:
     """Refine a starting model against the gathers in ``observed_path`` and write the outcome to ``out``.
 
     Args:
@@ -113,8 +115,8 @@ def refine_files(*, observed_path: str | Path, out: str | Path, initial_path: st
             preset name); default: the one stored in the observed file, else OpenFWI's.
         physics, physics_options: the registered physics name and its options.
         wavelet: ``"survey"`` or ``"estimate"``: sets the physics' ``wavelet`` option.
-        iterations, lr, step, smooth, mute, depth_power, tv, prior, time_limit, holdout, frequencies,
-            vmin, vmax, device, progress: as :func:`fwi_plugins.engine.refine.refine` takes them.
+        iterations, lr, step, smooth, mute, depth_power, tv, prior, sobolev, regularization, time_limit,
+            holdout, frequencies, vmin, vmax, device, progress: as :func:`fwi_plugins.engine.refine.refine` takes them.
         notify: ``notify(hook, **kwargs)`` for the ``fwi_run_started`` and ``fwi_run_finished``
             hooks (the plugin manager's ``notify``, under which a raising observer only warns).
 
@@ -127,7 +129,8 @@ def refine_files(*, observed_path: str | Path, out: str | Path, initial_path: st
     start = _StartRequest.of(initial_path, backbone=backbone, pretrained=pretrained, weights=weights,
                              adapter=adapter, normalization=normalization, options=backbone_options)
     refinement = Refinement(iterations=iterations, lr=lr, step=step, smooth=smooth, mute=mute,
-                            depth_power=depth_power, tv=tv, prior=prior, time_limit=time_limit, holdout=holdout,
+                            depth_power=depth_power, tv=tv, prior=prior, sobolev=sobolev,
+                            regularization=regularization, time_limit=time_limit, holdout=holdout,
                             vmin=vmin, vmax=vmax,
                             frequencies=tuple(float(f) for f in frequencies) if frequencies else None).resolved()
     notify = notify or no_notify
@@ -386,7 +389,8 @@ def _write_outcome(out_dir: Path, result: RefineResult, estimated: Any, initial:
         paths.append(out_dir / "wavelet.png")
     metrics: dict[str, Any] = {"initial_misfit": result.initial_misfit, "final_misfit": result.final_misfit,
                                "reduction": result.reduction, "iterations": settings["iterations"],
-                               "kept_start": list(result.kept_start), "holdout_shots": list(result.holdout_shots)}
+                               "kept_start": list(result.kept_start), "holdout_shots": list(result.holdout_shots),
+                               "regularization": result.regularization}
     if estimated is not None:
         metrics["wavelet_fit"] = float(np.mean(estimated.fit))
     atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .refine_lbfgs import lbfgs_minimize
-from .refine_terms import Preconditioner, prior_penalty, total_variation
+from .refine_terms import Preconditioner, prior_penalty, sobolev_penalty, total_variation
 
 if TYPE_CHECKING:
     from .refine_holdout import HeldOut
@@ -32,18 +32,18 @@ Callback = Callable[[int, float, torch.Tensor], None]
 
 
 class Objective:
-    """What the loops minimise: the physics' data misfit plus ``prior`` and ``tv`` regularisation.
+    """What the loops minimise: the physics' data misfit plus ``prior``, ``tv`` and ``sobolev`` regularisation.
 
     With ``held_out`` the misfit is that of its inverted shots only (the observed data the
     loops pass hold only those), and every simulation asked for with an ``offset`` also
     tells ``held_out`` the misfit of the shots left out.
     """
 
-    def __init__(self, physics: Any, *, scale: float, prior: float, tv: float,
+    def __init__(self, physics: Any, *, scale: float, prior: float, tv: float, sobolev: float = 0.0,
                  held_out: HeldOut | None = None) -> None:
-        self.physics, self.scale, self.prior, self.tv = physics, scale, prior, tv
+        self.physics, self.scale, self.prior, self.tv, self.sobolev = physics, scale, prior, tv, sobolev
         self.dt = physics.survey.dt
-        self.regularised = prior > 0 or tv > 0
+        self.regularised = prior > 0 or tv > 0 or sobolev > 0
         self.held_out = held_out
 
     def misfits(self, param: torch.Tensor, cutoff: float | None, observed: torch.Tensor, *,
@@ -75,6 +75,8 @@ class Objective:
             total = total + self.prior * prior_penalty(param, first)
         if self.tv > 0:
             total = total + self.tv * total_variation(param)
+        if self.sobolev > 0:
+            total = total + self.sobolev * sobolev_penalty(param)
         return total
 
 

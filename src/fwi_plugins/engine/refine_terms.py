@@ -10,7 +10,8 @@ of variables, so the quasi-Newton curvature pairs and the line search stay consi
 
 :func:`prior_penalty` ties the model to the start (the network's prediction) where the data
 do not ask for a change; :func:`total_variation` favours blocky models with sharp interfaces,
-as OpenFWI's layered and faulted maps are. Both are in units of the velocity range so their
+as OpenFWI's layered and faulted maps are; :func:`sobolev_penalty` (the squared gradient)
+favours smooth ones and punishes streaks hardest. All are in units of the velocity range so their
 weights do not depend on the survey.
 """
 
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Preconditioner", "prior_penalty", "total_variation"]
+__all__ = ["Preconditioner", "prior_penalty", "sobolev_penalty", "total_variation"]
 
 
 def _blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -96,3 +97,10 @@ def total_variation(model: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     dz = model[..., 1:, :-1] - model[..., :-1, :-1]
     dx = model[..., :-1, 1:] - model[..., :-1, :-1]
     return (dz.square() + dx.square() + eps**2).sqrt().flatten(1).mean(1)
+
+
+def sobolev_penalty(model: torch.Tensor) -> torch.Tensor:
+    """Mean squared gradient per model ``(N,)`` (range units per cell, squared): favours smooth models."""
+    dz = model[..., 1:, :-1] - model[..., :-1, :-1]
+    dx = model[..., :-1, 1:] - model[..., :-1, :-1]
+    return (dz.square() + dx.square()).flatten(1).mean(1)
