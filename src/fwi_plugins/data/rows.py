@@ -113,8 +113,9 @@ class RowStack:
         return values
 
 
-def take_rows(source: np.ndarray | RowStack, rows: np.ndarray) -> np.ndarray:
-    """Rows ``rows`` of ``source`` as a C-contiguous, writable array of their own.
+def take_rows(source: Any, rows: np.ndarray) -> np.ndarray:
+    """Rows ``rows`` of ``source`` (an array, a :class:`RowStack`, or device rows, whose rows index to the
+    host) as a C-contiguous, writable array of their own.
 
     What a batch needs before ``torch.from_numpy``: a memory map's rows are read-only, and
     torch warns about (and must not write through) non-writable arrays.

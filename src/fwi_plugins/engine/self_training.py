@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from ..physics import Physics
     from .options import RunOptions
     from .train import TrainResult
-    from .train_data import RowStack, TrainData
+    from .train_data import TrainData
 
 __all__ = ["RoundTargets", "misfit_per_model", "refine_options", "round_targets", "self_train"]
 
@@ -102,7 +102,7 @@ def misfit_per_model(velocity: np.ndarray, observed: np.ndarray, physics: Physic
     return out
 
 
-def round_targets(model: nn.Module, gathers: np.ndarray | RowStack, indices: np.ndarray, *, physics: Physics,
+def round_targets(model: nn.Module, gathers: Any, indices: np.ndarray, *, physics: Physics,
                   normalization: Normalization, opts: RunOptions, device: str, progress: bool) -> RoundTargets:
     """Predict, refine and select the targets of one round (steps 1-3 of the module's recipe)."""
     from .refine import refine
