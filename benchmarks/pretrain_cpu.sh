@@ -6,6 +6,7 @@
 #                         at most 4,500 steps (batch 16) or 85 minutes, loss L1 + (1 - SSIM)
 #   stage 3 (v4):         continued from stage 2 on the same 10,000 maps with a fresh cosine schedule
 #                         from half the learning rate, 4,000 steps (batch 16), at most 90 minutes
+#   stage 5 (v7 cand.):   the shipped weights continued on the realistic families, augmented (below)
 #   stage 4 (v5):         continued from stage 3 on the same 10,000 generated maps plus the real OpenFWI
 #                         FlatVel-A and CurveVel-A training maps (4,950 of each; 50 more validate; the
 #                         reader also loads 50 maps of each test archive as the datasets' test split,
@@ -96,4 +97,51 @@ EOF
       "$OPENFWI" "$family"
   done
 } > "$OUT/stage4.toml"
-"$FWI" pretrain --config "$OUT/stage4.toml" --out "$OUT/stage4"
+if [ "$FROM_STAGE" -le 4 ]; then
+  "$FWI" pretrain --config "$OUT/stage4.toml" --out "$OUT/stage4"
+fi
+
+# Stage 5 (a v7 candidate): the shipped weights (or STAGE5_INIT) continued on the four realistic
+# families (thrust, steep-beds, salt-dome, channels; 500 maps each, two thirds of the samples), a
+# replay of the eight generated families (100 each) and 200 real maps of each OpenFWI family,
+# with the gathers augmented as shaped field data look (augment = "all" at 0.2: band-limited
+# sources, phase errors, noise, dead traces, gain); at most 95 minutes.
+{
+  cat <<EOF
+command = "pretrain"
+
+[options]
+epochs = 8
+samples_per_epoch = 7200
+batch_size = 16
+lr = 0.0003
+warmup_epochs = 0.05
+lambda_ssim = 1.0
+max_minutes = 95.0
+checkpoint_minutes = 10.0
+name = "vit-tiny-openfwi"
+seed = 7
+augment = "all"
+augment_prob = 0.2
+init = "${STAGE5_INIT:-src/fwi_plugins/weights/vit-tiny-openfwi.safetensors}"
+weights = [2.0, 2.0, 2.0, 2.0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 1.0, 1.0]
+
+[backbone]
+name = "vit"
+options = { size = "tiny" }
+
+[physics]
+name = "deepwave"
+EOF
+  for family in thrust steep-beds salt-dome channels; do
+    printf '\n[[dataset]]\nname = "%s"\noptions = { n_train = 500, n_val = 20, n_test = 20, seed = 7 }\n' "$family"
+  done
+  for family in flatvel-a curvevel-a flatfault-a curvefault-a flatvel-b curvevel-b flatfault-b smooth; do
+    printf '\n[[dataset]]\nname = "%s"\noptions = { n_train = 100, n_val = 20, n_test = 20, seed = 7 }\n' "$family"
+  done
+  for family in flatvel-a curvevel-a; do
+    printf '\n[[dataset]]\nname = "openfwi"\noptions = { path = "%s", family = "%s", n_train = 200, n_val = 20, n_test = 20 }\n' \
+      "$OPENFWI" "$family"
+  done
+} > "$OUT/stage5.toml"
+"$FWI" pretrain --config "$OUT/stage5.toml" --out "$OUT/stage5"
