@@ -11,7 +11,7 @@ import numpy as np
 
 from .formats import GATHERS_NAMES
 
-__all__ = ["open_gathers"]
+__all__ = ["check_input_survey", "declared_interval", "open_gathers"]
 
 _GATHERS_DIMS = ("sample", "shot", "time", "receiver")
 
@@ -42,7 +42,7 @@ def open_gathers(path: Path) -> Iterator[tuple[Any, dict[str, Any]]]:
     ``.npy`` is memory-mapped and netCDF read through xarray slice by slice, so an input
     larger than memory is fine; zarr and SEG-Y go through :func:`fwi_plugins.data.io.read_gathers`.
     """
-    from .formats.netcdf import decode_attrs, gathers_geometry
+    from .formats.netcdf import decode_attrs, gathers_geometry, time_seconds
     from .io import read_gathers
     from ..errors import DataError
 
@@ -68,7 +68,7 @@ def open_gathers(path: Path) -> Iterator[tuple[Any, dict[str, Any]]]:
         except Exception as exc:  # h5py raises many types for a damaged file
             raise DataError(f"--input {path}: not a readable netCDF file ({type(exc).__name__}: {exc})") from None
         try:
-            names = [n for n in GATHERS_NAMES if n in ds.data_vars] or list(ds.data_vars)
+            names = [n for n in GATHERS_NAMES if n in ds.data_vars] or [str(n) for n in ds.data_vars]
             if len(names) != 1 and not set(names) & set(GATHERS_NAMES):
                 raise DataError(f"--input {path}: no gathers variable; expected one named 'gathers' "
                                 f"(found: {', '.join(map(str, ds.data_vars)) or 'none'})")
@@ -79,6 +79,9 @@ def open_gathers(path: Path) -> Iterator[tuple[Any, dict[str, Any]]]:
                 var = var.expand_dims("sample")
             _check_shape(tuple(var.shape), path)
             attrs = {"path": str(path), "format": "nc", **dict(ds.attrs)}
+            time = time_seconds(var, path)
+            if time is not None and time.size > 1:
+                attrs["dt"] = float(time[1] - time[0])
             attrs.update(gathers_geometry(ds, var, decode_attrs(ds.attrs), path))
             yield _LazyVariable(var), attrs
         finally:
@@ -86,3 +89,72 @@ def open_gathers(path: Path) -> Iterator[tuple[Any, dict[str, Any]]]:
     else:
         array, attrs = read_gathers(path)
         yield array, attrs
+
+
+def declared_interval(path: Path) -> tuple[float, str] | None:
+    """The sample interval (seconds) the gathers file states, and what states it; ``None`` if it states none.
+
+    Only metadata is read: a netCDF/zarr file's ``time`` coordinate (its units honoured,
+    see :func:`~fwi_plugins.data.formats.netcdf.time_seconds`) or ``survey`` attribute, a
+    SEG-Y file's binary header. ``.npy`` files state nothing.
+
+    Raises:
+        DataError: the file contradicts itself (time coordinate against survey attribute).
+    """
+    from ..errors import DataError
+
+    suffix = path.suffix.lower()
+    if suffix in (".sgy", ".segy"):
+        from .formats.segy_headers import open_segy, sample_interval
+
+        with open_segy(path) as f:
+            return sample_interval(f, path) * 1e-6, "its binary header's sample interval"
+    if suffix not in (".nc", ".zarr"):
+        return None
+    from .formats.netcdf import _open_dataset, _pick_variable, decode_attrs, time_seconds
+
+    ds = _open_dataset(path)
+    try:
+        var = _pick_variable(ds, path, GATHERS_NAMES, "gathers")
+        time = time_seconds(var, path)
+        survey = decode_attrs(ds.attrs).get("survey")
+    finally:
+        ds.close()
+    from_survey = float(survey["dt"]) if isinstance(survey, dict) and survey.get("dt") else None
+    if time is not None and time.size > 1:
+        dt = float(time[1] - time[0])
+        if from_survey is not None and not _same(dt, from_survey):
+            raise DataError(f"{path}: the time coordinate steps by {dt:g} s but the survey attribute says "
+                            f"dt = {from_survey:g} s")
+        return dt, "its time coordinate"
+    if from_survey is not None:
+        return from_survey, "its survey attribute"
+    return None
+
+
+def _same(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-3 * max(abs(a), abs(b))
+
+
+def check_input_survey(path: Path, survey: Any, *, given: str) -> None:
+    """Refuse a survey the user gave for ``path`` whose sample interval contradicts the file's own.
+
+    Args:
+        path: the gathers file.
+        survey: the :class:`~fwi_plugins.survey.Survey` the user gave.
+        given: how the user gave it, for the message (``"--survey s.toml"``).
+
+    Raises:
+        DataError: naming both intervals and both sources.
+    """
+    from ..errors import DataError
+
+    if not path.exists():
+        return  # reading the input reports it
+    declared = declared_interval(path)
+    if declared is None:
+        return
+    dt, source = declared
+    if not _same(dt, survey.dt):
+        raise DataError(f"--input {path}: {source} gives dt = {dt:g} s, but {given} says dt = {survey.dt:g} s; "
+                        f"correct whichever is wrong (or leave the survey out to use the file's own geometry)")

@@ -20,8 +20,15 @@ from ...errors import DataError
 from ...survey import Survey
 from . import GATHERS_NAMES, VELOCITY_NAMES
 
-__all__ = ["decode_attrs", "encode_attrs", "gathers_dataset", "gathers_geometry", "read_dataset",
+__all__ = ["decode_attrs", "encode_attrs", "gathers_dataset", "gathers_geometry", "read_dataset", "time_seconds",
            "velocity_dataset", "write_dataset"]
+
+# A ``time`` coordinate's ``units`` and the factor to seconds.
+_TIME_UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0,
+               "ms": 1e-3, "msec": 1e-3, "millisecond": 1e-3, "milliseconds": 1e-3}
+# Without units, a step this long in "seconds" over this many samples is no seismic recording
+# (a 20 Hz sampling rate), but milliseconds written as numbers: refused rather than guessed.
+_UNLABELLED_MAX_STEP, _UNLABELLED_MIN_SAMPLES = 0.05, 100
 
 
 def encode_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
@@ -94,6 +101,37 @@ def gathers_dataset(gathers: np.ndarray, survey: Survey, meta: Mapping[str, Any]
     return xr.Dataset({"gathers": var}, coords=coords, attrs=encode_attrs(meta))
 
 
+def time_seconds(var: Any, path: Path) -> np.ndarray | None:
+    """The ``time`` coordinate of a gathers variable in seconds, or ``None`` if it has none.
+
+    A ``units`` attribute of seconds (``s``, ``seconds``) or milliseconds (``ms``,
+    ``milliseconds``) is honoured and any other refused. Without units the values are
+    seconds, unless they step by more than 0.05 over more than 100 samples: such a file
+    almost surely holds milliseconds, and is refused naming that mistake.
+    """
+    if "time" not in var.coords:
+        return None
+    coord = var["time"]
+    if coord.dtype.kind == "m":  # decoded by xarray from CF time units
+        return np.asarray(coord.values / np.timedelta64(1, "s"), dtype=np.float64)
+    time = np.asarray(coord.values, dtype=np.float64)
+    units = coord.attrs.get("units")
+    if units is not None:
+        factor = _TIME_UNITS.get(str(units).strip().lower())
+        if factor is None:
+            raise DataError(f"{path}: coordinate 'time' is in {units!r}; expected seconds ('s') or "
+                            f"milliseconds ('ms')")
+        return time * factor
+    if time.size > _UNLABELLED_MIN_SAMPLES:
+        step = float(np.median(np.diff(time)))
+        if step > _UNLABELLED_MAX_STEP:
+            raise DataError(f"{path}: coordinate 'time' has no units and steps by {step:g} over {time.size} "
+                            f"samples: as seconds that is a {time[-1] - time[0]:g} s recording sampled at "
+                            f"{1 / step:.3g} Hz, so it is probably in milliseconds; set its units attribute "
+                            f"('ms' or 's')")
+    return time
+
+
 def write_dataset(path: Path, dataset: Any) -> None:
     if path.suffix.lower() == ".nc":
         with atomic_path(path) as tmp:
@@ -156,8 +194,9 @@ def read_dataset(path: Path, what: str) -> tuple[np.ndarray, dict[str, Any]]:
                 var = var.transpose(*order)
             elif var.ndim == 4:
                 raise DataError(f"{path}: gathers dims {var.dims}; expected (sample, shot, time, receiver)")
-            if "time" in var.coords and var.sizes.get("time", 0) > 1:
-                dt = float(var["time"][1] - var["time"][0])
+            time = time_seconds(var, path)
+            if time is not None and time.size > 1:
+                dt = float(time[1] - time[0])
                 attrs["dt"] = dt
                 survey = attrs.get("survey")
                 if isinstance(survey, dict) and survey.get("dt") and abs(survey["dt"] - dt) > 1e-3 * dt:
@@ -184,10 +223,10 @@ def gathers_geometry(ds: Any, var: Any, attrs: Mapping[str, Any], path: Path) ->
     """
     if attrs.get("survey") or "source_x" not in ds.coords or "receiver_x" not in ds.coords:
         return {}
-    if "time" not in var.coords or var.sizes.get("time", 0) < 2:
+    time = time_seconds(var, path)
+    if time is None or time.size < 2:
         raise DataError(f"{path}: source_x/receiver_x coordinates but no evenly spaced 'time' coordinate "
                         f"(seconds); the sample interval is needed to map the gathers")
-    time = np.asarray(var["time"].values, dtype=np.float64)
     steps = np.diff(time)
     if not (steps > 0).all() or np.ptp(steps) > 1e-3 * steps.mean():
         raise DataError(f"{path}: coordinate 'time' is not evenly spaced increasing seconds")
