@@ -117,3 +117,46 @@ def test_malformed_text_header_numbers_are_refused(tmp_path, gathers, survey, ol
     path.write_bytes(patched.encode("cp500") + raw[3200:])
     with pytest.raises(DataError, match="text header"):
         io.read_gathers(path)
+
+
+# -- trace headers against each other ------------------------------------------------
+def _foreign_line(path, *, source_x, offsets_from, n_rec=12, nt=30):
+    """A file without this package's text header: positions in metres, offsets as given."""
+    import segyio
+
+    data = np.random.default_rng(3).normal(size=(len(source_x) * n_rec, nt)).astype(np.float32)
+    spec = segyio.spec()
+    spec.format, spec.samples, spec.tracecount, spec.sorting = 5, list(range(nt)), data.shape[0], 2
+    with segyio.create(str(path), spec) as f:
+        f.bin.update({segyio.BinField.Interval: 2000})
+        for i in range(data.shape[0]):
+            s, r = divmod(i, n_rec)
+            f.header[i] = {segyio.TraceField.FieldRecord: s + 1, segyio.TraceField.TraceNumber: r + 1,
+                           segyio.TraceField.SourceX: int(source_x[s]), segyio.TraceField.GroupX: 10 * r,
+                           segyio.TraceField.offset: int(10 * r - offsets_from[s]),
+                           segyio.TraceField.SourceGroupScalar: 1}
+            f.trace[i] = data[i]
+    return path
+
+
+def test_source_positions_running_against_the_offsets_are_refused(tmp_path):
+    # SourceX decreases with the shot while the offsets (GroupX - true SourceX) say it increases.
+    true_x = [0, 40, 110]
+    path = _foreign_line(tmp_path / "reversed.sgy", source_x=true_x[::-1], offsets_from=true_x)
+    with pytest.raises(DataError, match=r"reversed\.sgy: headers disagree in \d+ of 36 traces: trace 1 has "
+                                        r"GroupX - SourceX = 0 - 110 = -110 but its offset header \(bytes "
+                                        r"37-40\) says 0"):
+        io.read_gathers(path)
+
+
+def test_offsets_agreeing_with_the_positions_read_signed_or_unsigned(tmp_path):
+    true_x = [0, 40, 110]
+    _, attrs = io.read_gathers(_foreign_line(tmp_path / "ok.sgy", source_x=true_x, offsets_from=true_x))
+    assert attrs["source_x"] == [0.0, 40.0, 110.0]
+    import segyio
+
+    with segyio.open(str(tmp_path / "ok.sgy"), "r+", ignore_geometry=True) as f:
+        for i in range(f.tracecount):
+            f.header[i][segyio.TraceField.offset] = abs(f.header[i][segyio.TraceField.offset])
+    assert io.read_gathers(tmp_path / "ok.sgy")[1]["source_x"] == [0.0, 40.0, 110.0]
+

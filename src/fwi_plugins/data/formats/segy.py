@@ -134,7 +134,7 @@ def read_segy_gathers(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
         traces, assumed = read_traces(f, path)
         head = {key: np.asarray(f.attributes(key)[:]) for key in (
             TF.FieldRecord, TF.SourceGroupScalar, TF.ElevationScalar, TF.SourceX, TF.GroupX,
-            TF.SourceDepth, TF.ReceiverGroupElevation)}
+            TF.SourceDepth, TF.ReceiverGroupElevation, TF.offset)}
     text_dt = text_number(fields, "DT", path)
     if text_dt is not None and abs(text_dt * 1e6 - interval) > max(0.5, 1e-5 * interval):
         raise DataError(f"{path}: headers disagree: the binary header's sample interval is {interval} "
@@ -148,6 +148,8 @@ def read_segy_gathers(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     traces = traces[order]
     xy_scalar = int(head[TF.SourceGroupScalar][0])
     z_scalar = int(head[TF.ElevationScalar][0])
+    _check_offsets(head[TF.offset], scaled(head[TF.SourceX], xy_scalar), scaled(head[TF.GroupX], xy_scalar),
+                   xy_scalar, path)
     src_x = scaled(head[TF.SourceX][order], xy_scalar).reshape(-1, n_rec)
     rec_x = scaled(head[TF.GroupX][order], xy_scalar).reshape(-1, n_rec)
     src_z = scaled(head[TF.SourceDepth][order], z_scalar).reshape(-1, n_rec)
@@ -172,6 +174,31 @@ def read_segy_gathers(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
         if text_count(fields, "NZ", path) is None:
             attrs["grid_depth"] = "assumed"
     return np.ascontiguousarray(gathers), attrs
+
+
+def _check_offsets(offset: np.ndarray, source_x: np.ndarray, group_x: np.ndarray, scalar: int,
+                   path: Path) -> None:
+    """Refuse source and receiver positions that contradict a filled offset header (bytes 37-40).
+
+    The offset is ``GroupX - SourceX``; files differ in whether it is signed, unsigned or
+    under the coordinate scalar, so any one reading that holds for every trace will do.
+    Offsets are whole units and coordinates rounded, hence a unit of slack.
+    """
+    if not np.any(offset):
+        return  # not filled in
+    span = group_x - source_x
+    tolerance = 1.0 + 1e-3 * np.abs(span)
+    signed = offset.astype(np.float64)
+    readings = {"signed": (span, signed), "unsigned": (np.abs(span), signed), "scaled": (span, scaled(offset, scalar))}
+    wrong = {name: np.flatnonzero(np.abs(want - got) > tolerance) for name, (want, got) in readings.items()}
+    if any(bad.size == 0 for bad in wrong.values()):
+        return
+    bad = min(wrong.values(), key=len)
+    i = int(bad[0])
+    raise DataError(f"{path}: headers disagree in {bad.size} of {offset.size} traces: trace {i + 1} has "
+                    f"GroupX - SourceX = {group_x[i]:g} - {source_x[i]:g} = {span[i]:g} but its offset header "
+                    f"(bytes 37-40) says {int(offset[i])}; the source or receiver positions are wrong (for "
+                    f"example SourceX running the other way), and the survey cannot be trusted")
 
 
 def _shot_layout(ffid: np.ndarray, traces_shape: tuple[int, ...], fields: Mapping[str, str],
