@@ -160,3 +160,48 @@ def test_offsets_agreeing_with_the_positions_read_signed_or_unsigned(tmp_path):
             f.header[i][segyio.TraceField.offset] = abs(f.header[i][segyio.TraceField.offset])
     assert io.read_gathers(tmp_path / "ok.sgy")[1]["source_x"] == [0.0, 40.0, 110.0]
 
+
+# -- byte order ---------------------------------------------------------------------
+def _as_little_endian(src, dst):
+    """The same file, every header and sample little-endian, written by segyio."""
+    import segyio
+
+    with segyio.open(str(src), ignore_geometry=True) as f:
+        spec = segyio.tools.metadata(f)
+        spec.endian = "little"
+        with segyio.create(str(dst), spec) as g:
+            g.text[0] = f.text[0]
+            g.bin = f.bin
+            g.header = f.header
+            g.trace = f.trace
+    assert struct.unpack("<h", dst.read_bytes()[FORMAT_AT:FORMAT_AT + 2])[0] == 5
+    return dst
+
+
+def test_little_endian_gathers_read_like_their_big_endian_twin(tmp_path, gathers, survey):
+    io.write_gathers(tmp_path / "big.sgy", gathers, survey=survey)
+    little = _as_little_endian(tmp_path / "big.sgy", tmp_path / "little.sgy")
+    arr, attrs = io.read_gathers(little)
+    np.testing.assert_array_equal(arr, gathers)
+    _, big_attrs = io.read_gathers(tmp_path / "big.sgy")
+    for key in ("dt", "source_x", "receiver_x", "source_z", "receiver_z", "survey", "sample_format"):
+        assert attrs[key] == big_attrs[key], key
+    assert io.survey_from_attrs(attrs) == survey
+
+
+def test_little_endian_velocity_reads(tmp_path):
+    velocity = np.random.default_rng(4).uniform(1500, 4500, (2, 1, 8, 10)).astype(np.float32)
+    io.write_velocity(tmp_path / "big.sgy", velocity, dx=12.5)
+    arr, attrs = io.read_velocity(_as_little_endian(tmp_path / "big.sgy", tmp_path / "little.sgy"))
+    np.testing.assert_array_equal(arr, velocity)
+    assert attrs["dx"] == 12.5
+
+
+def test_little_endian_ieee_declared_ibm_is_still_refused(tmp_path, gathers, survey):
+    io.write_gathers(tmp_path / "big.sgy", gathers, survey=survey)
+    little = _as_little_endian(tmp_path / "big.sgy", tmp_path / "little.sgy")
+    raw = bytearray(little.read_bytes())
+    raw[FORMAT_AT:FORMAT_AT + 2] = struct.pack("<h", 1)
+    little.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match=r"declares IBM floats \(sample format 1\)"):
+        io.read_gathers(little)

@@ -16,8 +16,8 @@ import numpy as np
 from ...atomic import atomic_path
 from ...errors import DataError
 
-__all__ = ["SEGY_FORMATS", "SEGY_MARK", "open_segy", "read_traces", "sample_interval", "scaled", "segyio_module",
-           "text_count", "text_fields", "text_header", "text_number", "write_segy"]
+__all__ = ["SEGY_FORMATS", "SEGY_MARK", "byte_order", "open_segy", "read_traces", "sample_interval", "scaled",
+           "segyio_module", "text_count", "text_fields", "text_header", "text_number", "write_segy"]
 
 SEGY_MARK = "FWI-PLUGINS"
 
@@ -49,14 +49,29 @@ def text_fields(text: str) -> dict[str, str]:
     return fields
 
 
+def byte_order(head: bytes, path: Path) -> str:
+    """``"big"`` (the standard's) or ``"little"``: the order in which the binary header's format code is one.
+
+    A code of 1..16 read in the other order is 256 or more, so the two cannot be confused.
+
+    Raises:
+        DataError: the format code is none this reader decodes in either order.
+    """
+    code = int.from_bytes(head[3224:3226], "big", signed=True)
+    if code not in SEGY_FORMATS and int.from_bytes(head[3224:3226], "little", signed=True) in SEGY_FORMATS:
+        return "little"
+    _check_format_code(code, path)  # segyio would fall back to IBM floats for an unknown code
+    return "big"
+
+
 def open_segy(path: Path) -> Any:
+    """The file opened with segyio in its byte order (see :func:`byte_order`), geometry ignored."""
     segyio = segyio_module()
     with path.open("rb") as handle:
         head = handle.read(3600)
-    if len(head) == 3600:  # segyio would fall back to IBM floats for an unknown code
-        _check_format_code(int.from_bytes(head[3224:3226], "big", signed=True), path)
+    endian = byte_order(head, path) if len(head) == 3600 else "big"
     try:
-        return segyio.open(str(path), "r", ignore_geometry=True)
+        return segyio.open(str(path), "r", ignore_geometry=True, endian=endian)
     except Exception as exc:  # segyio raises RuntimeError/OSError/ValueError for damaged files
         size = path.stat().st_size
         hint = " (a SEG-Y file needs at least 3600 header bytes)" if size < 3600 else ""
@@ -118,8 +133,9 @@ def _check_ibm(f: Any, path: Path) -> None:
     """
     ns = len(f.samples)
     offset = 3600 + 3200 * max(int(f.ext_headers), 0)
+    order = "<" if str(getattr(f, "endian", "big")) in ("little", "lsb") else ">"
     try:
-        words = np.memmap(path, dtype=">u4", mode="r", offset=offset, shape=(f.tracecount, 60 + ns))
+        words = np.memmap(path, dtype=f"{order}u4", mode="r", offset=offset, shape=(f.tracecount, 60 + ns))
     except (ValueError, OSError):
         return  # the trace reader reports a truncated file
     rows = np.unique(np.linspace(0, f.tracecount - 1, min(f.tracecount, 2000)).astype(np.int64))
@@ -129,7 +145,7 @@ def _check_ibm(f: Any, path: Path) -> None:
     unnormalised = int(np.count_nonzero(nonzero & (((samples >> 20) & 0xF) == 0)))
     total = int(np.count_nonzero(nonzero))
     if unnormalised > max(2, 0.01 * total):
-        as_ieee = samples.view(">f4")[nonzero]
+        as_ieee = samples.view(f"{order}f4")[nonzero]
         finite = np.isfinite(as_ieee)
         hint = ""
         if finite.all():
