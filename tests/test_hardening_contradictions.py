@@ -96,3 +96,54 @@ def test_unknown_time_units_are_refused_and_plain_seconds_still_read(tmp_path):
         io.read_gathers(bad)
     unlabelled = _write_nc(tmp_path / "plain.nc", gathers, np.arange(200) * 0.004, {})
     assert io.read_gathers(unlabelled)[1]["dt"] == pytest.approx(0.004)
+
+
+# -- MATLAB stacks: (N, Z, X) or MATLAB's (Z, X, N) ------------------------------------
+def _layered(n: int, nz: int, nx: int) -> np.ndarray:
+    """Smooth layered maps, each with its own interfaces: neighbours in a stack differ, cells do not."""
+    rng = np.random.default_rng(7)
+    z = np.arange(nz)[:, None]
+    x = np.arange(nx)[None, :]
+    maps = [1500 + 2500 * (z > rng.uniform(2, nz - 2) + rng.uniform(-0.3, 0.3) * x) * rng.uniform(0.3, 1)
+            + 40 * z for _ in range(n)]
+    return np.stack(maps).astype(np.float32)  # (N, Z, X)
+
+
+def test_a_matlab_stack_in_matlab_order_is_refused_without_a_grid(tmp_path):
+    from scipy.io import savemat
+
+    maps = _layered(30, 12, 16)
+    savemat(tmp_path / "stack.mat", {"vp": maps.transpose(1, 2, 0)})  # (Z, X, N) = (12, 16, 30)
+    with pytest.raises(DataError, match=r"stack\.mat: variable 'vp' of shape \(12, 16, 30\) changes .* times more "
+                                        r"along its third axis .*state the grid"):
+        io.read_velocity(tmp_path / "stack.mat")
+    square = _layered(30, 16, 16)
+    savemat(tmp_path / "square.mat", {"vp": square.transpose(1, 2, 0)})
+    with pytest.raises(DataError, match=r"square\.mat: .*\(16, 16, 30\) reads as 16 maps of 16 x 30 \(N, Z, X\) "
+                                        r"or as 30 maps of 16 x 16 \(Z, X, N"):
+        io.read_velocity(tmp_path / "square.mat")
+
+
+def test_a_matlab_stack_follows_the_grid_the_file_or_the_survey_states(tmp_path):
+    from scipy.io import savemat
+
+    from fwi_plugins import api
+
+    maps = _layered(30, 12, 16)
+    savemat(tmp_path / "stated.mat", {"vp": maps.transpose(1, 2, 0), "nz": 12, "nx": 16})
+    velocity, attrs = io.read_velocity(tmp_path / "stated.mat")
+    np.testing.assert_array_equal(velocity[:, 0], maps)
+    assert attrs["layout"] == "(Z, X, N)"
+    savemat(tmp_path / "bare.mat", {"vp": maps.transpose(1, 2, 0)})
+    np.testing.assert_array_equal(io.read_velocity(tmp_path / "bare.mat", grid=(12, 16))[0][:, 0], maps)
+    Survey.small(nz=12, nx=16).save(tmp_path / "s.toml")
+    ds = api.load_dataset("files", {"velocity": str(tmp_path / "bare.mat"), "survey": str(tmp_path / "s.toml"),
+                                    "splits": (1.0, 0.0, 0.0)})
+    np.testing.assert_array_equal(ds.velocity("train")[:, 0], maps)
+    # The stack order Python writes is unchanged, and a stack that fits the grid neither way is refused.
+    savemat(tmp_path / "python.mat", {"vp": maps})
+    np.testing.assert_array_equal(io.read_velocity(tmp_path / "python.mat", grid=(12, 16))[0][:, 0], maps)
+    assert io.read_velocity(tmp_path / "python.mat")[1]["layout"] == "(N, Z, X)"
+    with pytest.raises(DataError, match=r"python\.mat: variable 'vp' of shape \(30, 12, 16\) is neither "
+                                        r"\(N, Z, X\) nor \(Z, X, N\) of the 20 x 16 grid"):
+        io.read_velocity(tmp_path / "python.mat", grid=(20, 16))

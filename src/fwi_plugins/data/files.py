@@ -7,6 +7,7 @@ the splits are cut by fraction, whatever the files are called.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -58,18 +59,23 @@ def build_files(options: FilesOptions | None = None) -> SeismicDataset:
     velocity = gathers = None
     attrs: dict = {"generator": "fwi_plugins.data.files", "options": to_dict(opts)}
     survey: Survey | None = None
-    if opts.velocity:
-        if opts.velocity == "example":
-            from .examples import files_example
-
-            opts = dataclasses.replace(opts, velocity=str(files_example()))
-        velocity, vattrs = _read_all(opts.velocity, read_velocity, (*VELOCITY_SUFFIXES, ".mat"), "velocity")
-        attrs["velocity_file"] = {k: v for k, v in vattrs.items() if k != "versions"}
     if opts.gathers:
         gathers, gattrs = _read_all(opts.gathers, read_gathers, GATHERS_SUFFIXES, "gathers")
         attrs["gathers_file"] = {k: v for k, v in gattrs.items() if k not in ("versions", "survey")}
         if opts.survey == "auto":
             survey = survey_from_attrs(gattrs, where=opts.gathers)
+    if opts.velocity:
+        if opts.velocity == "example":
+            from .examples import files_example
+
+            opts = dataclasses.replace(opts, velocity=str(files_example()))
+        stated = survey if survey is not None or opts.survey in ("auto", "openfwi", "small", "") \
+            else Survey.load(opts.survey)
+        # The survey's grid decides the axis order of MATLAB stacks, (N, Z, X) or (Z, X, N).
+        grid = (stated.nz, stated.nx) if stated is not None else None
+        velocity, vattrs = _read_all(opts.velocity, functools.partial(read_velocity, grid=grid),
+                                     (*VELOCITY_SUFFIXES, ".mat"), "velocity")
+        attrs["velocity_file"] = {k: v for k, v in vattrs.items() if k != "versions"}
     if velocity is not None and gathers is not None and velocity.shape[0] != gathers.shape[0]:
         raise DataError(f"{opts.gathers}: {gathers.shape[0]} samples of gathers, but {opts.velocity} holds "
                         f"{velocity.shape[0]} velocity maps; expected one gather set per map")

@@ -73,14 +73,15 @@ def _suffix(path: Path, allowed: tuple[str, ...], what: str) -> str:
 
 
 # -- public API ----------------------------------------------------------------
-def read_velocity(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
+def read_velocity(path: str | Path, *, grid: tuple[int, int] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Read velocity maps: ``(N, 1, Z, X)`` float32 m/s and the file's attributes.
 
-    Besides the written formats, MATLAB ``.mat`` files are read (see :func:`read_mat_velocity`).
+    Besides the written formats, MATLAB ``.mat`` files are read (see :func:`read_mat_velocity`);
+    ``grid`` (``(nz, nx)``, the survey's) decides the axis order of their 3-D stacks.
     Attributes always include ``path`` and ``format``, and ``dx`` (metres) where the file says.
     """
     if Path(path).suffix.lower() == ".mat":
-        arr, attrs = read_mat_velocity(Path(path))
+        arr, attrs = read_mat_velocity(Path(path), grid=grid)
         return validate_velocity(arr, attrs["path"]), attrs
     arr, attrs = _read(path, "velocity", VELOCITY_SUFFIXES, read_segy_velocity)
     return validate_velocity(arr, attrs["path"]), attrs
