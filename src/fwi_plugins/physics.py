@@ -18,6 +18,8 @@ from .survey import Survey
 if TYPE_CHECKING:
     import torch
 
+    from .physics_options import WaveletPhysicsOptions
+
 __all__ = [
     "MISFITS",
     "Physics",
@@ -28,6 +30,7 @@ __all__ = [
     "misfit_l2",
     "misfit_ncc",
     "misfit_trace_l2",
+    "options_misfit",
 ]
 
 # Guards divisions by a trace's energy: silent traces (before the first arrival, muted
@@ -204,3 +207,25 @@ def get_misfit(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor
     from .misfits import get_misfit as registered
 
     return registered(name)
+
+
+def options_misfit(options: WaveletPhysicsOptions, survey: Survey
+                   ) -> tuple[Callable[[torch.Tensor, torch.Tensor], torch.Tensor], int | None]:
+    """The misfit a grid physics compares data with, as its options say, and the filter's half-length.
+
+    ``options.misfit`` itself for ``wavelet="survey"``; for ``"estimate"``, that misfit after
+    the matching filter of :func:`fwi_plugins.wavelet.matched_misfit`, whose half-length is
+    ``options.wavelet_lag`` seconds (default :func:`~fwi_plugins.wavelet.default_max_lag`)
+    in samples, at most the traces' length less one.
+
+    Returns:
+        ``(misfit, max_lag)``: ``max_lag`` in samples, ``None`` for ``wavelet="survey"``.
+    """
+    from .wavelet import default_max_lag, matched_misfit
+
+    misfit = get_misfit(options.misfit)
+    if options.wavelet != "estimate":
+        return misfit, None
+    lag = default_max_lag(survey.peak_freq) if options.wavelet_lag is None else options.wavelet_lag
+    max_lag = min(int(round(lag / survey.dt)), survey.nt - 1)
+    return matched_misfit(misfit, max_lag=max_lag, damping=options.wavelet_damping), max_lag

@@ -1,14 +1,15 @@
 """Options shared by physics that solve the wave equation on the survey's grid.
 
 Kept free of heavy imports (the registry reads options without importing torch). A grid
-physics plugin subclasses :class:`GridPhysicsOptions` and adds its own fields after these.
+physics plugin subclasses :class:`GridPhysicsOptions` (or :class:`WaveletPhysicsOptions`, which
+adds the source-wavelet choice) and adds its own fields after these.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from .errors import SurveyError
 from .misfits import canonical_misfit
@@ -17,7 +18,7 @@ from .options import option
 if TYPE_CHECKING:
     from .survey import Survey
 
-__all__ = ["GridPhysicsOptions"]
+__all__ = ["GridPhysicsOptions", "WaveletPhysicsOptions"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,3 +65,32 @@ class GridPhysicsOptions:
             raise SurveyError(f"max_vel {max_vel:g} m/s is below the survey's vmin {survey.vmin:g} m/s")
         settings = f"accuracy={self.accuracy};pml={pml_width};max_vel={max_vel:g};pml_freq={survey.peak_freq:g}"
         return pml_width, max_vel, hashlib.sha1(settings.encode()).hexdigest()[:10]
+
+
+@dataclass(frozen=True, kw_only=True)
+class WaveletPhysicsOptions(GridPhysicsOptions):
+    """The grid options, then the source wavelet the misfit compares with.
+
+    See :func:`fwi_plugins.physics.options_misfit`, which both grid physics plugins use.
+    """
+
+    wavelet: Literal["survey", "estimate"] = option(
+        "survey", "source wavelet the misfit compares with: survey (the survey's Ricker, amplitudes as "
+                  "simulated) or estimate (a matching filter per set of gathers, re-estimated at every "
+                  "comparison, turns the simulation into the recorded data's wavelet and amplitude scale; "
+                  "for field data)")
+    wavelet_lag: float | None = option(
+        None, "with wavelet=estimate: the matching filter's half-length in seconds; default three periods "
+              "of the survey's peak frequency")
+    wavelet_damping: float = option(
+        1e-3, "with wavelet=estimate: prewhitening of the filter's least-squares fit, a fraction of the "
+              "simulated traces' energy")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.wavelet not in ("survey", "estimate"):
+            raise ValueError(f"wavelet must be survey or estimate, got {self.wavelet!r}")
+        if self.wavelet_lag is not None and not (self.wavelet_lag >= 0 and self.wavelet_lag < float("inf")):
+            raise ValueError(f"wavelet_lag must be a non-negative number of seconds, got {self.wavelet_lag!r}")
+        if not (self.wavelet_damping > 0 and self.wavelet_damping < float("inf")):
+            raise ValueError(f"wavelet_damping must be a positive number, got {self.wavelet_damping!r}")

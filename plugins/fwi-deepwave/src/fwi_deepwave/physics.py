@@ -16,9 +16,8 @@ import deepwave
 import numpy as np
 import torch
 
-from fwi_plugins.physics import check_velocity_input, get_misfit
+from fwi_plugins.physics import check_velocity_input, options_misfit
 from fwi_plugins.survey import Survey
-from fwi_plugins.wavelet import default_max_lag, matched_misfit
 
 from . import __version__
 from .options import DeepwaveOptions
@@ -54,12 +53,7 @@ class DeepwavePhysics:
         self.options = options
         self.survey = survey
         self.pml_width, self.max_vel, digest = options.grid(survey)
-        self._misfit = get_misfit(options.misfit)
-        if options.wavelet == "estimate":
-            lag = default_max_lag(survey.peak_freq) if options.wavelet_lag is None else options.wavelet_lag
-            self.wavelet_max_lag = min(int(round(lag / survey.dt)), survey.nt - 1)
-            self._misfit = matched_misfit(self._misfit, max_lag=self.wavelet_max_lag,
-                                          damping=options.wavelet_damping)
+        self._misfit, self.wavelet_max_lag = options_misfit(options, survey)
         self._wavelet = torch.from_numpy(survey.wavelet_samples())
         self._sources = _locations(survey.sources).unsqueeze(1)  # (S, 1, 2)
         self._receivers = _locations(survey.receivers).unsqueeze(0).expand(survey.n_shots, -1, -1)  # (S, R, 2)

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from fwi_plugins.options import option
-from fwi_plugins.physics_options import GridPhysicsOptions
+from fwi_plugins.physics_options import WaveletPhysicsOptions
 
 
 @dataclass(frozen=True, kw_only=True)
-class TorchwaveOptions(GridPhysicsOptions):
-    """How the ``torchwave`` physics simulates and compares data (the grid options, then compile)."""
+class TorchwaveOptions(WaveletPhysicsOptions):
+    """How the ``torchwave`` physics simulates and compares data (the grid options, the wavelet's, then compile)."""
 
     compile: Literal["auto", "on", "off"] = option(
         "auto", "fuse the time step with torch.compile: auto (on CUDA, falling back to plain torch if "

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from fwi_plugins.errors import SurveyError
-from fwi_plugins.physics import check_velocity_input, get_misfit
+from fwi_plugins.physics import check_velocity_input, options_misfit
 from fwi_plugins.survey import Survey
 
 from . import __version__
@@ -53,7 +53,7 @@ class TorchwavePhysics:
         self.options = options
         self.survey = survey
         self.pml_width, self.max_vel, digest = options.grid(survey)
-        self._misfit = get_misfit(options.misfit)
+        self._misfit, self.wavelet_max_lag = options_misfit(options, survey)
         self._wavelet = torch.from_numpy(survey.wavelet_samples())
         self._sources = _grid_points(survey.sources, "sources")  # (S, 2)
         self._receivers = _grid_points(survey.receivers, "receivers")  # (R, 2)
@@ -61,7 +61,7 @@ class TorchwavePhysics:
 
     def __repr__(self) -> str:
         return (f"TorchwavePhysics(accuracy={self.options.accuracy}, pml_width={self.pml_width}, "
-                f"max_vel={self.max_vel:g}, misfit={self.options.misfit!r})")
+                f"max_vel={self.max_vel:g}, misfit={self.options.misfit!r}, wavelet={self.options.wavelet!r})")
 
     def _check_input(self, velocity: torch.Tensor) -> torch.Tensor:
         return check_velocity_input(velocity, survey=self.survey, accuracy=self.options.accuracy,
@@ -113,7 +113,11 @@ class TorchwavePhysics:
         return data.view(n_models, n_shots, self.survey.n_receivers, self.survey.nt).transpose(2, 3).contiguous()
 
     def misfit(self, predicted: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
-        """The option-chosen data misfit (see :mod:`fwi_plugins.physics`); a differentiable scalar."""
+        """The option-chosen data misfit (see :mod:`fwi_plugins.physics`); a differentiable scalar.
+
+        With ``wavelet=estimate`` the simulation first goes through the matching filter that
+        best turns it into ``observed`` (one per set of gathers, see :mod:`fwi_plugins.wavelet`).
+        """
         return self._misfit(predicted, observed.to(device=predicted.device, dtype=predicted.dtype))
 
 
