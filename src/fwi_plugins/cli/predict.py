@@ -94,11 +94,6 @@ def predict(backbone: str, pretrained: str | None, weights: Path | None, adapter
     if stray:
         raise OptionError(f"-o {stray[0]}: fwi predict takes only backbone options (-o backbone.KEY=VALUE)")
     requested_grid = _parse_grid(grid)
-    if survey_name is not None:
-        from ..data.gathers_input import check_input_survey
-        from ..survey import Survey
-
-        check_input_survey(input_path, Survey.load(survey_name), given=f"--survey {survey_name}")
     result = predict_files(backbone=backbone, input_path=input_path, out=out, pretrained=pretrained, weights=weights,
                            adapter=adapter, options=per_kind["backbone"], normalization=normalization,
                            survey=survey_name,

@@ -349,8 +349,12 @@ def predict_files(*, backbone: str, input_path: str | Path, out: str | Path, pre
 
     PredictFolder(out).check()  # refuse a folder of someone else's files before any work
     source, weights_config = weights_source(backbone, pretrained, Path(weights) if weights else None, options)
-    if survey is not None and not isinstance(survey, Survey):
-        survey = Survey.load(survey)
+    if survey is not None:
+        from ..data.gathers_input import check_input_survey
+
+        given = "the survey given" if isinstance(survey, Survey) else f"--survey {survey}"
+        survey = survey if isinstance(survey, Survey) else Survey.load(survey)
+        check_input_survey(input_path, survey, given=given)
     with open_gathers(input_path) as (gathers, attrs):
         predicted = _predict_opened(
             gathers, attrs, input_path=input_path, survey=survey, grid=grid, dx=dx, backbone=backbone,
