@@ -173,6 +173,10 @@ def test_lifecycle_hooks_are_called_and_a_raising_observer_only_warns(tmp_path):
             seen.append(("fwi_epoch_end", stage, epoch, metrics["train_loss"]))
 
         @hookimpl
+        def fwi_train_step(self, stage, step, metrics):
+            seen.append(("fwi_train_step", stage, step, metrics["loss"]))
+
+        @hookimpl
         def fwi_predictions_ready(self, stage, predictions):
             seen.append(("fwi_predictions_ready", stage, len(predictions)))
 
@@ -183,11 +187,15 @@ def test_lifecycle_hooks_are_called_and_a_raising_observer_only_warns(tmp_path):
     manager = FWIPluginManager(autoload=False).load_all()
     manager.register(Observer(), name="observer")
     manager.notify("fwi_run_started", run_dir=tmp_path, config={"command": "run"})
+    assert manager.listens("fwi_train_step")
+    assert not FWIPluginManager(autoload=False).load_all().listens("fwi_train_step")
+    manager.notify("fwi_train_step", run_dir=tmp_path, stage="adapt", step=10, metrics={"loss": 0.75})
     manager.notify("fwi_epoch_end", run_dir=tmp_path, stage="adapt", epoch=1, metrics={"train_loss": 0.5})
     manager.notify("fwi_predictions_ready", run_dir=tmp_path, stage="adapted", path=None, predictions=[1, 2])
     with pytest.warns(PluginLoadWarning, match="observer broke"):
         manager.notify("fwi_run_finished", run_dir=tmp_path, metrics={})
-    assert seen == [("fwi_run_started", "run"), ("fwi_epoch_end", "adapt", 1, 0.5),
+    assert seen == [("fwi_run_started", "run"), ("fwi_train_step", "adapt", 10, 0.75),
+                    ("fwi_epoch_end", "adapt", 1, 0.5),
                     ("fwi_predictions_ready", "adapted", 2)]
 
 

@@ -118,12 +118,68 @@ def test_training_reduces_label_loss_and_calls_hooks(tmp_path):
     assert "train_loss" not in result.history[0] and "val_mae" in result.history[0]
     assert result.history[-1]["train_loss"] < result.history[1]["train_loss"]
     assert "val_mae" in result.history[-1] and "val_mae_ms" in result.history[-1]
-    assert [c[0] for c in calls] == ["fwi_epoch_end"] * 4
+    assert [c[0] for c in calls if c[0] != "fwi_train_step"] == ["fwi_epoch_end"] * 4
     assert calls[-1][1]["stage"] == "adapt" and calls[-1][1]["epoch"] == 4
     assert result.steps == 4 * 4
     # Only the last epoch folder is kept, and the pointer names it.
     assert json.loads((tmp_path / "ckpt" / "latest.json").read_text())["path"] == "epoch-0004"
     assert sorted(p.name for p in (tmp_path / "ckpt").glob("epoch-*")) == ["epoch-0004"]
+
+
+def test_train_step_hook_reports_every_n_steps_with_window_means(tmp_path):
+    calls = []
+    result = T.train(build(), make_data(16), None, options=opts(epochs=3, log_every_steps=5), normalization=UnitScale(),
+                     run_dir=tmp_path, notify=lambda hook, **kw: calls.append((hook, kw)))
+    steps = [kw for hook, kw in calls if hook == "fwi_train_step"]
+    assert result.steps == 12 and [kw["step"] for kw in steps] == [5, 10]
+    first = steps[0]
+    assert first["stage"] == "adapt" and first["run_dir"] == tmp_path
+    assert set(first["metrics"]) == {"loss", "label_loss", "lr", "samples_per_s", "epoch"}
+    assert first["metrics"]["epoch"] == 2 and steps[1]["metrics"]["epoch"] == 3  # 4 steps per epoch
+    assert first["metrics"]["samples_per_s"] > 0 and first["metrics"]["lr"] > 0
+    # Step 5 is the first of epoch 2: its window holds that one step, whose loss is the label loss.
+    assert first["metrics"]["loss"] == pytest.approx(first["metrics"]["label_loss"])
+    epoch_1 = result.history[1]["train_loss"]
+    assert first["metrics"]["loss"] < epoch_1 * 1.5
+
+
+def test_train_step_hook_with_physics_and_switched_off():
+    calls = []
+    physics = LinearPhysics()
+    T.train(build(), make_data(8), None, options=opts(epochs=1, batch_size=2, log_every_steps=2, lambda_physics=0.1),
+            normalization=UnitScale(), physics=physics, notify=lambda hook, **kw: calls.append((hook, kw)))
+    steps = [kw for hook, kw in calls if hook == "fwi_train_step"]
+    assert [kw["step"] for kw in steps] == [2, 4] and "physics_loss" in steps[0]["metrics"]
+    assert steps[0]["run_dir"] is None
+    calls.clear()
+    T.train(build(), make_data(8), None, options=opts(epochs=1, batch_size=2, log_every_steps=0),
+            normalization=UnitScale(), notify=lambda hook, **kw: calls.append((hook, kw)))
+    assert "fwi_train_step" not in [c[0] for c in calls]
+
+
+def test_train_step_reports_are_not_prepared_when_no_plugin_implements_the_hook(monkeypatch):
+    from fwi_plugins import hookimpl
+    from fwi_plugins.engine import loop as L
+    from fwi_plugins.manager import FWIPluginManager, PluginLoadWarning
+
+    prepared = []
+    real = L._report_step
+    monkeypatch.setattr(L, "_report_step", lambda *a: (prepared.append(1), real(*a)))
+    manager = FWIPluginManager(autoload=False).load_all()
+    T.train(build(), make_data(8), None, options=opts(epochs=1, log_every_steps=1), normalization=UnitScale(),
+            notify=manager.notify)
+    assert prepared == []
+
+    class Broken:
+        @hookimpl
+        def fwi_train_step(self, step):
+            raise RuntimeError(f"observer broke at {step}")
+
+    manager.register(Broken(), name="broken")
+    with pytest.warns(PluginLoadWarning, match="observer broke at 1"):
+        result = T.train(build(), make_data(8), None, options=opts(epochs=1, log_every_steps=1),
+                         normalization=UnitScale(), notify=manager.notify)
+    assert len(prepared) == 2 and result.steps == 2  # the raising observer did not stop training
 
 
 def test_same_seed_same_result():

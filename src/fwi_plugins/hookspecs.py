@@ -5,8 +5,8 @@ Two families of hooks:
 * **Registration hooks** (``fwi_backbones``, ``fwi_peft_methods``, ``fwi_datasets``,
   ``fwi_physics``, ``fwi_misfits``) take no arguments, must be cheap (no torch import) and return an
   iterable of spec dataclasses. Every component, first-party included, enters here.
-* **Lifecycle hooks** (``fwi_run_started``, ``fwi_epoch_end``, ``fwi_run_finished``,
-  ``fwi_predictions_ready``) let another pipeline observe a run. They return nothing;
+* **Lifecycle hooks** (``fwi_run_started``, ``fwi_train_step``, ``fwi_epoch_end``,
+  ``fwi_run_finished``, ``fwi_predictions_ready``) let another pipeline observe a run. They return nothing;
   an exception raised in one is reported as a warning and does not stop the run.
 
 Implement any of them with :data:`fwi_plugins.hookimpl` in a module or class and
@@ -147,6 +147,32 @@ def fwi_run_started(run_dir: Path, config: Mapping[str, Any]) -> None:
 
 
 @hookspec
+def fwi_train_step(run_dir: Path | None, stage: str, step: int, metrics: Mapping[str, float]) -> None:
+    """Training has taken another ``log_every_steps`` optimisation steps (option, default 10; 0: never).
+
+    Called on the main process only (rank 0 under ``torchrun``). The loop prepares these
+    figures only when some plugin implements this hook, so an unused hook costs nothing.
+
+    Args:
+        run_dir: the run directory (``None`` when training was called without one).
+        stage: ``"pretrain"`` or ``"adapt"``.
+        step: optimisation steps taken so far, counted from 1 over the whole training
+            (a resumed run goes on counting where it stopped).
+        metrics: ``loss`` (the training loss), ``label_loss`` (with labels) and
+            ``physics_loss`` (with ``lambda_physics`` > 0), each the sample-weighted mean
+            over the steps since the last report within the epoch; ``lr``, the learning
+            rate of the last step; ``samples_per_s``, training samples per second over
+            those steps, all processes together; ``epoch``, the epoch in progress.
+
+    Example::
+
+        @hookimpl
+        def fwi_train_step(run_dir, stage, step, metrics):
+            my_tracker.log({f"{stage}/{k}": v for k, v in metrics.items()}, step=step)
+    """
+
+
+@hookspec
 def fwi_epoch_end(run_dir: Path, stage: str, epoch: int, metrics: Mapping[str, float]) -> None:
     """An epoch of training has ended.
 
@@ -226,4 +252,4 @@ def fwi_misfits() -> Iterable[MisfitSpec]:
 
 
 REGISTRATION_HOOKS = ("fwi_backbones", "fwi_peft_methods", "fwi_datasets", "fwi_physics", "fwi_misfits")
-LIFECYCLE_HOOKS = ("fwi_run_started", "fwi_epoch_end", "fwi_predictions_ready", "fwi_run_finished")
+LIFECYCLE_HOOKS = ("fwi_run_started", "fwi_train_step", "fwi_epoch_end", "fwi_predictions_ready", "fwi_run_finished")

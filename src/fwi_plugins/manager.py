@@ -305,6 +305,12 @@ class FWIPluginManager(pluggy.PluginManager):
                                    hint=f"List them with: fwi list {k.name}")
         return spec
 
+    def listens(self, hook: str) -> bool:
+        """Whether some plugin implements the lifecycle hook ``hook`` (the engine skips reports nobody reads)."""
+        if hook not in hookspecs.LIFECYCLE_HOOKS:
+            raise ValueError(f"{hook!r} is not a lifecycle hook")
+        return bool(getattr(self.hook, hook).get_hookimpls())
+
     def notify(self, hook: str, **kwargs: Any) -> None:
         """Call a lifecycle hook; an implementation that raises becomes a warning."""
         if hook not in hookspecs.LIFECYCLE_HOOKS:

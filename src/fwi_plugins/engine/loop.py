@@ -3,7 +3,8 @@
 :class:`TrainingLoop` holds what one call of ``train`` works with and how far it has
 come; :func:`run_epoch` trains one epoch of it: re-seed and draw the epoch's order,
 take the optimisation steps (checkpointing within the epoch when a time budget asks
-for it), then validate, select, checkpoint and report.
+for it, reporting every ``log_every_steps`` steps when someone listens), then validate,
+select, checkpoint and report.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from ..physics import Physics
     from .train import TrainResult
 
-__all__ = ["Schedule", "Selection", "TrainingLoop", "lr_factor", "run_epoch"]
+__all__ = ["Schedule", "Selection", "StepWindow", "TrainingLoop", "lr_factor", "run_epoch"]
 
 
 def lr_factor(step: int, *, total_steps: int, warmup_steps: int, min_ratio: float = 0.0) -> float:
@@ -91,6 +92,18 @@ class Selection:
 
 
 @dataclass
+class StepWindow:
+    """The steps since the last ``fwi_train_step`` report: sample-weighted loss sums and when they began."""
+
+    started: float
+    sums: dict[str, float]
+
+    @classmethod
+    def open(cls) -> StepWindow:
+        return cls(started=time.perf_counter(), sums={"loss": 0.0, "label": 0.0, "physics": 0.0, "n": 0.0})
+
+
+@dataclass
 class TrainingLoop:
     """One call of :func:`~fwi_plugins.engine.train.train`: what it works with, and how far it has come."""
 
@@ -119,6 +132,8 @@ class TrainingLoop:
     partial: dict[str, Any] | None = None  # where a checkpoint taken within an epoch stopped
     budget_start: float = 0.0
     last_checkpoint: float = 0.0
+    step_every: int = 0  # fwi_train_step every this many steps; 0: off, or no plugin implements it
+    window: StepWindow | None = None  # the steps since the last fwi_train_step
 
     @property
     def use_labels(self) -> bool:
@@ -177,12 +192,15 @@ def _train_batches(loop: TrainingLoop, epoch: int, order: list[int], first_batch
                unit="step", disable=not (options.progress and loop.info.is_main), leave=False, file=sys.stderr)
     out_of_time = False
     b = first_batch
+    loop.window = StepWindow.open() if loop.step_every else None
     for b in range(first_batch, steps):
         idx = np.sort(np.asarray(order[b * options.batch_size:(b + 1) * options.batch_size]))
         if len(idx) == 0:
             continue
         loss = _train_step(loop, idx)
         _add_to_sums(sums, loss, float(len(idx)))
+        if loop.window is not None:
+            _report_step(loop, epoch, loss, float(len(idx)))
         bar.update(1)
         bar.set_postfix(loss=f"{float(loss.total.detach()):.4f}")
         if options.max_steps and loop.step >= options.max_steps:
@@ -227,6 +245,29 @@ def _train_step(loop: TrainingLoop, idx: np.ndarray) -> BatchLoss:
     loop.optimizer.step()
     loop.step += 1
     return loss
+
+
+def _report_step(loop: TrainingLoop, epoch: int, loss: BatchLoss, n: float) -> None:
+    """Add the step to the window; every ``step_every`` steps call ``fwi_train_step`` with its means (rank 0)."""
+    assert loop.window is not None
+    window = loop.window
+    _add_to_sums(window.sums, loss, n)
+    if loop.step % loop.step_every:
+        return
+    sums, seconds = window.sums, time.perf_counter() - window.started
+    n_seen = max(sums["n"], 1.0)
+    metrics = {"loss": sums["loss"] / n_seen}
+    if loop.use_labels:
+        metrics["label_loss"] = sums["label"] / n_seen
+    if loop.physics is not None:
+        metrics["physics_loss"] = sums["physics"] / n_seen
+    metrics["lr"] = float(loop.optimizer.param_groups[0]["lr"])
+    # Every process trains batches of the same size in step, so rank 0's rate times the world is the total.
+    metrics["samples_per_s"] = sums["n"] * loop.info.world_size / max(seconds, 1e-9)
+    metrics["epoch"] = epoch
+    loop.notify("fwi_train_step", run_dir=Path(loop.run_dir) if loop.run_dir else None, stage=loop.stage,
+                step=loop.step, metrics=metrics)
+    loop.window = StepWindow.open()
 
 
 def _batch(loop: TrainingLoop, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:

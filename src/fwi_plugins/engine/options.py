@@ -83,6 +83,8 @@ class TrainOptions:
     checkpoint_minutes: float = option(10.0, "also checkpoint within an epoch every this many minutes "
                                              "(0 = at the end of each epoch only)")
     progress: bool = option(True, "show progress bars")
+    log_every_steps: int = option(10, "call the fwi_train_step hook (per-step loss, learning rate, samples/s) every "
+                                      "this many optimisation steps, when a plugin implements it (0 = never)")
     augment: str = option("", "gather augmentations applied to each training batch, comma-separated from "
                               "band, phase, noise, dead, gain, or 'all'; empty for none")
     augment_prob: float = option(0.5, "probability that band, phase, noise and dead each alter a training "
@@ -97,6 +99,8 @@ class TrainOptions:
             raise ValueError(f"option 'augment_prob' must lie in [0, 1], got {self.augment_prob!r}")
         _finite_non_negative(self, "lr", "weight_decay", "warmup_epochs", "grad_clip", "lambda_physics",
                              "lambda_ssim", "max_minutes", "checkpoint_minutes")
+        if self.log_every_steps < 0:
+            raise ValueError(f"option 'log_every_steps' must be >= 0, got {self.log_every_steps!r}")
         if self.max_steps < 0:
             raise ValueError(f"option 'max_steps' must be >= 0, got {self.max_steps!r}")
         if self.lr <= 0:

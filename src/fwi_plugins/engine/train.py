@@ -33,7 +33,7 @@ from .checkpoint import resume_training, training_fingerprint
 from .config import TrainOptions, run_device
 from .distributed import current_dist, wrap_ddp
 from .loop import Schedule, Selection, TrainingLoop, run_epoch
-from .notify import Notify, no_notify
+from .notify import Notify, listens, no_notify
 from .train_data import TrainData, epoch_sampler
 from .validation import validate
 
@@ -130,6 +130,8 @@ def train(model: nn.Module, train_data: TrainData, val_data: TrainData | None, *
                                                          info.world_size, start_from),
                         selection=_selection(options, val_data), stage=stage, checkpoint_dir=checkpoint_dir,
                         run_dir=run_dir, notify=notify or no_notify, result=TrainResult())
+    if info.is_main and listens(loop.notify, "fwi_train_step"):
+        loop.step_every = options.log_every_steps
     start_epoch = _resume(loop)
     model.to(device)
     loop.step = loop.result.steps
