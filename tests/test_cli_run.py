@@ -112,6 +112,12 @@ def test_tiny_job_then_rerun_from_its_config(cli, tmp_path):
     assert "SSIM" in result.output and "zero-shot" in result.output and "refined (1)" in result.output
     assert (out / "metrics.json").is_file() and (out / "adapter" / "adapter_config.json").is_file()
     first = json.loads((out / "metrics.json").read_text())
+    # fwi runs reads the folder the engine wrote.
+    listed = CliRunner().invoke(main, ["runs", str(tmp_path), "--json"], catch_exceptions=False)
+    (run,) = json.loads(listed.output)
+    assert (run["backbone"], run["peft"], run["dataset"], run["status"]) == ("vit", "lora", "salt", "complete")
+    assert run["adapted_ssim"] == first["adapted"]["ssim"] and run["steps"] == first["training"]["steps"] == 2
+    assert run["wall_time"] == first["timing"]["total"]
     # The run directory's config re-runs the job: it resumes the finished training.
     again = cli("run", "--config", str(out), "--json")
     assert again.exit_code == 0, again.output
