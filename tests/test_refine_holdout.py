@@ -44,7 +44,8 @@ def _layered(n: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize(("n_shots", "holdout", "expected"),
-                         [(5, None, [1]), (5, 2, [1, 3]), (5, 0, []), (3, None, [1]), (2, None, []), (7, 3, [1, 3, 5])])
+                         [(5, None, []), (5, 1, [1]), (5, 2, [1, 3]), (5, 0, []), (3, 1, [1]), (2, None, []),
+                          (7, 3, [1, 3, 5])])
 def test_every_other_shot_from_the_second_is_held_out(n_shots, holdout, expected):
     assert holdout_shots(n_shots, holdout) == expected
 
@@ -110,7 +111,7 @@ def wave_case():
         observed = physics.simulate(torch.from_numpy(truth)).numpy()
     start = truth.copy()
     start[1:] = gaussian_blur(torch.from_numpy(truth[1:]), 2.5).numpy()
-    result = refine(start, observed, physics=physics, iterations=8, progress=False)
+    result = refine(start, observed, physics=physics, iterations=8, progress=False, holdout=1)
     return truth, start, result
 
 
@@ -144,7 +145,7 @@ def test_fwi_refine_names_the_maps_left_unchanged(tmp_path):
     result = CliRunner().invoke(main, ["refine", "--initial", str(tmp_path / "initial.npy"), "--observed",
                                        str(tmp_path / "observed.npy"), "--survey", str(tmp_path / "survey.toml"),
                                        "--iterations", "2", "--out", str(tmp_path / "out"), "--no-progress",
-                                       "--device", "cpu"], catch_exceptions=False)
+                                       "--device", "cpu", "--holdout", "1"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "map(s) 0, 1 of 2 left unchanged" in result.output
     import json
@@ -165,11 +166,12 @@ def test_auto_regularization_keeps_the_candidate_best_on_held_out_shots(monkeypa
         return 0.0 if len(calls) == 4 else calls[-1] + 1.0
 
     monkeypatch.setattr(refine_select, "relative_holdout", scored)
-    chosen = refine(start, observed, physics=physics, iterations=3, progress=False, regularization="auto")
+    chosen = refine(start, observed, physics=physics, iterations=3, progress=False, regularization="auto",
+                    holdout=1)
     assert len(calls) == len(refine_select.CANDIDATES)
     assert chosen.regularization is not None
     assert chosen.regularization["chosen"] == "smooth-0.1" and chosen.regularization["sobolev"] == 0.1
-    alone = refine(start, observed, physics=physics, iterations=3, progress=False, tv=0.0, sobolev=0.1)
+    alone = refine(start, observed, physics=physics, iterations=3, progress=False, tv=0.0, sobolev=0.1, holdout=1)
     np.testing.assert_array_equal(chosen.velocity, alone.velocity)
     with pytest.raises(OptionError, match="held-out shots"):
         refine(start, observed, physics=physics, iterations=1, progress=False, regularization="auto", holdout=0)

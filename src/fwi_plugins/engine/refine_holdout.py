@@ -26,15 +26,16 @@ __all__ = ["HeldOut", "holdout_shots"]
 def holdout_shots(n_shots: int, holdout: int | None) -> list[int]:
     """The indices of the held-out shots: ``holdout`` of them, every other shot from the second.
 
-    ``None`` holds out one shot where the survey has at least 3 (with fewer, every shot is
-    needed to invert and none is held out); ``0`` holds out none.
+    ``None`` and ``0`` hold out none (the default: measured on the shipped network's
+    predictions, inverting one shot fewer cost more on maps refinement improves than the rule
+    saved on maps it worsens; see the README's refinement section).
 
     Raises:
         OptionError: ``holdout`` is not a whole number, or leaves no room for inverted shots
             on both sides of each held-out one.
     """
     if holdout is None:
-        holdout = 1 if n_shots >= 3 else 0
+        holdout = 0
     if isinstance(holdout, bool) or not isinstance(holdout, int) or holdout < 0:
         raise OptionError(f"refine: holdout must be a whole number of shots >= 0 (0: none), got {holdout!r}")
     most = (n_shots - 1) // 2
