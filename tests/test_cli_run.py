@@ -117,7 +117,7 @@ def test_tiny_job_then_rerun_from_its_config(cli, tmp_path):
     (run,) = json.loads(listed.output)
     assert (run["backbone"], run["peft"], run["dataset"], run["status"]) == ("vit", "lora", "salt", "complete")
     assert run["adapted_ssim"] == first["adapted"]["ssim"] and run["steps"] == first["training"]["steps"] == 2
-    assert run["wall_time"] == first["timing"]["total"]
+    assert run["wall_time"] == first["timing"]["total"] and first["training"]["complete"] is True
     # The run directory's config re-runs the job: it resumes the finished training.
     again = cli("run", "--config", str(out), "--json")
     assert again.exit_code == 0, again.output

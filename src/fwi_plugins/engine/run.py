@@ -361,7 +361,7 @@ def _metrics(job: _Job, parts: _Components, data: _Data, zero_shot: _Tested, ada
     metrics.update({
         "training": {"history": result.history, "epochs": result.epochs, "steps": result.steps,
                      "wall_time": result.wall_time, "resumed_from": result.resumed_from,
-                     "best_epoch": result.best_epoch},
+                     "best_epoch": result.best_epoch, "complete": result.complete},
         "refinement": refined.info if refined is not None else {},
         **({"self_training": adapted.self_training} if adapted.self_training is not None else {}),
         "parameters": {"trainable": int(trainable), "total": int(total),
