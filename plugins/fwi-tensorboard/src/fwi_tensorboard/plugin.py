@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from .log import RunLog
 
 _RUNS: dict[Path, RunLog] = {}
+#: Runs started but not logged yet: their configuration, until training reports (a refinement,
+#: which trains nothing, gets no tensorboard/ folder).
+_PENDING: dict[Path, Mapping[str, Any] | None] = {}
 
 
 def _key(run_dir: Any) -> Path:
@@ -38,12 +41,16 @@ def _log(run_dir: Any) -> RunLog | None:
     """The run's log; training called from Python without ``fwi_run_started`` gets one on first report."""
     if run_dir is None:
         return None
-    return _RUNS.get(_key(run_dir)) or _open(run_dir, None)
+    key = _key(run_dir)
+    return _RUNS.get(key) or _open(run_dir, _PENDING.pop(key, None))
 
 
 @hookimpl
 def fwi_run_started(run_dir, config):
-    _open(run_dir, config)
+    key = _key(run_dir)
+    if key in _RUNS:  # a run that never reported its end (an earlier failure in this process)
+        _RUNS.pop(key).close()
+    _PENDING[key] = config
 
 
 @hookimpl
@@ -70,6 +77,7 @@ def fwi_predictions_ready(run_dir, stage, path, predictions):
 
 @hookimpl
 def fwi_run_finished(run_dir, metrics):
+    _PENDING.pop(_key(run_dir), None)
     log = _RUNS.pop(_key(run_dir), None)
     if log is not None:
         log.finish(metrics)
