@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         card = json.loads(args.card.read_text())
         card["guard"] = {"command": "python benchmarks/weights_guard.py", "weights_digest": digest,
                          "shaping": "none", "sets": scores}
-        args.card.write_text(json.dumps(card, indent=2) + "\n")
+        args.card.write_text(json.dumps(card, indent=1) + "\n")
         print(f"wrote the guard entry of {args.card}")
     return 0
 
