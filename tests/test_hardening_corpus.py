@@ -116,6 +116,11 @@ CORPUS: dict[str, Case] = {
     "gathers nc coordinates without time": lambda t: predict(_nc_with_coordinates(t, time=False)),
     "gathers nc coordinates in km": lambda t: predict(_nc_with_coordinates(t, units="km")),
     "gathers nc unmappable grid": lambda t: predict(_nc_with_coordinates(t), "--grid", "400x100"),
+    # found by tests/test_property_predict.py: a traceback (LinAlgError), a mirrored map, a NaN not located
+    "gathers nc milliseconds labelled seconds": lambda t: predict(_nc_events(t, time_factor=1000.0)),
+    "gathers nc receivers reversed against coordinates": lambda t: predict(_nc_events(t, reverse=True)),
+    "gathers nc one NaN mapped": lambda t: predict(_nc_events(t, nan=True)),
+    "gathers sgy one NaN": lambda t: predict(_segy_nan(t)),
     "gathers npy survey of other shots": lambda t: predict(
         _save(t / "g.npy", np.zeros((1, 4, 1000, 70), np.float32)), "--survey", "openfwi"),
     # normalisation (fwi predict --normalization)
@@ -202,6 +207,46 @@ def _nc_with_coordinates(tmp: Path, *, time: bool = True, units: str = "m") -> P
                     coords=coords)
     path = tmp / "g.nc"
     ds.to_netcdf(path, engine="h5netcdf")
+    return path
+
+
+def _events(shots: int, nt: int, receivers: int, dt: float) -> np.ndarray:
+    """Direct-wave-like events, earliest at each shot's source (shot s at x = s * 150 m, receivers every 10 m)."""
+    t = np.arange(nt)[:, None] * dt
+    x = np.arange(receivers)[None, :] * 10.0
+    return np.stack([np.exp(-((t - 0.1 - np.abs(x - s * 150.0) / 2000.0) / 0.01) ** 2)
+                     for s in range(shots)])[None].astype(np.float32)
+
+
+def _nc_events(tmp: Path, *, time_factor: float = 1.0, reverse: bool = False, nan: bool = False) -> Path:
+    import xarray as xr
+
+    gathers = _events(7, 1000, 100, 0.001)
+    if reverse:
+        gathers = np.ascontiguousarray(gathers[..., ::-1])
+    if nan:
+        gathers[0, 3, 500, 40] = np.nan
+    coords = {"source_x": ("shot", np.arange(7) * 150.0, {"units": "m"}),
+              "receiver_x": ("receiver", np.arange(100) * 10.0, {"units": "m"}),
+              "time": ("time", np.arange(1000) * 0.001 * time_factor, {"units": "s"})}
+    path = tmp / "g.nc"
+    xr.Dataset({"gathers": (("sample", "shot", "time", "receiver"), gathers)}, coords=coords).to_netcdf(
+        path, engine="h5netcdf")
+    return path
+
+
+def _segy_nan(tmp: Path) -> Path:
+    import segyio
+
+    from fwi_plugins.data import io
+
+    survey = Survey(nz=70, nx=100, dx=10.0, nt=1000, dt=0.001, sources=tuple((0.0, s * 15.0) for s in range(7)),
+                    receivers=tuple((0.0, float(x)) for x in range(100)))
+    path = io.write_gathers(tmp / "g.sgy", _events(7, 1000, 100, 0.001), survey=survey)
+    with segyio.open(str(path), "r+", ignore_geometry=True) as f:
+        trace = f.trace[5].copy()
+        trace[10] = np.nan
+        f.trace[5] = trace
     return path
 
 

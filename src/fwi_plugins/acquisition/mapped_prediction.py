@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import DataError
 from ..survey import Survey
 from .mapping import AcquisitionMap
 from .surveys import Grid, native_survey
@@ -31,7 +32,15 @@ class _MappedGathers:
         chunk = self.gathers[first:last]
         if hasattr(chunk, "detach"):
             chunk = chunk.detach().cpu().numpy()
-        mapped = self.mapping.gathers_to_native(np.asarray(chunk))
+        chunk = np.asarray(chunk)
+        finite = np.isfinite(chunk)
+        if not finite.all():
+            # Mapping spreads one NaN over whole windows: name the user's own samples, not the windows.
+            bad = (~finite).reshape(len(chunk), -1)
+            samples = (first + np.flatnonzero(bad.any(axis=1))).tolist()
+            raise DataError(f"gathers sample(s) {', '.join(map(str, samples))} hold {int(bad.sum())} NaN or "
+                            f"infinite value(s)")
+        mapped = self.mapping.gathers_to_native(chunk)
         return mapped[start - first * w: stop - first * w]
 
 

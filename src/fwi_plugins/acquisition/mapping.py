@@ -22,6 +22,10 @@ __all__ = ["FREQUENCY_TOLERANCE", "AcquisitionMap"]
 #: The ratio of equivalent to trained peak frequency beyond which a warning is given.
 FREQUENCY_TOLERANCE = 1.5
 
+#: The least Nyquist frequency of the mapped recording, in trained peak frequencies: a Ricker
+#: keeps a tenth of its peak amplitude up to about 2.2 times its peak frequency.
+MIN_NYQUIST_PEAKS = 2.0
+
 
 @dataclasses.dataclass(frozen=True)
 class _Window:
@@ -124,6 +128,7 @@ class AcquisitionMap:
             self.notes.append(f"the survey's {survey.peak_freq:g} Hz wavelet reads as {equivalent:.3g} Hz at scale "
                               f"{self.scale:.3g}; the network was trained on {native.peak_freq:g} Hz")
         self._check_surface_acquisition(source_z, receiver_z)
+        self._check_sampling()
         self.window_width = native_width * self.scale
         self.windows = tuple(self._plan_window(start) for start in self._window_starts(user_span, overlap))
         self._check_grid_coverage()
@@ -138,6 +143,20 @@ class AcquisitionMap:
                 i = int(np.argmax(depths))
                 raise SurveyError(f"{label} {i} is {depths[i]:g} m below the surface; the network was trained on "
                                   f"surface acquisition (within {surface:g} m at scale {self.scale:.3g})")
+
+    def _check_sampling(self) -> None:
+        """The recording, stretched by the scale, must carry the trained wavelet's band.
+
+        A time axis stated in the wrong unit (milliseconds labelled seconds) gives a sample
+        interval a thousand times too long; mapped, such gathers hold nothing the network reads.
+        """
+        nyquist = self.scale * 0.5 / self.survey.dt  # Hz, on the network's time axis
+        needed = MIN_NYQUIST_PEAKS * self.native.peak_freq
+        if nyquist < needed:
+            raise SurveyError(f"the recording is sampled every {self.survey.dt:g} s: at scale {self.scale:.3g} it "
+                              f"carries frequencies up to {nyquist:.3g} Hz, and the network's "
+                              f"{self.native.peak_freq:g} Hz wavelet needs up to {needed:g} Hz. Is the sample "
+                              f"interval in the right unit (a time axis in milliseconds labelled seconds)?")
 
     def _window_starts(self, span: float, overlap: float) -> np.ndarray:
         left = float(self.receiver_x.min())

@@ -79,6 +79,9 @@ def validate_gathers(arr: Any, where: str) -> np.ndarray:
     if arr.size == 0:
         raise DataError(f"{where}: gathers of shape {arr.shape} hold no values")
     if not np.all(np.isfinite(arr)):
-        bad = int(np.count_nonzero(~np.isfinite(arr)))
-        raise DataError(f"{where}: gathers hold {bad} NaN or infinite value(s)")
+        bad = ~np.isfinite(arr)
+        n, s, t, r = (int(i) for i in np.unravel_index(int(np.flatnonzero(bad)[0]), arr.shape))
+        samples = int(bad.reshape(len(arr), -1).any(axis=1).sum())
+        raise DataError(f"{where}: gathers hold {int(bad.sum())} NaN or infinite value(s) in {samples} of {len(arr)} "
+                        f"sample(s); the first is sample {n}, shot {s}, time sample {t}, receiver {r}")
     return np.ascontiguousarray(arr, dtype=np.float32)

@@ -100,13 +100,70 @@ def _fit_gathers_range(gathers: Any, batch_size: int) -> tuple[float, float]:
 
 
 def _check_signal(gathers: Any, batch_size: int, where: str) -> None:
-    """Refuse gathers that hold no signal: every sample the same value (all zeros, a constant)."""
+    """Refuse the user's gathers when they hold NaN or infinite values, or no signal (every sample one value).
+
+    Read batch by batch before any mapping, so a message names the input's own samples
+    (sample, shot, time sample, receiver), not the mapped windows the network reads.
+    """
     from ..errors import DataError
 
-    lo, hi = _fit_gathers_range(gathers, batch_size)
+    lo, hi = np.inf, -np.inf
+    bad_samples: list[int] = []
+    bad_count = 0
+    first_bad: tuple[int, ...] | None = None
+    for start in range(0, gathers.shape[0], batch_size):
+        chunk = gathers[start:start + batch_size]
+        if hasattr(chunk, "detach"):
+            chunk = chunk.detach().cpu().numpy()
+        chunk = np.asarray(chunk, dtype=np.float32)
+        finite = np.isfinite(chunk)
+        if not finite.all():
+            bad = ~finite
+            bad_count += int(bad.sum())
+            per_sample = bad.reshape(len(chunk), -1).any(axis=1)
+            bad_samples += (start + np.flatnonzero(per_sample)).tolist()
+            if first_bad is None:
+                index = np.unravel_index(int(np.flatnonzero(bad)[0]), chunk.shape)
+                first_bad = (start + int(index[0]), *(int(i) for i in index[1:]))
+            chunk = chunk[finite]
+        if chunk.size:
+            lo, hi = min(lo, float(chunk.min())), max(hi, float(chunk.max()))
+    if first_bad is not None:
+        n, s, t, r = first_bad
+        listed = ", ".join(map(str, bad_samples[:5])) + (", ..." if len(bad_samples) > 5 else "")
+        raise DataError(f"{where}: the gathers hold {bad_count} NaN or infinite value(s) in {len(bad_samples)} of "
+                        f"{gathers.shape[0]} sample(s) ({listed}); the first is sample {n}, shot {s}, time sample "
+                        f"{t}, receiver {r}. Remove those samples or replace the values (dead traces as zeros)")
     if lo == hi:
         raise DataError(f"{where}: every gathers sample is {lo:g}: the input holds no recorded signal to predict "
                         f"velocity from (an empty or failed export?)")
+
+
+#: Gathers the network reads beyond this multiple of its trained input range [-1, 1] are warned about.
+UNIT_RANGE_LIMIT = 1.5
+
+#: Gathers whose peak amplitude is further than this factor from the trained one's (either way) are warned about.
+AMPLITUDE_RATIO_LIMIT = 10.0
+
+
+def _unit_range_problem(lo: float, hi: float, norm: Any, *, shaped: bool) -> str | None:
+    """A sentence naming how far the gathers the network reads are from the amplitudes it was trained on, if far.
+
+    Far is a peak amplitude more than :data:`AMPLITUDE_RATIO_LIMIT` times above or below the
+    trained data's, or a range in the network's input scale beyond :data:`UNIT_RANGE_LIMIT`
+    times [-1, 1].
+    """
+    unit = np.asarray(norm.gathers_to_unit(np.array([lo, hi], dtype=np.float64)), dtype=np.float64)
+    beyond = float(np.abs(unit).max())
+    trained_peak = max(abs(float(norm.data_min)), abs(float(norm.data_max)))
+    ratio = max(abs(lo), abs(hi)) / trained_peak
+    if beyond <= UNIT_RANGE_LIMIT and 1 / AMPLITUDE_RATIO_LIMIT <= ratio <= AMPLITUDE_RATIO_LIMIT:
+        return None
+    what = "shaped to the trained wavelet" if shaped else "as given (no shaping)"
+    return (f"the gathers, {what}, peak at {ratio:.3g} times the amplitude the weights were trained on (raw "
+            f"{lo:.3g}..{hi:.3g} against {norm.data_min:.3g}..{norm.data_max:.3g}; {unit[0]:.3g}..{unit[1]:.3g} in "
+            f"the network's input scale, trained on [-1, 1]): the map cannot be trusted"
+            + ("" if shaped else "; --shaping estimate scales the data to the trained amplitude"))
 
 
 def weights_source(backbone: str, pretrained: str | None, weights: Path | None,
@@ -183,7 +240,7 @@ def acquisition_map(gathers_shape: tuple[int, ...], weights_config: Any, survey:
 def predict_velocity(gathers: Any, *, backbone: str, options: Mapping[str, Any], source: str, weights_config: Any,
                      adapter: Path | None, normalization: Path | None, shape: Any, batch_size: int, device: Any,
                      progress: bool, where: str, survey: Any = None, grid: Any = None,
-                     shaping: Any = "none") -> tuple[np.ndarray, dict[str, Any]]:
+                     shaping: Any = "none", path: Path | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Velocity (m/s) from ``gathers`` with the model the command's options name, and its provenance.
 
     Gathers recorded with ``survey`` are mapped onto the acquisition the weights were
@@ -191,11 +248,13 @@ def predict_velocity(gathers: Any, *, backbone: str, options: Mapping[str, Any],
     ``shaping`` (see :func:`shaping_choice`) turns the data's wavelet and amplitude into the
     trained ones first (:mod:`fwi_plugins.shaping`); what it found is checked and recorded.
     The normalisation is the one the model was trained with (see :func:`find_normalization`);
-    without one, the gathers' own range is used, with a warning.
+    without one, the gathers' own range is used, with a warning. ``path``, the input file,
+    is named in the messages about its values.
     """
     import warnings
 
     from ..acquisition import mapped_gathers, native_survey
+    from ..acquisition.first_breaks import check_first_breaks
     from ..acquisition.mapped_prediction import shaped_native_prediction
     from ..options import to_dict
     from ..pretrained import backbone_options
@@ -204,6 +263,10 @@ def predict_velocity(gathers: Any, *, backbone: str, options: Mapping[str, Any],
     shaping = shaping_choice(shaping, weights_config)
     shaped = not (isinstance(shaping, str) and shaping.strip().lower() == "none")
     mapping = acquisition_map(tuple(gathers.shape), weights_config, survey, grid, where, shaped=shaped)
+    named = f"{where} {path}" if path is not None else where
+    _check_signal(gathers, batch_size, named)
+    if mapping is not None:
+        check_first_breaks(gathers, mapping.survey, named)
     if mapping is not None and not mapping.is_identity:
         for note in mapping.notes:
             warnings.warn(f"{where}: {note}", UserWarning, stacklevel=2)
@@ -213,9 +276,11 @@ def predict_velocity(gathers: Any, *, backbone: str, options: Mapping[str, Any],
         mapping = None
     norm, norm_source = _normalization(normalization, weights_config, adapter, gathers, batch_size, where)
     model = load_model(backbone, options, adapter_dir=adapter, pretrained=source, shape=shape)
-    _check_signal(gathers, batch_size, where)
+    read: dict[str, tuple[float, float]] = {}
 
     def run(net: Any, data: Any) -> np.ndarray:
+        # The range of what the network reads last (shaped, when shaping runs), checked below.
+        read["range"] = _fit_gathers_range(data, batch_size)
         return predict(net, data, normalization=norm, batch_size=batch_size, device=device, progress=progress)
 
     native = native_survey(weights_config.shape, weights_config.wavelet) if shaped else None
@@ -223,6 +288,10 @@ def predict_velocity(gathers: Any, *, backbone: str, options: Mapping[str, Any],
     if applied is not None:
         for problem in check_shaping(applied, native):
             warnings.warn(f"{where}: {problem}", UserWarning, stacklevel=2)
+    if "range" in read and norm.fitted:
+        amplitude = _unit_range_problem(*read["range"], norm, shaped=applied is not None)
+        if amplitude is not None:
+            warnings.warn(f"{named}: {amplitude}", UserWarning, stacklevel=2)
     if mapping is not None:
         velocity = mapping.velocity_to_user(velocity)
     spec = registry_spec("backbone", backbone)
@@ -397,7 +466,8 @@ def _predict_opened(gathers: Any, attrs: Mapping[str, Any], *, input_path: Path,
     velocity, provenance = predict_velocity(
         gathers, backbone=backbone, options=options, source=source, weights_config=weights_config,
         adapter=adapter, normalization=normalization, shape=shape, batch_size=batch_size, device=device,
-        progress=progress, where="--input", survey=input_survey, grid=mapped_grid, shaping=shaping)
+        progress=progress, where="--input", survey=input_survey, grid=mapped_grid, shaping=shaping,
+        path=input_path)
     if velocity.shape[-2:] != (nz, nx):
         raise OptionError(f"the model predicts a {velocity.shape[-2]} x {velocity.shape[-1]} grid, not the "
                           f"{nz} x {nx} asked for; pass --grid to match the weights")
