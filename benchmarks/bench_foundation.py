@@ -54,6 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(default benchmarks/realism; 'none' leaves the rows out)")
     p.add_argument("--cache-dir", default=None, help="simulation cache (default: the user cache)")
     p.add_argument("--json", dest="as_json", action="store_true", help="print the results as JSON")
+    p.add_argument("--out", type=Path, default=None,
+                   help="also write the results with command, commit, weights digests and hardware to this JSON")
     return p.parse_args(argv)
 
 
@@ -153,6 +155,12 @@ def main(argv: list[str] | None = None) -> int:
         labels[key] = label
         for weights in candidates:
             results[weights][key] = score(weights, target)
+    if args.out is not None:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from results_file import weights_digest, write_results
+
+        write_results(args.out, {"n_test": args.n_test, "baseline": args.baseline,
+                                 "digests": {w: weights_digest(w) for w in candidates}, "results": results})
     if args.as_json:
         print(json.dumps(results, indent=1))
         return 0

@@ -15,3 +15,21 @@ def _fresh_manager(monkeypatch, tmp_path_factory):
 
     with isolated_plugins(monkeypatch, tmp_path_factory.mktemp("fwi-cache")):
         yield
+
+
+@pytest.fixture
+def direct_waves():
+    """Gathers of OpenFWI's survey holding only the direct wave of a 2,000 m/s surface: a valid input
+    for tests of fwi predict that are about something else (an empty or random input is refused)."""
+    import numpy as np
+
+    from fwi_plugins.survey import Survey
+    from fwi_plugins.wavelet import ricker
+
+    survey = Survey.openfwi()
+    times = survey.times()
+    out = np.zeros((1, survey.n_shots, survey.nt, survey.n_receivers), np.float32)
+    for s, (_, sx) in enumerate(survey.sources):
+        for r, (_, rx) in enumerate(survey.receivers):
+            out[0, s, :, r] = ricker(times, survey.peak_freq, survey.delay + abs(rx - sx) * survey.dx / 2000.0)
+    return out

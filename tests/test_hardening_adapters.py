@@ -149,7 +149,7 @@ def test_peft_is_imported_offline():
     assert done.returncode == 0, done.stderr
 
 
-def test_cli_predict_reports_a_pickled_adapter_as_an_error_line(tmp_path):
+def test_cli_predict_reports_a_pickled_adapter_as_an_error_line(tmp_path, direct_waves):
     from click.testing import CliRunner
 
     from fwi_plugins.cli import main
@@ -160,7 +160,7 @@ def test_cli_predict_reports_a_pickled_adapter_as_an_error_line(tmp_path):
     data = tmp_path / "data.npy"
     import numpy as np
 
-    np.save(data, np.zeros((1, 5, 1000, 70), dtype="float32"))  # the shipped weights' acquisition
+    np.save(data, direct_waves)  # the shipped weights' acquisition
     result = CliRunner().invoke(main, ["predict", "--backbone", "vit", "--adapter", str(folder),
                                        "--input", str(data), "--out", str(tmp_path / "out.nc")])
     assert result.exit_code != 0

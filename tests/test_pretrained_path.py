@@ -121,9 +121,9 @@ def test_the_scratch_baseline_has_the_foundations_architecture(tmp_path):
     assert untrained.pretrained_cfg is None
 
 
-def _entry_points(tmp_path: Path, options: list[str]) -> dict[str, object]:
+def _entry_points(tmp_path: Path, options: list[str], direct_waves: np.ndarray) -> dict[str, object]:
     """How each entry point answers the same backbone options with the default foundation."""
-    np.save(tmp_path / "g.npy", np.random.default_rng(0).normal(size=(1, 5, 1000, 70)).astype(np.float32))
+    np.save(tmp_path / "g.npy", direct_waves)
     mapping = dict(o.removeprefix("backbone.").split("=") for o in options)
     flags = [part for o in options for part in ("-o", o)]
     runner = CliRunner()
@@ -144,8 +144,8 @@ def _entry_points(tmp_path: Path, options: list[str]) -> dict[str, object]:
     return outcomes
 
 
-def test_an_option_the_weights_fix_is_refused_by_name_everywhere(tmp_path):
-    for name, outcome in _entry_points(tmp_path, ["backbone.size=small"]).items():
+def test_an_option_the_weights_fix_is_refused_by_name_everywhere(tmp_path, direct_waves):
+    for name, outcome in _entry_points(tmp_path, ["backbone.size=small"], direct_waves).items():
         if isinstance(outcome, Exception):
             message = str(outcome)
         else:
@@ -156,8 +156,8 @@ def test_an_option_the_weights_fix_is_refused_by_name_everywhere(tmp_path):
         assert "'size'" in message and "'small'" in message and "'tiny'" in message, (name, message)
 
 
-def test_options_that_repeat_the_weights_or_leave_them_intact_are_taken(tmp_path):
-    for name, outcome in _entry_points(tmp_path, ["backbone.size=tiny", "backbone.dropout=0.1"]).items():
+def test_options_that_repeat_the_weights_or_leave_them_intact_are_taken(tmp_path, direct_waves):
+    for name, outcome in _entry_points(tmp_path, ["backbone.size=tiny", "backbone.dropout=0.1"], direct_waves).items():
         if isinstance(outcome, torch.nn.Module):
             assert outcome.pretrained_cfg.source == "default", name
             assert [m.p for m in outcome.modules() if isinstance(m, torch.nn.Dropout)][:1] == [0.1], name
