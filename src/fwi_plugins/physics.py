@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MISFITS",
     "Physics",
+    "check_survey_positions",
     "check_velocity_input",
     "envelope",
     "get_misfit",
@@ -100,6 +101,44 @@ def check_velocity_input(velocity: torch.Tensor, *, survey: Survey, accuracy: in
     if velocity.dtype not in (torch.float32, torch.float64):
         velocity = velocity.float()
     return velocity
+
+
+def check_survey_positions(survey: Survey, *, physics: str, halfwidth: int) -> None:
+    """Fail before simulating if a source or receiver lies where ``physics`` cannot place it.
+
+    A position on a whole cell is always placed. A fractional one is spread over the
+    ``halfwidth`` cells on each side of it (deepwave's Hicks windows), which must all lie
+    on the grid: in a dimension of ``n`` cells, a fractional coordinate must be at least
+    ``halfwidth - 1`` and below ``n - halfwidth``. A ``halfwidth`` of 0 places whole cells only.
+
+    Args:
+        survey: the acquisition to check.
+        physics: the physics' name, for messages.
+        halfwidth: cells on each side a fractional position is spread over; 0 for none.
+
+    Raises:
+        SurveyError: naming the survey field, the position, and where it may be put instead.
+    """
+    import math
+
+    for label in ("sources", "receivers"):
+        for i, point in enumerate(getattr(survey, label)):
+            for name, coordinate, size in zip("zx", point, (survey.nz, survey.nx)):
+                if float(coordinate).is_integer():
+                    continue
+                where = f"survey field {label!r}[{i}] = ({point[0]:g}, {point[1]:g})"
+                cells = f"{name} = {math.floor(coordinate)} or {math.ceil(coordinate)}"
+                if halfwidth <= 0:
+                    raise SurveyError(f"{where}: {name} = {coordinate:g} is not a whole cell, and {physics} places "
+                                      f"sources and receivers on whole cells only; put it at {cells} (or use a "
+                                      f"physics that interpolates, such as deepwave)")
+                low, high = halfwidth - 1, size - halfwidth
+                if not low <= coordinate < high:
+                    inside = f"at least {low} and below {high}" if low < high else "nowhere on this grid"
+                    raise SurveyError(
+                        f"{where}: {name} = {coordinate:g} is not a whole cell, so {physics} spreads it over "
+                        f"{halfwidth} cells on each side, past the edge of the {survey.nz} x {survey.nx} grid; a "
+                        f"fractional {name} must lie {inside}: put it at {cells}, or widen the grid")
 
 
 def _check_pair(predicted: torch.Tensor, observed: torch.Tensor) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -68,3 +70,49 @@ def test_toml_and_json_round_trip(tmp_path):
         assert Survey.load(s.save(tmp_path / f"survey{suffix}")) == s
     with pytest.raises(SurveyError, match="does not exist"):
         Survey.load(tmp_path / "missing.toml")
+
+
+# -- fractional positions: deepwave spreads them over 4 cells each side (Hicks windows) -----
+def _survey_file(tmp_path, receivers):
+    path = tmp_path / "survey.json"
+    Survey(nz=20, nx=20, dx=10.0, nt=200, dt=0.002, sources=((0.0, 10.0),), receivers=receivers,
+           vmin=1500.0, vmax=4500.0).save(path)
+    return path
+
+
+@pytest.mark.parametrize("physics", ["deepwave", "torchwave"])
+@pytest.mark.parametrize("receiver, field", [((0.0, 2.5), "x = 2.5"), ((0.0, 16.5), "x = 16.5"),
+                                             ((0.5, 5.0), "z = 0.5")])
+def test_simulate_refuses_a_fractional_receiver_it_cannot_place_naming_the_field(tmp_path, physics, receiver,
+                                                                                   field):
+    from click.testing import CliRunner
+
+    from fwi_plugins.cli import main
+
+    pytest.importorskip(f"fwi_{physics}")
+    np.save(tmp_path / "v.npy", np.full((1, 1, 20, 20), 2000.0, np.float32))
+    survey = _survey_file(tmp_path, ((0.0, 2.0), receiver))
+    result = CliRunner().invoke(main, ["simulate", "--velocity", str(tmp_path / "v.npy"), "--survey", str(survey),
+                                       "--physics", physics, "--out", str(tmp_path / "g.npy"), "--no-progress"])
+    assert result.exit_code == 1, result.output
+    assert f"survey field 'receivers'[1] = ({receiver[0]:g}, {receiver[1]:g}): {field} is not a whole cell" \
+        in result.output
+    assert "Traceback" not in result.output and "DeepwaveRuntimeError" not in result.output
+
+
+def test_deepwave_simulates_fractional_receivers_up_to_the_edge_of_what_it_accepts():
+    import torch
+
+    from fwi_plugins import api
+
+    # In 20 cells a fractional coordinate may lie in [3, 16): the ends of that range simulate,
+    # and each receiver's trace lies between those of the whole cells beside it.
+    survey = Survey(nz=20, nx=20, dx=10.0, nt=200, dt=0.002, sources=((0.0, 10.0),),
+                    receivers=((3.0, 3.0), (3.0, 3.5), (3.0, 4.0), (3.0, 15.0), (3.0, 15.99), (3.0, 16.0)),
+                    vmin=1500.0, vmax=4500.0)
+    gathers = api.build_physics("deepwave", survey=survey).simulate(torch.full((1, 1, 20, 20), 2000.0))
+    peak = gathers[0, 0].abs().amax(dim=0)
+    assert torch.isfinite(gathers).all()
+    assert min(peak[0], peak[2]) < peak[1] < max(peak[0], peak[2])
+    with pytest.raises(SurveyError, match=r"'receivers'\[0\] = \(3, 2.5\): x = 2.5 .* at least 3 and below 16"):
+        api.build_physics("deepwave", survey=dataclasses.replace(survey, receivers=((3.0, 2.5),)))

@@ -16,11 +16,15 @@ import deepwave
 import numpy as np
 import torch
 
-from fwi_plugins.physics import check_velocity_input, options_misfit
+from fwi_plugins.physics import check_survey_positions, check_velocity_input, options_misfit
 from fwi_plugins.survey import Survey
 
 from . import __version__
 from .options import DeepwaveOptions
+
+
+# Deepwave's default Hicks window: a fractional position is spread over this many cells each side.
+_HALFWIDTH = 4
 
 
 def _locations(points: tuple[tuple[float, float], ...]) -> torch.Tensor:
@@ -50,6 +54,7 @@ class DeepwavePhysics:
     """
 
     def __init__(self, options: DeepwaveOptions, *, survey: Survey) -> None:
+        check_survey_positions(survey, physics="deepwave", halfwidth=_HALFWIDTH)
         self.options = options
         self.survey = survey
         self.pml_width, self.max_vel, digest = options.grid(survey)
@@ -118,6 +123,7 @@ class DeepwavePhysics:
                 pml_width=self.pml_width,
                 pml_freq=self.survey.peak_freq,
                 max_vel=self.max_vel,
+                location_interpolation_halfwidth=_HALFWIDTH,
             )
             pieces.append(out.receiver_amplitudes)
         data = pieces[0] if len(pieces) == 1 else torch.cat(pieces)

@@ -13,8 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from fwi_plugins.errors import SurveyError
-from fwi_plugins.physics import check_velocity_input, options_misfit
+from fwi_plugins.physics import check_survey_positions, check_velocity_input, options_misfit
 from fwi_plugins.survey import Survey
 
 from . import __version__
@@ -22,14 +21,9 @@ from .options import TorchwaveOptions
 from .propagator import propagate
 
 
-def _grid_points(points: tuple[tuple[float, float], ...], what: str) -> torch.Tensor:
-    array = np.asarray(points, dtype=np.float64)
-    if not np.all(array == np.round(array)):
-        # Deepwave spreads off-grid points over neighbouring cells (Hicks windows); this
-        # propagator does not, so it refuses rather than moving them silently.
-        raise SurveyError(f"torchwave places {what} on grid cells only; the survey has fractional positions "
-                          f"(use the deepwave physics for those)")
-    return torch.from_numpy(array.astype(np.int64))
+def _grid_points(points: tuple[tuple[float, float], ...]) -> torch.Tensor:
+    """Whole-cell positions as indices (:func:`check_survey_positions` has refused fractional ones)."""
+    return torch.from_numpy(np.asarray(points, dtype=np.float64).astype(np.int64))
 
 
 class TorchwavePhysics:
@@ -50,13 +44,16 @@ class TorchwavePhysics:
     """
 
     def __init__(self, options: TorchwaveOptions, *, survey: Survey) -> None:
+        # Deepwave spreads off-grid points over neighbouring cells (Hicks windows); this
+        # propagator does not, so it refuses them rather than moving them silently.
+        check_survey_positions(survey, physics="torchwave", halfwidth=0)
         self.options = options
         self.survey = survey
         self.pml_width, self.max_vel, digest = options.grid(survey)
         self._misfit, self.wavelet_max_lag = options_misfit(options, survey)
         self._wavelet = torch.from_numpy(survey.wavelet_samples())
-        self._sources = _grid_points(survey.sources, "sources")  # (S, 2)
-        self._receivers = _grid_points(survey.receivers, "receivers")  # (R, 2)
+        self._sources = _grid_points(survey.sources)  # (S, 2)
+        self._receivers = _grid_points(survey.receivers)  # (R, 2)
         self.version = f"fwi-torchwave {__version__}; torch {torch.__version__.split('+')[0]}; {digest}"
 
     def __repr__(self) -> str:
