@@ -72,7 +72,9 @@ def survey_from_coordinates(*, source_x: Any, receiver_x: Any, dt: float, nt: in
                             f"told from them")
         dx = float(steps.min())
     origin = float(min(sx.min(), rx.min()))
-    nx = int(np.ceil(max(sx.max(), rx.max()) - origin) / dx + 1e-6) + 1
+    # Enough columns for the rightmost position, whole cell or not (a span of 2.5 cells needs 4 columns);
+    # the tolerance keeps a span of whole cells, off by rounding, from gaining one.
+    nx = int(np.ceil((max(sx.max(), rx.max()) - origin) / dx - 1e-6)) + 1
     try:
         survey = Survey(nz=nz or nx, nx=nx, dx=dx, nt=int(nt), dt=float(dt),
                         sources=tuple(zip((sz / dx).tolist(), ((sx - origin) / dx).tolist())),

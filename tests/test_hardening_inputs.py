@@ -1,0 +1,41 @@
+"""Inputs whose fault was misreported or hidden (issue 28).
+
+Each case once gave a traceback, a wrong grid, or a message about something else: irregular
+receiver coordinates one column short of their grid, a complex or empty ``vp`` reported as no
+velocity at all, ``--dx inf`` failing deep in a SEG-Y writer, a damaged weights header read as
+"no normalisation".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from fwi_plugins.acquisition import survey_from_coordinates
+from fwi_plugins.data import io
+
+
+# -- irregular receiver coordinates: the grid covers the last receiver ----------------
+@pytest.mark.parametrize("receiver_x, columns", [([0.0, 10.0, 25.0], 4), ([0.0, 10.0, 20.0, 34.0], 5),
+                                                 ([100.0, 110.0, 125.0], 4), ([0.0, 10.0, 20.0], 3),
+                                                 ([0.0, 0.1 + 0.2, 0.6000000000000001], 3)])
+def test_a_survey_from_irregular_coordinates_has_a_column_for_its_last_receiver(receiver_x, columns):
+    survey, origin = survey_from_coordinates(source_x=[receiver_x[0]], receiver_x=receiver_x, dt=0.001, nt=10)
+    assert survey.nx == columns
+    assert survey.receivers[-1][1] == pytest.approx((receiver_x[-1] - origin) / survey.dx)
+    assert survey.receivers[-1][1] <= survey.nx - 1
+
+
+def test_netcdf_gathers_with_irregular_receivers_read_with_a_grid_that_holds_them(tmp_path):
+    receiver_x = np.array([0.0, 10.0, 20.0, 35.0, 45.0, 65.0])  # span 6.5 cells of 10 m
+    gathers = np.random.default_rng(0).normal(size=(1, 2, 50, receiver_x.size)).astype(np.float32)
+    xr.Dataset({"gathers": (("sample", "shot", "time", "receiver"), gathers)},
+               coords={"time": ("time", np.arange(50) * 0.001, {"units": "s"}),
+                       "source_x": ("shot", np.array([0.0, 65.0]), {"units": "m"}),
+                       "receiver_x": ("receiver", receiver_x, {"units": "m"})}).to_netcdf(
+        tmp_path / "g.nc", engine="h5netcdf")
+    _, attrs = io.read_gathers(tmp_path / "g.nc")
+    survey = io.survey_from_attrs(attrs)
+    assert survey is not None and (survey.dx, survey.nx) == (10.0, 8)
+    assert [x for _, x in survey.receivers] == [0.0, 1.0, 2.0, 3.5, 4.5, 6.5]
