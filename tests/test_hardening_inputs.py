@@ -39,3 +39,32 @@ def test_netcdf_gathers_with_irregular_receivers_read_with_a_grid_that_holds_the
     survey = io.survey_from_attrs(attrs)
     assert survey is not None and (survey.dx, survey.nx) == (10.0, 8)
     assert [x for _, x in survey.receivers] == [0.0, 1.0, 2.0, 3.5, 4.5, 6.5]
+
+
+# -- a .mat vp that cannot be a velocity is reported as what it is ---------------------
+@pytest.mark.parametrize("vp, message", [
+    (np.full((10, 10), 2000 + 1j, np.complex64), "variable 'vp' holds complex values (complex64)"),
+    (np.zeros((0, 0)), "variable 'vp' is empty (shape (0, 0))"),
+    (np.full((1, 1), 2000.0), "variable 'vp' is a single value (2000.0)"),
+    (np.full((2, 3, 4, 5, 6), 2000.0), "variable 'vp' has 5 dimensions (shape (2, 3, 4, 5, 6))"),
+])
+def test_simulate_names_the_mat_file_the_variable_and_what_is_wrong_with_it(tmp_path, vp, message):
+    from click.testing import CliRunner
+    from scipy.io import savemat
+
+    from fwi_plugins.cli import main
+
+    savemat(tmp_path / "model.mat", {"vp": vp, "dx": 10.0})
+    result = CliRunner().invoke(main, ["simulate", "--velocity", str(tmp_path / "model.mat"), "--out",
+                                       str(tmp_path / "g.npy"), "--no-progress"])
+    assert result.exit_code == 1, result.output
+    assert f"model.mat: {message}" in result.output
+    assert "no velocity variable" not in result.output and "Traceback" not in result.output
+
+
+def test_a_scalar_named_like_a_velocity_beside_the_map_is_still_passed_over(tmp_path):
+    from scipy.io import savemat
+
+    savemat(tmp_path / "model.mat", {"v": 3.0, "model": np.full((8, 9), 2000.0)})
+    velocity, attrs = io.read_velocity(tmp_path / "model.mat")
+    assert attrs["variable"] == "model" and velocity.shape[-2:] == (8, 9)

@@ -57,10 +57,16 @@ def read_mat_velocity(path: Path, *, grid: tuple[int, int] | None = None) -> tup
     by_name = {k.lower(): k for k in numeric}
     chosen = next((by_name[n] for n in VELOCITY_NAMES if n in by_name), None)
     if chosen is None:
+        # A variable named like a velocity that cannot be one is reported as what it is, not passed over.
+        named = {k.lower(): k for k, v in arrays.items() if isinstance(v, np.ndarray) and v.dtype.kind in "fiucb"}
+        for name in VELOCITY_NAMES:
+            if name in named:
+                _check_velocity_variable(arrays[named[name]], path, named[name])
         if len(numeric) != 1:
             raise DataError(f"{path}: no velocity variable; expected one named {' or '.join(VELOCITY_NAMES)}, "
                             f"or a single numeric array (found: {', '.join(sorted(arrays)) or 'none'})")
         chosen = next(iter(numeric))
+    _check_velocity_variable(numeric[chosen], path, chosen)
     attrs: dict[str, Any] = {"path": str(path), "format": "mat", "variable": chosen}
     for key, value in arrays.items():
         if key.lower() in _MAT_SPACING_NAMES and isinstance(value, np.ndarray) and value.size == 1 \
@@ -74,6 +80,22 @@ def read_mat_velocity(path: Path, *, grid: tuple[int, int] | None = None) -> tup
     if velocity.ndim == 3:
         velocity, attrs["layout"] = _stack_order(velocity, stated, path, chosen)
     return velocity, attrs
+
+
+def _check_velocity_variable(value: np.ndarray, path: Path, name: str) -> None:
+    """Refuse a numeric variable named like a velocity that cannot be one, saying why."""
+    what = f"{path}: variable {name!r}"
+    if value.dtype.kind == "c":
+        raise DataError(f"{what} holds complex values ({value.dtype}); a velocity is real, in m/s")
+    if value.dtype.kind == "b":
+        raise DataError(f"{what} holds logical (true/false) values; a velocity is a number in m/s")
+    if value.size == 0:
+        raise DataError(f"{what} is empty (shape {value.shape}); expected a velocity map")
+    if value.size == 1:
+        raise DataError(f"{what} is a single value ({value.ravel()[0].item()!r}); expected a velocity map")
+    if value.ndim not in (2, 3, 4):
+        raise DataError(f"{what} has {value.ndim} dimensions (shape {value.shape}); expected (Z, X), (N, Z, X), "
+                        f"(N, 1, Z, X) or MATLAB's stack order (Z, X, N)")
 
 
 def _file_grid(arrays: dict[str, Any], path: Path) -> tuple[int, int] | None:
