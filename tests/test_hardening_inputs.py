@@ -68,3 +68,18 @@ def test_a_scalar_named_like_a_velocity_beside_the_map_is_still_passed_over(tmp_
     savemat(tmp_path / "model.mat", {"v": 3.0, "model": np.full((8, 9), 2000.0)})
     velocity, attrs = io.read_velocity(tmp_path / "model.mat")
     assert attrs["variable"] == "model" and velocity.shape[-2:] == (8, 9)
+
+
+# -- --dx: a positive finite spacing in metres -----------------------------------------
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "-5", "0"])
+def test_predict_names_dx_when_it_is_not_a_positive_finite_spacing(tmp_path, direct_waves, value):
+    from click.testing import CliRunner
+
+    from fwi_plugins.cli import main
+
+    np.save(tmp_path / "g.npy", direct_waves)
+    result = CliRunner().invoke(main, ["predict", "--backbone", "vit", "--input", str(tmp_path / "g.npy"),
+                                       f"--dx={value}", "--out", str(tmp_path / "out"), "--quiet"])
+    assert result.exit_code == 2, result.output  # an option error
+    assert f"--dx {float(value)}: expected a positive finite grid spacing in metres" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "out").exists()

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
+import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -411,8 +413,8 @@ def predict_files(*, backbone: str, input_path: str | Path, out: str | Path, pre
 
     input_path, out = Path(input_path), Path(out)
     options = dict(options or {})
-    if dx is not None and not dx > 0:
-        raise OptionError(f"--dx {dx}: expected a positive spacing in metres")
+    if dx is not None and not (isinstance(dx, numbers.Real) and math.isfinite(dx) and dx > 0):
+        raise OptionError(f"--dx {dx}: expected a positive finite grid spacing in metres")
     target = resolve_device(device)  # fail on a bad device before reading anything
     from .predict_outputs import PredictFolder
 
