@@ -8,6 +8,8 @@ velocity at all, ``--dx inf`` failing deep in a SEG-Y writer, a damaged weights 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -83,3 +85,46 @@ def test_predict_names_dx_when_it_is_not_a_positive_finite_spacing(tmp_path, dir
     assert result.exit_code == 2, result.output  # an option error
     assert f"--dx {float(value)}: expected a positive finite grid spacing in metres" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "out").exists()
+
+
+# -- weights metadata: a damaged header is an error, a missing entry is no normalisation --
+def _shipped_weights_with_damaged_header(path):
+    import fwi_plugins
+
+    data = bytearray((Path(fwi_plugins.__file__).parent / "weights" / "vit-tiny-openfwi.safetensors").read_bytes())
+    size = int.from_bytes(data[:8], "little")
+    at = 8 + bytes(data[8:8 + size]).index(b'"dtype":"F32"') + len('"dtype":"')
+    data[at:at + 3] = b"Q99"  # the header stays JSON; safetensors can no longer read it
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_predict_with_weights_whose_header_is_damaged_names_the_file_not_a_missing_normalisation(
+        tmp_path, direct_waves):
+    from click.testing import CliRunner
+
+    from fwi_plugins.cli import main
+
+    weights = _shipped_weights_with_damaged_header(tmp_path / "damaged.safetensors")
+    np.save(tmp_path / "g.npy", direct_waves)
+    result = CliRunner().invoke(main, ["predict", "--backbone", "vit", "--weights", str(weights), "--input",
+                                       str(tmp_path / "g.npy"), "--out", str(tmp_path / "out"), "--quiet"])
+    assert result.exit_code == 1, result.output
+    assert f"{weights}: not a readable safetensors file, so its normalisation cannot be read" in result.output
+    assert "no normalisation stored" not in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("entry, message", [("{not json", "metadata 'normalization' is not valid JSON"),
+                                            ('{"kind": "minmax"}', "metadata 'normalization' does not hold vmin")])
+def test_a_normalization_entry_that_is_not_one_is_an_error_naming_the_weights(tmp_path, entry, message):
+    from safetensors.numpy import save_file
+
+    from fwi_plugins.engine.predict_job import find_normalization
+    from fwi_plugins.errors import DataError
+
+    weights = tmp_path / "w.safetensors"
+    save_file({"w": np.zeros(2, np.float32)}, str(weights), metadata={"normalization": entry})
+    with pytest.raises(DataError, match=f"{weights}: {message}"):
+        find_normalization(None, weights, None)
+    save_file({"w": np.zeros(2, np.float32)}, str(weights), metadata={"name": "no normalisation here"})
+    assert find_normalization(None, weights, None) == (None, "")

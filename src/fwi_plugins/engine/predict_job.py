@@ -82,13 +82,26 @@ def find_normalization(explicit: Path | None, weights: Path | None, adapter: Pat
                     if found is not None:
                         return Normalization.from_dict(found), str(candidate)
     if weights is not None and weights.suffix == ".safetensors":
-        with contextlib.suppress(Exception):
-            from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
 
+        # A damaged header is an error, not "no normalisation": the model would be fed
+        # gathers scaled by the input's own range and nobody would know why.
+        try:
             with safe_open(str(weights), framework="np") as f:
-                found = _normalization_from((f.metadata() or {}).get("normalization"))
-            if found is not None:
-                return Normalization.from_dict(found), f"{weights} (metadata)"
+                entry = (f.metadata() or {}).get("normalization")
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise DataError(f"{weights}: not a readable safetensors file, so its normalisation cannot be "
+                            f"read ({exc})") from None
+        if entry is not None:
+            try:
+                data = json.loads(entry)
+            except ValueError as exc:
+                raise DataError(f"{weights}: metadata 'normalization' is not valid JSON ({exc})") from None
+            found = _normalization_from(data)
+            if found is None:
+                raise DataError(f"{weights}: metadata 'normalization' does not hold vmin and vmax (as "
+                                f"Normalization.to_dict() writes them)")
+            return Normalization.from_dict(found), f"{weights} (metadata)"
     return None, ""
 
 
