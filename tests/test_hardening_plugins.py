@@ -275,3 +275,35 @@ def test_building_a_component_with_an_unmet_need_is_a_clear_error(needy, tmp_pat
 def test_a_malformed_need_is_refused(needs):
     with pytest.raises(PluginError, match=r"needs .*expected 'KIND:NAME'"):
         PhysicsSpec(name="bad", factory="os:getcwd", needs=needs)
+
+
+# -- fwi list with a clash: both providers listed and marked, exit 0 (issue 27) ------------------------
+
+def test_fwi_list_lists_both_providers_of_a_clashing_name(clash):
+    result = CliRunner().invoke(main, ["list", "--plugin", clash])
+    assert result.exit_code == 0, result.output
+    vit_lines = [line for line in result.output.splitlines() if line.strip().startswith("vit ")]
+    assert len(vit_lines) == 2, result.output
+    assert any("fwi-plugins" in line for line in vit_lines) and any("clash.py" in line for line in vit_lines)
+    assert all("clash" in line.lower() for line in vit_lines), vit_lines
+    assert "backbone name 'vit' is provided twice" in result.output
+    assert "inversionnet" in result.output and "lora" in result.output
+
+
+def test_fwi_list_json_says_which_names_clash(clash):
+    result = CliRunner().invoke(main, ["list", "backbone", "--json", "--plugin", clash])
+    assert result.exit_code == 0, result.output
+    entries = json.loads(result.stdout)
+    vits = [e for e in entries if e["name"] == "vit"]
+    assert len(vits) == 2
+    assert {e["provider"]["plugin"] for e in vits} == {"fwi_plugins.builtins.backbones", clash}
+    assert all("provided twice" in e["conflict"] for e in vits)
+    assert all(e["conflict"] is None for e in entries if e["name"] != "vit")
+    whole = json.loads(CliRunner().invoke(main, ["list", "--json", "--plugin", clash]).stdout)
+    assert sum(e["name"] == "vit" for e in whole["backbone"]) == 2
+
+
+def test_a_command_using_the_clashing_name_still_fails_naming_both(clash):
+    result = CliRunner().invoke(main, ["run", "--backbone", "vit", "--dry-run", "--plugin", clash])
+    assert result.exit_code == 2, result.output
+    assert "provided twice" in result.output and "clash.py" in result.output and "fwi-plugins" in result.output

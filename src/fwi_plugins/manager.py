@@ -187,6 +187,7 @@ class FWIPluginManager(pluggy.PluginManager):
         registry: dict[str, dict[str, ComponentSpec]] = {k: {} for k in KINDS}
         names: dict[str, dict[str, ComponentSpec]] = {k: {} for k in KINDS}
         conflicts: dict[str, dict[str, str]] = {k: {} for k in KINDS}
+        clashing: dict[str, list[ComponentSpec]] = {k: [] for k in KINDS}
         for info in self.infos.values():
             info.components = {}
         for kind in KINDS.values():
@@ -215,6 +216,7 @@ class FWIPluginManager(pluggy.PluginManager):
                                 f"{kind.name} name {key!r} is provided twice: by {other.provider} "
                                 f"(as {other.name!r}) and by {provider} (as {spec.name!r}). "
                                 f"Uninstall or block one of them (FWI_DISABLE_PLUGINS=<plugin>)."))
+                            clashing[kind.name].extend(s for s in (other, spec) if s not in clashing[kind.name])
                             continue
                         names[kind.name][key] = spec
                     registry[kind.name].setdefault(spec.key, spec)
@@ -222,6 +224,7 @@ class FWIPluginManager(pluggy.PluginManager):
         self._mark_unmet_needs(registry, names, conflicts)
         self._aliases = names
         self._conflicts = conflicts
+        self._clashing = clashing
         return registry
 
     def _mark_unmet_needs(self, registry: dict[str, dict[str, ComponentSpec]],
@@ -275,6 +278,24 @@ class FWIPluginManager(pluggy.PluginManager):
         """Every name two providers registered, as messages naming both (empty when none)."""
         self.registry  # noqa: B018 - finds the conflicts
         return [message for kind in KINDS for message in self._conflicts[kind].values()]
+
+    def listing(self, kind: str) -> list[tuple[ComponentSpec, str | None]]:
+        """Every component of one kind with the clash it is part of (``None`` when none), by name.
+
+        Unlike :meth:`components` this never raises: both providers of a clashing name are
+        listed, each with the message naming both, so ``fwi list`` can show the clash.
+        """
+        k = kind_of(kind)
+        specs = list(self.registry[k.name].values())
+        listed = {(spec.key, spec.provider) for spec in specs}
+        specs += [spec for spec in self._clashing[k.name] if (spec.key, spec.provider) not in listed]
+        conflicts = self._conflicts[k.name]
+
+        def clash(spec: ComponentSpec) -> str | None:
+            return next((conflicts[key] for key in map(normalize_name, (spec.name, *spec.aliases))
+                         if key in conflicts), None)
+
+        return [(spec, clash(spec)) for spec in sorted(specs, key=lambda s: (s.name, str(s.provider)))]
 
     def components(self, kind: str) -> dict[str, ComponentSpec]:
         """Every registered component of one kind, by canonical name.

@@ -50,11 +50,15 @@ def plugins(as_json: bool, plugins: tuple[str, ...]) -> None:
 @plugin_option
 @handles_errors
 def list_components(kind: str | None, as_json: bool, plugins: tuple[str, ...]) -> None:
-    """List registered components, of one KIND (backbone, peft, dataset, physics) or all."""
+    """List registered components, of one KIND (backbone, peft, dataset, physics) or all.
+
+    A name two plugins provide is listed once per provider and marked as a clash (``conflict``
+    in ``--json``); only the commands that use that name fail.
+    """
     manager = _manager()
     kinds = [kind_of(kind).name] if kind else list(KINDS)
-    table = {k: [spec.to_dict() for spec in sorted(manager.components(k).values(), key=lambda s: s.name)]
-             for k in kinds}
+    # A clashing name is listed with both providers and marked; only commands that use it fail.
+    table = {k: [{**spec.to_dict(), "conflict": clash} for spec, clash in manager.listing(k)] for k in kinds}
     if as_json:
         echo_json(table if not kind else table[kinds[0]])
         return
@@ -64,8 +68,12 @@ def list_components(kind: str | None, as_json: bool, plugins: tuple[str, ...]) -
             click.echo("  (none)")
         for spec in specs:
             note = f"  [unavailable: {spec['unavailable']}]" if spec["unavailable"] else ""
+            note += "  [name clash: see below]" if spec["conflict"] else ""
             provider = spec["provider"]["distribution"] or spec["provider"]["plugin"]
             click.echo(f"  {spec['name']:16s} {spec['description']}  ({provider}){note}")
+    clashes = dict.fromkeys(spec["conflict"] for specs in table.values() for spec in specs if spec["conflict"])
+    for message in clashes:
+        click.secho(f"conflict: {message}", fg="red")
     if not kind:
         click.echo("\nDetails of one: fwi show KIND NAME")
 
