@@ -307,3 +307,43 @@ def test_a_command_using_the_clashing_name_still_fails_naming_both(clash):
     result = CliRunner().invoke(main, ["run", "--backbone", "vit", "--dry-run", "--plugin", clash])
     assert result.exit_code == 2, result.output
     assert "provided twice" in result.output and "clash.py" in result.output and "fwi-plugins" in result.output
+
+
+# -- a --plugin FILE that fails at import warns like an installed plugin, unless strict (issue 27) ----
+
+@pytest.fixture
+def broken_file(tmp_path):
+    path = tmp_path / "broken_local.py"
+    path.write_text("raise RuntimeError('boom in a local file')\n")
+    return str(path)
+
+
+def test_a_plugin_file_failing_at_import_warns_naming_the_file_and_the_error(broken_file):
+    manager = FWIPluginManager(strict=False).load_all()
+    with pytest.warns(PluginLoadWarning, match=r"broken_local\.py.*failed to load: RuntimeError: boom in a local "
+                                               r"file; continuing without it"):
+        manager.load_plugin(broken_file)
+    info = {i.name: i for i in manager.plugin_infos()}[broken_file]
+    assert info.status == "failed" and "boom in a local file" in info.error
+    assert manager.get("backbone", "vit").name == "vit"
+
+
+def test_a_plugin_file_failing_at_import_is_an_error_in_strict_mode(broken_file):
+    manager = FWIPluginManager(strict=True).load_all()
+    with pytest.raises(PluginError, match=r"broken_local\.py.*boom in a local file.*FWI_STRICT_PLUGINS"):
+        manager.load_plugin(broken_file)
+
+
+def test_fwi_list_with_a_broken_plugin_file_warns_and_lists(broken_file, tmp_path):
+    result = _fwi(tmp_path, "list", "peft", "--plugin", broken_file)
+    assert result.returncode == 0, result.stderr
+    assert "lora" in result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: ") and "broken_local.py" in lines[0], result.stderr
+    assert "boom in a local file" in lines[0]
+
+    strict = _fwi(tmp_path, "list", "peft", "--plugin", broken_file, FWI_STRICT_PLUGINS="1")
+    assert strict.returncode == 1, strict.stderr
+    assert strict.stderr.strip().splitlines() == [
+        f"error: --plugin {broken_file!r} failed to load: RuntimeError: boom in a local file "
+        "(FWI_STRICT_PLUGINS is set)"]

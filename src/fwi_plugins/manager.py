@@ -87,9 +87,14 @@ class FWIPluginManager(pluggy.PluginManager):
         self._registry: dict[str, dict[str, ComponentSpec]] | None = None
 
     # -- loading ---------------------------------------------------------------
-    def _failed(self, name: str, dist: str | None, version: str | None, exc: BaseException) -> None:
-        self.infos[name] = PluginInfo(name, dist, version, status="failed", error=f"{type(exc).__name__}: {exc}")
-        message = f"plugin {name!r}" + (f" ({dist} {version})" if dist else "") + f" failed to load: {exc}"
+    def _failed(self, name: str, dist: str | None, version: str | None, exc: BaseException, *,
+                label: str | None = None) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        self.infos[name] = PluginInfo(name, dist, version, status="failed", error=error)
+        if label is None:
+            message = f"plugin {name!r}" + (f" ({dist} {version})" if dist else "") + f" failed to load: {exc}"
+        else:
+            message = f"{label} failed to load: {error}"
         if self.strict:
             raise PluginError(message + " (FWI_STRICT_PLUGINS is set)") from exc
         warnings.warn(message + "; continuing without it", PluginLoadWarning, stacklevel=3)
@@ -135,8 +140,14 @@ class FWIPluginManager(pluggy.PluginManager):
             self._add(plugin, ep.name, dist, version)
 
     def load_plugin(self, target: str) -> str:
-        """Load one plugin given as an importable module name or a path to a ``.py`` file."""
+        """Load one plugin given as an importable module name or a path to a ``.py`` file.
+
+        A file that does not exist is an error; one that fails while importing is handled as
+        an installed plugin that fails: a warning naming it and the error, or an error in
+        strict mode (``FWI_STRICT_PLUGINS``).
+        """
         path = Path(target)
+        name = ""
         try:
             if target.endswith(".py") or path.exists():
                 if not path.is_file():
@@ -155,7 +166,12 @@ class FWIPluginManager(pluggy.PluginManager):
         except PluginError:
             raise
         except Exception as exc:
-            raise PluginError(f"--plugin {target!r} failed to load: {type(exc).__name__}: {exc}") from exc
+            if name:
+                sys.modules.pop(name, None)
+            plugin_name = str(path) if name else target
+            self._failed(plugin_name, None, None, exc, label=f"--plugin {target!r}")
+            self._registry = None
+            return plugin_name
         if self.get_plugin(plugin_name) is None:
             self._add(module, plugin_name, None, None)
         return plugin_name

@@ -171,6 +171,8 @@ def _load_plugins_callback(ctx: click.Context, param: click.Parameter, value: tu
     try:
         load_plugins(value)
     except FWIError as exc:
+        if exc.__cause__ is not None:  # the plugin itself failed (strict mode): its error, as for installed ones
+            raise FatalError(exc) from None
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
     return value
 
