@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -347,3 +348,43 @@ def test_fwi_list_with_a_broken_plugin_file_warns_and_lists(broken_file, tmp_pat
     assert strict.stderr.strip().splitlines() == [
         f"error: --plugin {broken_file!r} failed to load: RuntimeError: boom in a local file "
         "(FWI_STRICT_PLUGINS is set)"]
+
+
+# -- a factory string without 'module:function' is refused at registration (issue 27) ----------------
+
+@pytest.mark.parametrize("factory", ["my_plugin.build", "my_plugin:", ":build", "my plugin:build", "a:b:c", ""])
+def test_a_factory_string_without_module_colon_function_is_refused_naming_it(factory):
+    from fwi_plugins import BackboneSpec
+
+    with pytest.raises(PluginError, match=rf"backbone 'badnet': factory {re.escape(repr(factory))}.*module:function"):
+        BackboneSpec(name="badnet", factory=factory)
+
+
+def test_a_malformed_peft_saver_string_is_refused():
+    from fwi_plugins import PeftMethodSpec
+
+    with pytest.raises(PluginError, match=r"peft 'badpeft': saver 'mod\.save'"):
+        PeftMethodSpec(name="badpeft", factory="mod:make", saver="mod.save", loader="mod:load")
+
+
+def test_a_malformed_factory_warns_at_registration_naming_the_plugin(tmp_path):
+    path = tmp_path / "badfactory.py"
+    path.write_text(textwrap.dedent('''
+        from fwi_plugins import BackboneSpec, hookimpl
+
+        @hookimpl
+        def fwi_backbones():
+            yield BackboneSpec(name="badnet", factory="badfactory_mod.build")
+    '''))
+    manager = FWIPluginManager(strict=False).load_all()
+    manager.load_plugin(str(path))
+    with pytest.warns(PluginLoadWarning, match=r"badfactory\.py.*backbone 'badnet': factory 'badfactory_mod\.build'"):
+        assert "badnet" not in manager.components("backbone")
+    assert "badfactory_mod" not in sys.modules
+
+
+def test_a_valid_factory_string_is_not_imported_at_registration():
+    from fwi_plugins import BackboneSpec
+
+    spec = BackboneSpec(name="lazy", factory="a_module_that_does_not_exist.sub:build_it")
+    assert spec.factory == "a_module_that_does_not_exist.sub:build_it"

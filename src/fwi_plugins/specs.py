@@ -19,6 +19,21 @@ from . import options as _options
 from .errors import MissingDependencyError, PluginError
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
+_DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
+_TARGET = re.compile(rf"{_DOTTED}:{_DOTTED}")
+
+
+def check_target(target: Any, owner: str, what: str) -> None:
+    """Refuse a ``factory`` (or saver, loader) that is neither callable nor ``"module:function"``.
+
+    Only the form is checked, nothing is imported: registration stays cheap, and a module that
+    cannot be imported is reported when the component is built.
+    """
+    if callable(target):
+        return
+    if not isinstance(target, str) or not _TARGET.fullmatch(target.strip()):
+        raise PluginError(f"{owner}: {what} {target!r} is neither a callable nor a 'module:function' string "
+                          f"(for example 'my_plugin.nets:build_net')")
 
 
 def normalize_name(name: str) -> str:
@@ -86,6 +101,7 @@ class ComponentSpec:
             if kind not in KINDS or not _NAME.fullmatch(name):
                 raise PluginError(f"{self.kind} {self.name!r}: needs {need!r}: expected 'KIND:NAME' with KIND "
                                   f"one of {', '.join(KINDS)}, for example 'physics:deepwave'")
+        check_target(self.factory, f"{self.kind} {self.name!r}", "factory")
         if self.options is not None and not dataclasses.is_dataclass(self.options):
             raise PluginError(f"{self.kind} {self.name!r}: options must be a dataclass, got {self.options!r}")
 
@@ -222,6 +238,9 @@ class PeftMethodSpec(ComponentSpec):
         super().__post_init__()
         if (self.saver is None) != (self.loader is None):
             raise PluginError(f"peft {self.name!r}: a saver needs a loader and a loader a saver")
+        for what in ("saver", "loader"):
+            if getattr(self, what) is not None:
+                check_target(getattr(self, what), f"peft {self.name!r}", what)
 
     def apply(self, model: Any, options: Mapping[str, Any] | Any = None, *, targets: tuple[str, ...] = (),
               head: tuple[str, ...] = ()) -> Any:
