@@ -91,3 +91,40 @@ def test_weights_declared_as_package_data_travel_in_the_wheel(tmp_path):
     shutil.rmtree(source / "build", ignore_errors=True)
     with_data = _wheel(source, tmp_path / "with")
     assert "fwi_example/weights/demo.safetensors" in with_data.namelist()
+
+
+# -- the guide covers every hook and every public testing helper (issue 27) --------------------------
+
+def _guide() -> str:
+    return (ROOT / "docs" / "writing_plugins.md").read_text()
+
+
+def _hooks() -> list[str]:
+    from fwi_plugins import hookspecs
+
+    return sorted(name for name in vars(hookspecs) if name.startswith("fwi_") and callable(getattr(hookspecs, name)))
+
+
+def _testing_helpers() -> list[str]:
+    import inspect
+
+    from fwi_plugins import testing
+
+    return sorted(name for name, value in vars(testing).items()
+                  if not name.startswith("_") and (inspect.isfunction(value) or inspect.isclass(value))
+                  and value.__module__ == testing.__name__)
+
+
+@pytest.mark.parametrize("hook", _hooks())
+def test_the_guide_mentions_every_hook(hook):
+    assert f"`{hook}`" in _guide(), f"docs/writing_plugins.md never mentions the hook {hook}"
+
+
+@pytest.mark.parametrize("helper", _testing_helpers())
+def test_the_guide_mentions_every_public_testing_helper(helper):
+    assert f"`{helper}`" in _guide(), f"docs/writing_plugins.md never mentions fwi_plugins.testing.{helper}"
+
+
+def test_the_guide_does_not_miscount_the_hooks():
+    text = _guide()
+    assert not re.search(r"\bthe other (two|three|four) hooks\b", text), "the guide counts the hooks wrongly"
