@@ -388,3 +388,23 @@ def test_a_valid_factory_string_is_not_imported_at_registration():
 
     spec = BackboneSpec(name="lazy", factory="a_module_that_does_not_exist.sub:build_it")
     assert spec.factory == "a_module_that_does_not_exist.sub:build_it"
+
+
+# -- '--pretrained none' is random weights whatever a plugin ships (issue 27) --------------------------
+
+def test_a_shipped_weights_name_none_is_refused_at_registration():
+    from fwi_plugins import BackboneSpec
+
+    with pytest.raises(PluginError, match=r"backbone 'shipsnone'.*'None'.*reserved"):
+        BackboneSpec(name="shipsnone", factory="a:b", pretrained={"None": "a:weights/w.safetensors"})
+
+
+def test_pretrained_none_does_not_read_what_cannot_be_loaded():
+    from fwi_plugins import BackboneSpec
+    from fwi_plugins.pretrained import backbone_options
+
+    spec = BackboneSpec(name="shipsbroken", factory="a:b",
+                        pretrained={"default": "fwi_plugins:weights/not-there.safetensors"})
+    with pytest.warns(UserWarning, match=r"not-there\.safetensors.*untrained"):
+        options, config = backbone_options(spec, {"width": 3}, "none")
+    assert options == {"width": 3} and config is None

@@ -197,6 +197,22 @@ def _default_config(spec: BackboneSpec) -> PretrainedConfig | None:
     return read_config(spec, choice) if choice is not None else None
 
 
+def _untrained_reference(spec: BackboneSpec) -> PretrainedConfig | None:
+    """The default weights' configuration, whose architecture ``"none"`` builds untrained.
+
+    Only the header is read, never the tensors; weights the plugin ships but that cannot be
+    read leave ``"none"`` an untrained network with the options given, with a warning.
+    """
+    try:
+        return _default_config(spec)
+    except FWIError as exc:
+        import warnings
+
+        warnings.warn(f"pretrained 'none': {exc}; building backbone {spec.name!r} untrained with the options "
+                      f"given instead of the default weights' architecture", UserWarning, stacklevel=3)
+        return None
+
+
 def backbone_options(spec: BackboneSpec, options: Mapping[str, Any] | Any,
                      pretrained: str | None) -> tuple[dict[str, Any], PretrainedConfig | None]:
     """The options to build ``spec`` with for ``pretrained``, and the weights' configuration.
@@ -212,7 +228,7 @@ def backbone_options(spec: BackboneSpec, options: Mapping[str, Any] | Any,
         return _given(options), None
     choice = choose(spec, pretrained)
     if choice is None:
-        base = _default_config(spec) if str(pretrained).strip().lower() == NONE else None
+        base = _untrained_reference(spec) if str(pretrained).strip().lower() == NONE else None
         return {**(dict(base.options) if base else {}), **_given(options)}, None
     config = read_config(spec, choice)
     return merge_options(spec, config, options), config
@@ -262,7 +278,8 @@ def build_backbone(spec: BackboneSpec, options: Mapping[str, Any] | Any = None, 
                        f"file, or 'none' for an untrained network")
     merged, config = backbone_options(spec, options, pretrained)
     if shape is None:
-        reference = config or (_default_config(spec) if pretrained is not None else None)
+        untrained = pretrained is not None and str(pretrained).strip().lower() == NONE
+        reference = config or (_untrained_reference(spec) if untrained else None)
         shape = (reference.shape if reference else None) or IOShape()
     model = spec.load()(spec.parse_options(merged), shape=shape)
     if config is not None:

@@ -193,6 +193,13 @@ class BackboneSpec(ComponentSpec):
     head: tuple[str, ...] = ()
     pretrained: Mapping[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in self.pretrained or {}:
+            if str(name).strip().lower() == "none":
+                raise PluginError(f"backbone {self.name!r}: pretrained weights may not be named {name!r}: 'none' is "
+                                  f"reserved for an untrained network")
+
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()
         data.update(peft_targets=list(self.peft_targets), head=list(self.head),
