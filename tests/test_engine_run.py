@@ -84,6 +84,9 @@ def test_run_writes_a_complete_run_directory(tmp_path, manager):
                  "figures/gathers.png", "checkpoints/latest.json"):
         assert (out / name).is_file(), name
     assert list((out / "adapter").glob("*.safetensors"))
+    readme = (out / "adapter" / "README.md").read_text()  # the run's own, not peft's empty model card
+    assert "lora" in readme and "flatvel-a" in readme and "Model Card" not in readme
+    assert f"SSIM {metrics['adapted']['ssim']:.4f}" in readme
     assert not list(out.rglob("*.part"))
     on_disk = json.loads((out / "metrics.json").read_text())
     for stage in ("zero_shot", "adapted", "refined", "adapted_on_refined"):

@@ -389,7 +389,7 @@ def _write_run(job: _Job, parts: _Components, data: _Data, zero_shot: _Tested, a
     write_outputs(job.out, adapted=adapted.model, ds=parts.ds, physics=parts.physics,
                   normalization=data.normalization, predictions=predictions, history=adapted.training.history,
                   refine_history=refined.info.get("history") if refined is not None else None,
-                  test_x=data.test_x, figures=job.opts.figures, notify=job.notify, device=job.device)
+                  test_x=data.test_x, figures=job.opts.figures, notify=job.notify, device=job.device, about=metrics)
     job.timing["write"] = time.perf_counter() - t0
     job.timing["total"] = time.perf_counter() - started
     metrics["timing"] = job.timing

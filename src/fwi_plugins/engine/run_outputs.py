@@ -37,7 +37,7 @@ SHOWN = ("mae", "rmse", "ssim", "mae_ms", "data_misfit")
 def write_outputs(out: Path, *, adapted: nn.Module, ds: SeismicDataset, physics: Physics,
                   normalization: Normalization, predictions: Mapping[str, np.ndarray | None],
                   history: list[dict[str, Any]], refine_history: Any, test_x: np.ndarray, figures: bool,
-                  notify: Notify, device: str) -> None:
+                  notify: Notify, device: str, about: Mapping[str, Any] | None = None) -> None:
     """Write the adapter, the test predictions (calling ``fwi_predictions_ready`` for each) and the figures.
 
     Args:
@@ -53,6 +53,7 @@ def write_outputs(out: Path, *, adapted: nn.Module, ds: SeismicDataset, physics:
         figures: draw the figures.
         notify: the lifecycle notifier.
         device: where to simulate.
+        about: the run's metrics (``metrics.json``), described in the adapter's README.
     """
     from ..adapted import save_adapted
     from ..data.io import write_velocity
@@ -61,6 +62,8 @@ def write_outputs(out: Path, *, adapted: nn.Module, ds: SeismicDataset, physics:
         save_adapted(adapted, tmp)
         # The input scale travels with the adapter: predicting with it needs the same scaling.
         (tmp / "normalization.json").write_text(json.dumps(normalization.to_dict(), indent=2) + "\n")
+        # The run's own description, in place of the empty model-card template peft writes.
+        (tmp / "README.md").write_text(adapter_readme(adapted, ds.name, about or {}))
     attrs = {"dataset": ds.name, "split": "test", "generator": "fwi run"}
     for stage, velocity in predictions.items():
         if velocity is None:
@@ -72,6 +75,30 @@ def write_outputs(out: Path, *, adapted: nn.Module, ds: SeismicDataset, physics:
     if figures:
         write_figures(out / "figures", ds=ds, physics=physics, predictions=predictions, history=history,
                       refine_history=refine_history, test_x=test_x, device=device)
+
+
+def adapter_readme(adapted: nn.Module, dataset: str, about: Mapping[str, Any]) -> str:
+    """A README for the adapter folder: what was adapted, on what, how well, and how to use it."""
+    from ..specs import METHOD_ATTRIBUTE
+
+    method = getattr(adapted, METHOD_ATTRIBUTE, None) or "the PEFT method in adapter_config.json"
+    params = about.get("parameters", {})
+    lines = [f"# Adapter: {method} on `{dataset}`", "",
+             f"Written by `fwi run`: the foundation `{about.get('pretrained', '?')}` (state digest "
+             f"`{str(about.get('pretrained_digest') or 'none')[:12]}`) adapted with `{method}` on the `{dataset}` "
+             f"dataset."]
+    if params:
+        lines.append(f"Trainable parameters: {params.get('trainable', 0):,} of {params.get('total', 0):,} "
+                     f"({100 * params.get('fraction', 0.0):.2f} %).")
+    for stage in ("zero_shot", "adapted"):
+        scores = about.get(stage)
+        if scores:
+            lines.append(f"Test {stage.replace('_', '-')}: SSIM {scores['ssim']:.4f}, MAE {scores['mae_ms']:.0f} m/s.")
+    lines += ["", "Use it:", "", "```bash",
+              "fwi predict --backbone BACKBONE --adapter THIS_FOLDER --input gathers.sgy --out predictions/",
+              "```", "", "`normalization.json` is the input scale the adapter was trained with; the run's "
+              "`config.toml` (the folder above) says everything else.", ""]
+    return "\n".join(lines)
 
 
 def write_figures(fig_dir: Path, *, ds: SeismicDataset, physics: Physics,
