@@ -187,3 +187,10 @@ def test_weights_record_the_wavelet_that_prediction_shapes_to(tmp_path):
     save_weights(torch.nn.Linear(1, 1), broken, metadata={"backbone": "vit", "wavelet": {"kind": "gabor"}})
     with pytest.raises(DataError, match=r"broken.safetensors: metadata 'wavelet'"):
         read_config(spec, broken)
+
+
+def test_the_depth_an_input_is_predicted_to_does_not_follow_a_wavelet_that_shaping_removes():
+    native = native_survey()
+    high = Survey.openfwi(peak_freq=30.0)  # a 30 Hz source on the network's own line
+    assert AcquisitionMap.deepest(high, native, 10.0) == 35  # unshaped: the stretch follows the wavelet, 0.5
+    assert AcquisitionMap.deepest(high, native, 10.0, shaped=True) == 70

@@ -270,14 +270,17 @@ class AcquisitionMap:
                 and (self.grid.nz, self.grid.nx, self.grid.dx) == (native.nz, native.nx, native.dx))
 
     @staticmethod
-    def deepest(survey: Survey, native: Survey, dx: float) -> int:
-        """The most grid rows of ``dx`` metres the network sees of ``survey`` at its preferred scale."""
+    def deepest(survey: Survey, native: Survey, dx: float, *, shaped: bool = False) -> int:
+        """The most grid rows of ``dx`` metres the network sees of ``survey`` at its preferred scale: the
+        wavelet's, or 1 for ``shaped`` data (whose wavelet shaping sets), within what the recording and line allow."""
         native_depth = (native.nz - 1) * native.dx
         line = float(np.ptp([p[1] for p in survey.receivers])) * survey.dx / float(
             np.ptp([p[1] for p in native.receivers]) * native.dx)
-        listen = ((survey.nt - 1) * survey.dt - survey.delay + 0.5 * survey.dt) / (
-            (native.nt - 1) * native.dt - native.delay)
-        scale = min(native.peak_freq / survey.peak_freq, line, listen)
+        delays = (0.0, 0.0) if shaped else (survey.delay, native.delay)
+        listen = ((survey.nt - 1) * survey.dt - delays[0] + 0.5 * survey.dt) / (
+            (native.nt - 1) * native.dt - delays[1])
+        preferred = 1.0 if shaped else native.peak_freq / survey.peak_freq
+        scale = min(preferred, line, listen)
         return max(int(np.floor(scale * native_depth / dx + 1e-9)) + 1, 1)
 
     def gathers_to_native(self, gathers: Any) -> np.ndarray:

@@ -356,12 +356,15 @@ class PredictResult:
 
 
 def output_grid(gathers_shape: tuple[int, ...], attrs: Mapping[str, Any], *, survey: Any, survey_given: bool,
-                weights_config: Any, grid: tuple[int, int] | None, dx: float | None) -> tuple[int, int, float, Any]:
+                weights_config: Any, grid: tuple[int, int] | None, dx: float | None,
+                shaped: bool = False) -> tuple[int, int, float, Any]:
     """The velocity grid to predict on: ``(nz, nx, dx, Grid or None)``.
 
     With weights that record their acquisition and an input survey, the grid is the
     user's, in metres (the returned :class:`~fwi_plugins.acquisition.Grid`); otherwise
     ``grid``, the survey's, the weights' native one for native gathers, or ``R x R``.
+    An input that does not say how deep it is gets the depth the recording sees
+    (``shaped``: data to be shaped, whose stretch the wavelet does not choose).
     """
     from ..acquisition import AcquisitionMap, Grid, native_survey
 
@@ -371,7 +374,7 @@ def output_grid(gathers_shape: tuple[int, ...], attrs: Mapping[str, Any], *, sur
     if native is not None and survey is not None:
         nx = int(round((survey.nx - 1) * survey.dx / spacing)) + 1
         if not survey_given and attrs.get("grid_depth") == "assumed":
-            nz = AcquisitionMap.deepest(survey, native_survey(native), spacing)
+            nz = AcquisitionMap.deepest(survey, native_survey(native), spacing, shaped=shaped)
         else:
             nz = int(round((survey.nz - 1) * survey.dx / spacing)) + 1
         nz, nx = grid or (nz, nx)
@@ -474,9 +477,13 @@ def _predict_opened(gathers: Any, attrs: Mapping[str, Any], *, input_path: Path,
     n, shots, nt, receivers = gathers.shape
     input_survey = survey or survey_from_attrs(attrs, where=f"--input {input_path}")
     origin = 0.0 if survey is not None else float(attrs.get("origin_x") or 0.0)
+    from .shaped import shaping_choice
+
+    choice = shaping_choice(shaping, weights_config)
+    shaped = not (isinstance(choice, str) and choice.strip().lower() == "none")
     nz, nx, spacing, mapped_grid = output_grid(gathers.shape, attrs, survey=input_survey,
                                                survey_given=survey is not None, weights_config=weights_config,
-                                               grid=grid, dx=dx)
+                                               grid=grid, dx=dx, shaped=shaped)
     shape = IOShape(shots=shots, time=nt, receivers=receivers, depth=nz, width=nx)
     velocity, provenance = predict_velocity(
         gathers, backbone=backbone, options=options, source=source, weights_config=weights_config,
