@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             m = api.evaluate(velocity[part], truth[part], normalization=model.pretrained_cfg.normalization)
             per_set[name] = {"ssim": float(m["ssim"]), "mae_ms": float(m["mae_ms"])}
         results[weights] = {"digest": weights_digest(weights), "scores": per_set}
-        drawn[Path(weights).stem if weights != "default" else "shipped"] = velocity
+        drawn[str(Path(weights).with_suffix("")) if weights != "default" else "shipped"] = velocity
         print(weights, {k: f"{v['ssim']:.3f}/{v['mae_ms']:.0f}" for k, v in per_set.items()}, flush=True)
     write_results(args.out, {"survey": survey.to_dict(), "wavelet": {"peak_hz": PEAK_HZ, "phase_deg": PHASE_DEG,
                                                                      "scale": SCALE, "noise": 0.02},

@@ -105,7 +105,9 @@ fi
 # families (thrust, steep-beds, salt-dome, channels; 500 maps each, two thirds of the samples), a
 # replay of the eight generated families (100 each) and 200 real maps of each OpenFWI family,
 # with the gathers augmented as shaped field data look (augment = "all" at 0.2: band-limited
-# sources, phase errors, noise, dead traces, gain); at most 95 minutes.
+# sources, phase errors, noise, dead traces, gain); at most 95 minutes. Run once (3,600 steps, 93
+# minutes): more robust to other wavelets and noise, worse than the shipped v6 on clean data, so not
+# shipped (README; benchmarks/results/foundation.json and stage5_model_card.json).
 {
   cat <<EOF
 command = "pretrain"

@@ -49,7 +49,30 @@ def wavelets_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-TABLES: dict[str, Callable[[dict[str, Any]], str]] = {"wavelets": wavelets_table}
+FOUNDATION_LABELS = {
+    "openfwi-flatvel-a": "real OpenFWI FlatVel-A test maps", "openfwi-curvevel-a": "real OpenFWI CurveVel-A test maps",
+    "curvefault-b": "generated curvefault-b (held out of pretraining)",
+    "salt": "generated salt (held out of pretraining)",
+    "realism-marmousi2": "Marmousi2, 700 m windows (realism set)",
+    "realism-marmousi2_20m": "Marmousi2, 1,400 m windows at 20 m (realism set)",
+    "realism-overthrust": "SEG/EAGE overthrust, 700 m windows (realism set)",
+    "realism-overthrust_20m": "SEG/EAGE overthrust, 1,400 m windows at 20 m (realism set)",
+}
+
+
+def foundation_table(results: dict[str, Any]) -> str:
+    runs = results["results"]
+    names = list(runs)
+    header = " | ".join("shipped (v6)" if n == results["baseline"] else f"`{n}`" for n in names)
+    lines = [f"Up to {results['n_test']} test maps per target, SSIM / MAE m/s, `{results['command']}` "
+             f"(commit {results['commit'][:7]}):", "", f"| target | {header} |", "|---|" + "---:|" * len(names)]
+    for key in runs[names[0]]:
+        lines.append(f"| {FOUNDATION_LABELS.get(key, key)} | " + " | ".join(_cell(runs[n].get(key)) for n in names)
+                     + " |")
+    return "\n".join(lines)
+
+
+TABLES: dict[str, Callable[[dict[str, Any]], str]] = {"wavelets": wavelets_table, "foundation": foundation_table}
 
 
 def render(name: str, results_dir: Path = RESULTS) -> str:
@@ -78,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     text = args.readme.read_text()
     stale = []
     for name in TABLES:
+        if block(text, name) is None:
+            print(f"{args.readme} has no {name} block; left out", file=sys.stderr)
+            continue
         table = render(name)
         if block(text, name) != table:
             stale.append(name)
