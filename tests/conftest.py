@@ -33,3 +33,19 @@ def direct_waves():
         for r, (_, rx) in enumerate(survey.receivers):
             out[0, s, :, r] = ricker(times, survey.peak_freq, survey.delay + abs(rx - sx) * survey.dx / 2000.0)
     return out
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    """``cli(*args)`` runs the ``fwi`` command in ``tmp_path`` with a fresh registry and a cache of its own."""
+    from click.testing import CliRunner
+
+    from fwi_plugins.cli import main
+    from fwi_plugins.manager import reset_plugin_manager
+
+    monkeypatch.setenv("FWI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    reset_plugin_manager()
+    runner = CliRunner()
+    yield lambda *args: runner.invoke(main, list(args))
+    reset_plugin_manager()

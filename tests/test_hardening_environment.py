@@ -14,11 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from fwi_plugins.cli import main
 from fwi_plugins.data.io import write_velocity
-from fwi_plugins.manager import reset_plugin_manager
 
 TINY_VIT = {"size": "tiny", "dim": "16", "depth": "1", "heads": "2", "decoder_dim": "8", "patch_time": "50",
             "patch_receiver": "4"}
@@ -29,16 +26,6 @@ RUN_ARGS = ["run", "--backbone", "vit", "--peft", "lora", "--physics", "deepwave
             *[a for k, v in TINY_DATA.items() for a in ("-o", f"dataset.{k}={v}")]]
 PREDICT_VIT = ["-o", "backbone.dim=32", "-o", "backbone.depth=1", "-o", "backbone.heads=2",
                "-o", "backbone.decoder_dim=8", "-o", "backbone.patch_time=16", "-o", "backbone.patch_receiver=4"]
-
-
-@pytest.fixture
-def cli(tmp_path, monkeypatch):
-    monkeypatch.setenv("FWI_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.chdir(tmp_path)
-    reset_plugin_manager()
-    runner = CliRunner()
-    yield lambda *args: runner.invoke(main, list(args))
-    reset_plugin_manager()
 
 
 def clean_error(result, *needles, code=1):

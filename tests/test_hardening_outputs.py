@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from fwi_plugins.cli import main
 from fwi_plugins.engine.config import Component, RunConfig
 from fwi_plugins.errors import ConfigError
-from fwi_plugins.manager import FWIPluginManager, reset_plugin_manager
+from fwi_plugins.manager import FWIPluginManager
 
 TINY_VIT = {"size": "tiny", "dim": "16", "depth": "1", "heads": "2", "decoder_dim": "8", "patch_time": "50",
             "patch_receiver": "4"}
@@ -29,16 +29,6 @@ RUN_ARGS = ["run", "--backbone", "vit", "--peft", "lora", "--physics", "deepwave
 def manager(tmp_path, monkeypatch):
     monkeypatch.setenv("FWI_CACHE_DIR", str(tmp_path / "cache"))
     return FWIPluginManager().load_all()
-
-
-@pytest.fixture
-def cli(tmp_path, monkeypatch):
-    monkeypatch.setenv("FWI_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.chdir(tmp_path)
-    reset_plugin_manager()
-    runner = CliRunner()
-    yield lambda *args: runner.invoke(main, list(args))
-    reset_plugin_manager()
 
 
 def config(out, **options) -> RunConfig:
