@@ -1,8 +1,8 @@
 """README result tables rendered from the benchmarks' results files, never typed by hand.
 
 Each table sits in README.md between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` and is
-rendered by ``TABLES[NAME]`` from its file in ``benchmarks/results/`` (``FILES[NAME]``, else ``NAME.json``). Rewrite them all after a
-benchmark run::
+rendered by ``TABLES[NAME]`` from its file in ``benchmarks/results/`` (``FILES[NAME]``, else
+``NAME.json``). Rewrite them all after a benchmark run::
 
     python benchmarks/readme_tables.py            # rewrite the blocks
     python benchmarks/readme_tables.py --check    # exit 1 when a block differs from its file
@@ -80,7 +80,8 @@ def main_job_table(results: dict[str, Any]) -> str:
     stages = results["stages"]
     wall, timing = results["wall_s"], results["timing_s"]
     share = 100 * results["trainable"]["fraction"]
-    where = "a fresh clone, `make setup` then `make run`" if results["fresh_clone"] else "`fwi run` in a set-up checkout"
+    where = ("a fresh clone, `make setup` then `make run`" if results["fresh_clone"]
+             else "`fwi run` in a set-up checkout")
     lines = [f"`{results['job']}` ({where}, simulation cache empty; `{results['command']}`, commit "
              f"{results['commit'][:7]}, weights {results['weights_digest'][:12]}, {results['hardware']['cpu_count']} "
              f"CPU cores):", "", "| metric | " + " | ".join(STAGE_LABELS[s] for s in stages) + " |",
