@@ -100,7 +100,7 @@ def study(out: Path | None, cache_dir: str | None, plan_only: bool, smoke: bool,
     from ..study.plan import estimate
 
     click.echo(estimate_text(estimate(options)), err=True)
-    report = run_study(options, folder, command=_command(), cache_dir=cache_dir,
+    report = run_study(options, folder, command=_command(values, smoke, folder), cache_dir=cache_dir,
                        echo=lambda line: click.echo(line, err=True))
     if as_json:
         echo_json(report)
@@ -113,6 +113,11 @@ def study(out: Path | None, cache_dir: str | None, plan_only: bool, smoke: bool,
         sys.exit(1)
 
 
-def _command() -> str:
-    """The command line as typed, for the report."""
-    return " ".join(["fwi", *map(shlex.quote, sys.argv[1:])])
+def _command(values: dict[str, Any], smoke: bool, folder: Path) -> str:
+    """The command that reruns (or resumes) this study: the options given, defaults left out."""
+    flags = {field: flag for flag, (field, _, _) in TEXT_OPTIONS.items()}
+    parts = ["fwi", "study", *(["--smoke"] if smoke else [])]
+    for field, value in values.items():
+        if value is not None:
+            parts += [flags[field], shlex.quote(str(value))]
+    return " ".join([*parts, "--out", shlex.quote(str(folder))])

@@ -239,7 +239,10 @@ def resolve_names(o: StudyOptions) -> StudyOptions:
         except FWIError as exc:
             raise _named(option, exc) from None
 
-    methods = tuple(m if m == SCRATCH else canonical("--peft", "peft", m) for m in o.methods)
+    try:
+        methods = tuple(m if m == SCRATCH else canonical("--peft", "peft", m) for m in o.methods)
+    except FWIError as exc:
+        raise _named("", exc, f"\n'{SCRATCH}' (the backbone from random weights, every weight trained) too.") from None
     if len(set(methods)) < len(methods):
         raise OptionError(f"--peft: a method is given twice in {', '.join(o.methods)}")
     targets = tuple(dataclasses.replace(t, dataset=canonical("--dataset", "dataset", t.dataset)) for t in o.targets)
@@ -251,8 +254,8 @@ def resolve_names(o: StudyOptions) -> StudyOptions:
                                targets=targets, physics=canonical("--physics", "physics", o.physics))
 
 
-def _named(option: str, exc: FWIError) -> FWIError:
-    """``exc`` with its message led by the option that held the bad value (same class, same exit code)."""
-    named = FWIError(f"{option}: {exc}")
+def _named(option: str, exc: FWIError, tail: str = "") -> FWIError:
+    """``exc`` with its message led by the option that held the bad value (same exit code)."""
+    named = FWIError(f"{option}: {exc}{tail}" if option else f"{exc}{tail}")
     named.exit_code = exc.exit_code
     return named
