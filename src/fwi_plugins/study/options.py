@@ -247,10 +247,14 @@ def resolve_names(o: StudyOptions) -> StudyOptions:
         raise OptionError(f"--peft: a method is given twice in {', '.join(o.methods)}")
     targets = tuple(dataclasses.replace(t, dataset=canonical("--dataset", "dataset", t.dataset)) for t in o.targets)
     known_peft = {m for m in methods if m != SCRATCH} | ({"full"} if SCRATCH in methods else set())
-    for method in o.peft_options:
+    peft = dict(o.peft_options)
+    if peft == dict(StudyOptions().peft_options):  # the defaults: kept for the methods studied only
+        peft = {m: v for m, v in peft.items() if m in known_peft}
+    for method in peft:
         if canonical("--peft-options", "peft", method) not in known_peft:
             raise OptionError(f"--peft-options: {method!r} is not among the methods studied ({', '.join(methods)})")
     return dataclasses.replace(o, backbone=canonical("--backbone", "backbone", o.backbone), methods=methods,
+                               peft_options=peft,
                                targets=targets, physics=canonical("--physics", "physics", o.physics))
 
 

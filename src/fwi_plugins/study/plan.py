@@ -59,9 +59,10 @@ def second_tasks(o: StudyOptions, chosen: Mapping[tuple[str, str], float]) -> li
     methods = sorted(o.methods, key=lambda m: m != SCRATCH)
     tasks = [Task("test", t.key, m, f, chosen[t.key, m], seed) for m in methods for t in o.targets
              if (t.key, m) in chosen for f in sorted(o.fractions, reverse=True) for seed in o.seeds]
-    if o.specialist_maps:
-        tasks += [Task("specialist", t.key, SCRATCH, 1.0, specialist_lr(o, chosen, t.key), o.tune_seed)
-                  for t in o.targets if specialist_lr(o, chosen, t.key) is not None]
+    for t in o.targets if o.specialist_maps else ():
+        lr = specialist_lr(o, chosen, t.key)
+        if lr is not None:
+            tasks.append(Task("specialist", t.key, SCRATCH, 1.0, lr, o.tune_seed))
     return tasks
 
 

@@ -79,7 +79,8 @@ def markdown(j: Mapping[str, Any]) -> str:
     lines += [f"Command: `{j['command']}`", "",
               f"Foundation: `{j['foundation']['backbone']}` weights `{j['foundation']['weights']}` "
               f"(sha256 `{j['foundation']['sha256'][:16]}`); {len(j['tasks'])} runs, "
-              f"{j['wall_time_s'] / 60:.1f} min of wall time in {j['sessions']} session(s) on {j['hardware']['cpu']}.", ""]
+              f"{j['wall_time_s'] / 60:.1f} min of wall time in {j['sessions']} session(s) on "
+              f"{j['hardware']['cpu']}.", ""]
     if o["smoke"]:
         lines += ["**Smoke run**: random weights, a few maps and steps; these numbers mean nothing.", ""]
     lines += _protocol(o)
