@@ -194,3 +194,49 @@ def evaluate(predicted: Any, truth: Any, **kwargs: Any) -> dict[str, Any]:
 
 
 __all__ += ["evaluate", "predict", "predict_files", "refine", "refine_files", "simulate"]
+
+
+# -- training ------------------------------------------------------------------------
+# Added for ``fwi_plugins.study``: a pipeline that trains networks of its own (a PEFT study,
+# a sweep) goes through these two doors rather than the engine's modules.
+
+
+def device_name(device: str = "auto") -> str:
+    """The device a run's ``device`` option (``auto``, ``cpu`` or ``cuda``) names, e.g. ``"cuda:0"``."""
+    from .engine.config import run_device
+
+    return run_device(device)
+
+
+def train(model: Any, gathers: Any, velocity: Any, *, normalization: Any, options: Mapping[str, Any] | Any = None,
+          physics: Any = None, notify: Any = None, device: str | None = None) -> Any:
+    """Train ``model``'s trainable parameters in place on labelled gathers: the loop ``fwi run`` uses.
+
+    Args:
+        model: a backbone, adapted by a PEFT method (:func:`apply_peft`) or not.
+        gathers: raw gathers ``(N, S, T, R)`` float32.
+        velocity: velocity ``(N, 1, Z, X)`` in m/s, or ``None`` for label-free adaptation
+            (then ``options`` must set ``labels="none"`` and a ``lambda_physics``).
+        normalization: the dataset's :class:`~fwi_plugins.data.Normalization`.
+        options: the loop's options, a mapping (``epochs``, ``batch_size``, ``lr``,
+            ``warmup_epochs``, ``lambda_ssim``, ``seed``, ...; ``fwi show`` lists them under
+            ``fwi run``) or a :class:`~fwi_plugins.engine.options.TrainOptions`.
+        physics: a built physics, needed when ``lambda_physics`` > 0.
+        notify: ``notify(hook_name, **kwargs)``, told of every lifecycle hook (``fwi_epoch_end``
+            after each epoch, with ``epoch`` and ``metrics``); an exception it raises ends training.
+        device: ``"cpu"``, ``"cuda:0"``, ...; default: ``options.device`` resolved.
+
+    Returns:
+        The loop's result: ``epochs``, ``steps``, ``wall_time``, ``history`` (one record per epoch).
+    """
+    from .engine.options import TrainOptions
+    from .engine.train import train as _train
+    from .engine.train_data import TrainData
+
+    if not isinstance(options, TrainOptions):
+        options = TrainOptions(**dict(options or {}))
+    return _train(model, TrainData(gathers=gathers, velocity=velocity), None, options=options,
+                  normalization=normalization, physics=physics, checkpoint_dir=None, notify=notify, device=device)
+
+
+__all__ += ["device_name", "train"]

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "predict": ("fwi_plugins.cli.predict", "predict", "Predict velocity from shot gathers."),
     "refine": ("fwi_plugins.cli.refine", "refine", "Refine a velocity model by physics-based FWI."),
     "evaluate": ("fwi_plugins.cli.evaluate", "evaluate", "Score predicted velocity against the truth."),
+    "study": ("fwi_plugins.cli.study", "study", "Compare ways of adapting a foundation: the fair PEFT study."),
     "runs": ("fwi_plugins.cli.runs", "runs", "List run folders with their metrics, or compare runs side by side."),
     "plugins": ("fwi_plugins.cli.registry", "plugins", "List loaded plugins with versions and hooks."),
     "list": ("fwi_plugins.cli.registry", "list_components", "List registered components of each kind."),
