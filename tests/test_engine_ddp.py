@@ -31,8 +31,8 @@ WORKER = textwrap.dedent('''
     from torch import nn
 
     from fwi_plugins.engine import train as T
-    from fwi_plugins.engine.distributed import setup_distributed
-    from fwi_plugins.engine.train_data import TrainData
+    from fwi_plugins.engine.training.distributed import setup_distributed
+    from fwi_plugins.engine.training.data import TrainData
     from fwi_plugins.engine.config import TrainOptions
 
     torch.set_num_threads(1)

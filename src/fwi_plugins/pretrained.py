@@ -5,7 +5,7 @@ backbone it belongs to, the options it was built with, the acquisition (shape) i
 trained for and the normalisation it learned, as timm's pretrained configurations do.
 :func:`build_backbone` is the one place that turns a ``pretrained`` choice into a
 network: ``fwi run``, ``fwi predict``, ``fwi refine``, :func:`fwi_plugins.api.build_backbone`
-and :func:`fwi_plugins.engine.predict.load_model` all come through it (``fwi run``
+and :func:`fwi_plugins.engine.inference.load_model` all come through it (``fwi run``
 through :func:`backbone_options`, since its job builds the network itself).
 
 Options a user gives override the weights' only where they leave the weights' meaning

@@ -1,6 +1,6 @@
 """``fwi refine``: physics-based FWI of a velocity model against recorded gathers.
 
-The job itself is :func:`fwi_plugins.engine.refine_job.refine_files`; this module parses.
+The job itself is :func:`fwi_plugins.engine.jobs.refine.refine_files`; this module parses.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def refine(initial_path: Path | None, backbone: str | None, pretrained: str | No
       fwi refine --backbone vit --observed shots.nc --iterations 100
       fwi refine --backbone vit --observed line.sgy --wavelet estimate --iterations 30
     """
-    from ..engine.refine_job import refine_files
+    from ..engine.jobs.refine import refine_files
     from ..errors import OptionError
     from ..manager import get_plugin_manager
 
