@@ -45,6 +45,7 @@ def find_normalization(explicit: Path | None, weights: Path | None, adapter: Pat
     """
     from ...data import Normalization
     from ...errors import DataError
+    from ...pretrained import read_normalization
 
     if explicit is not None:
         if not explicit.is_file():
@@ -78,20 +79,13 @@ def find_normalization(explicit: Path | None, weights: Path | None, adapter: Pat
         # gathers scaled by the input's own range and nobody would know why.
         try:
             with safe_open(str(weights), framework="np") as f:
-                entry = (f.metadata() or {}).get("normalization")
+                metadata = f.metadata() or {}
         except (SafetensorError, OSError, ValueError) as exc:
             raise DataError(f"{weights}: not a readable safetensors file, so its normalisation cannot be "
                             f"read ({exc})") from None
-        if entry is not None:
-            try:
-                data = json.loads(entry)
-            except ValueError as exc:
-                raise DataError(f"{weights}: metadata 'normalization' is not valid JSON ({exc})") from None
-            found = _normalization_from(data)
-            if found is None:
-                raise DataError(f"{weights}: metadata 'normalization' does not hold vmin and vmax (as "
-                                f"Normalization.to_dict() writes them)")
-            return Normalization.from_dict(found), f"{weights} (metadata)"
+        found = read_normalization(metadata, weights)
+        if found is not None:
+            return found, f"{weights} (metadata)"
     return None, ""
 
 

@@ -100,10 +100,11 @@ def _load_init(model: nn.Module, spec: BackboneSpec, init: str) -> dict[str, str
 
 def _init_normalization(metadata: Mapping[str, str], datasets: list[SeismicDataset]) -> Normalization | None:
     """The normalisation stored with the ``init`` weights, checked against the datasets' velocity range."""
-    raw = metadata.get("normalization")
-    if not raw:
+    from ...pretrained import read_normalization
+
+    stored = read_normalization(metadata, "option 'init'")
+    if stored is None:
         return None
-    stored = type(datasets[0].normalization).from_dict(json.loads(raw))
     for d in datasets:
         if (d.normalization.vmin, d.normalization.vmax) != (stored.vmin, stored.vmax):
             raise ConfigError(f"option 'init': the weights were trained for velocities {stored.vmin:g}-"

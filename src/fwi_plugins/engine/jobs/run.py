@@ -24,10 +24,8 @@ are not trained again. Importing this module stays free of torch.
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -202,19 +200,9 @@ def load_foundation(model: nn.Module, spec: BackboneSpec, pretrained: str) -> di
     return {"source": choice, "metadata": dict(metadata or {}), "digest": state_digest(model)}
 
 
-def _normalization_from(metadata: Mapping[str, Any]) -> Normalization | None:
-    """The normalisation foundation weights were trained with (``None`` for weights that record none)."""
-    raw = metadata.get("normalization")
-    if raw is None:
-        return None
-    from ...data import Normalization
-
-    data = json.loads(raw) if isinstance(raw, str) else raw
-    return Normalization.from_dict(data)
-
-
 def _build_components(job: _Job) -> _Components:
     """Load the dataset, build the physics and the backbone with its foundation weights."""
+    from ...pretrained import read_normalization
     from ..training.checkpoint import seed_everything
 
     resolved, opts, device = job.resolved, job.opts, job.device
@@ -230,7 +218,7 @@ def _build_components(job: _Job) -> _Components:
     seed_everything(opts.seed)
     model = backbone_spec.load()(resolved.component_option("backbone"), shape=io_shape(ds.survey))
     foundation = load_foundation(model, backbone_spec, opts.pretrained)
-    normalization = _normalization_from(foundation["metadata"])
+    normalization = read_normalization(foundation["metadata"], f"pretrained weights {foundation['source']}")
     if normalization is not None:
         # The network learned its input scale in pretraining; the target data must use the same.
         ds.set_normalization(normalization)
