@@ -112,7 +112,7 @@ WORKER = textwrap.dedent("""
 
     import fwi_plugins.data.cache as cache
     from fwi_plugins import api
-    from fwi_plugins.engine import pretrain
+    from fwi_plugins.engine.jobs import pretrain
     from fwi_plugins.engine.training.distributed import barrier, setup_distributed
     from fwi_plugins.survey import Survey
     from fwi_plugins.testing import LinearPhysics

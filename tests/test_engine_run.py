@@ -208,7 +208,8 @@ def test_labels_needed_but_missing_fails_before_training(tmp_path, manager, monk
 
 
 def test_pretrain_mixture_writes_weights_and_model_card(tmp_path, manager):
-    from fwi_plugins.engine.jobs.pretrain import mixture_weights, pretrain
+    from fwi_plugins.engine.jobs.pretrain import pretrain
+    from fwi_plugins.engine.training.data import mixture_weights
     from fwi_plugins.engine.jobs.run import run
 
     config = RunConfig(command="pretrain", out=str(tmp_path / "pre"), components={
@@ -457,7 +458,7 @@ def test_pretrain_mixture_keeps_each_family_of_a_repeated_dataset(tmp_path, mana
 def test_dataset_labels_name_openfwi_families_by_their_family_option():
     from types import SimpleNamespace
 
-    from fwi_plugins.engine.jobs.pretrain import dataset_labels
+    from fwi_plugins.engine.jobs.pretrain_outputs import dataset_labels
 
     def dataset(name, **options):
         return SimpleNamespace(name=name, attrs={"options": options})

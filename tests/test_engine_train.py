@@ -14,7 +14,8 @@ from fwi_plugins.engine.training import train as T
 from fwi_plugins.engine.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from fwi_plugins.engine.training.losses import ssim_torch
 from fwi_plugins.engine.training.loop import lr_factor
-from fwi_plugins.engine.training.data import RowStack, TrainData, WeightedShardSampler
+from fwi_plugins.data.rows import RowStack
+from fwi_plugins.engine.training.data import TrainData, WeightedShardSampler
 from fwi_plugins.engine.training.validation import predict_unit
 from fwi_plugins.engine.options import TrainOptions
 from fwi_plugins.errors import ConfigError, DataError

@@ -136,8 +136,9 @@ def predict_through_map(model: Any, gathers: Any, mapping: AcquisitionMap | None
         ``(velocity, shaping)``: the prediction on the user's grid and the shaping applied
         (``None`` for none).
     """
-    identity = mapping is None or mapping.is_identity
-    source = gathers if identity else mapped_gathers(gathers, mapping)
+    if mapping is not None and mapping.is_identity:
+        mapping = None
+    source = gathers if mapping is None else mapped_gathers(gathers, mapping)
     velocity, applied = shaped_native_prediction(model, source, shaping=shaping, native=native, physics=physics,
                                                  noise=noise, predict=predict, **kwargs)
-    return (velocity if identity else mapping.velocity_to_user(velocity)), applied
+    return (velocity if mapping is None else mapping.velocity_to_user(velocity)), applied

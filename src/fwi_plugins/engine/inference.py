@@ -83,9 +83,6 @@ def predict(model: torch.nn.Module, gathers: Any, *, normalization: Normalizatio
         OptionError: a bad ``batch_size`` or device.
         DataError: gathers of the wrong shape or with non-finite values.
     """
-    import torch
-    from tqdm.auto import tqdm
-
     transform, velocity_from_unit = _scalings(model, normalization, transform, velocity_from_unit)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise OptionError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -94,23 +91,34 @@ def predict(model: torch.nn.Module, gathers: Any, *, normalization: Normalizatio
 
     was_training = model.training
     model.eval().to(target)
-    out: np.ndarray | None = None
     try:
-        with torch.inference_mode(), tqdm(total=n, desc="predict", unit="sample", disable=not progress,
-                                           leave=False) as bar:
-            for start in range(0, n, batch_size):
-                stop = min(start + batch_size, n)
-                # Scaling on the device: the signed log is cheap there and the copy is raw floats.
-                x = torch.from_numpy(_batch(gathers, start, stop)).to(target, non_blocking=True)
-                velocity = _batch_velocity(model, x, transform, velocity_from_unit, start=start, amp=amp)
-                if out is None:
-                    # The output is small next to the input (one map per sample), so it is
-                    # allocated whole once the first batch tells its grid.
-                    out = np.empty((n, *velocity.shape[1:]), dtype=np.float32)
-                out[start:stop] = velocity
-                bar.update(stop - start)
+        return _predict_batches(model, gathers, n, batch_size=batch_size, target=target, transform=transform,
+                                velocity_from_unit=velocity_from_unit, amp=amp, progress=progress)
     finally:
         model.train(was_training)
+
+
+def _predict_batches(model: torch.nn.Module, gathers: Any, n: int, *, batch_size: int, target: Any,
+                     transform: Callable[[Any], Any] | None, velocity_from_unit: Callable[[Any], Any], amp: bool,
+                     progress: bool) -> np.ndarray:
+    """The model's velocity for all ``n`` samples, read and predicted a batch at a time."""
+    import torch
+    from tqdm.auto import tqdm
+
+    out: np.ndarray | None = None
+    with torch.inference_mode(), tqdm(total=n, desc="predict", unit="sample", disable=not progress,
+                                       leave=False) as bar:
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            # Scaling on the device: the signed log is cheap there and the copy is raw floats.
+            x = torch.from_numpy(_batch(gathers, start, stop)).to(target, non_blocking=True)
+            velocity = _batch_velocity(model, x, transform, velocity_from_unit, start=start, amp=amp)
+            if out is None:
+                # The output is small next to the input (one map per sample), so it is
+                # allocated whole once the first batch tells its grid.
+                out = np.empty((n, *velocity.shape[1:]), dtype=np.float32)
+            out[start:stop] = velocity
+            bar.update(stop - start)
     assert out is not None  # _sample_count guarantees at least one batch
     return out
 

@@ -105,7 +105,6 @@ def predict_files(*, backbone: str, input_path: str | Path, out: str | Path, pre
         A :class:`PredictResult`: the velocity, its provenance and the files written.
     """
     from ...errors import OptionError
-    from ...survey import Survey
     from ..device import resolve_device
 
     input_path, out = Path(input_path), Path(out)
@@ -118,11 +117,7 @@ def predict_files(*, backbone: str, input_path: str | Path, out: str | Path, pre
     PredictFolder(out).check()  # refuse a folder of someone else's files before any work
     source, weights_config = weights_source(backbone, pretrained, Path(weights) if weights else None, options)
     if survey is not None:
-        from ...data.gathers_input import check_input_survey
-
-        given = "the survey given" if isinstance(survey, Survey) else f"--survey {survey}"
-        survey = survey if isinstance(survey, Survey) else Survey.load(survey)
-        check_input_survey(input_path, survey, given=given)
+        survey = _checked_survey(input_path, survey)
     with open_gathers(input_path) as (gathers, attrs):
         predicted = _predict_opened(
             gathers, attrs, input_path=input_path, survey=survey, grid=grid, dx=dx, backbone=backbone,
@@ -134,6 +129,17 @@ def predict_files(*, backbone: str, input_path: str | Path, out: str | Path, pre
     if notify is not None:
         notify("fwi_predictions_ready", run_dir=out, stage="predict", path=paths[0], predictions=predicted.velocity)
     return PredictResult(velocity=predicted.velocity, provenance=predicted.provenance, paths=paths)
+
+
+def _checked_survey(input_path: Path, survey: Any) -> Any:
+    """The :class:`~fwi_plugins.survey.Survey` given (or loaded from a file or preset), checked against the input."""
+    from ...data.gathers_input import check_input_survey
+    from ...survey import Survey
+
+    given = "the survey given" if isinstance(survey, Survey) else f"--survey {survey}"
+    survey = survey if isinstance(survey, Survey) else Survey.load(survey)
+    check_input_survey(input_path, survey, given=given)
+    return survey
 
 
 @dataclass

@@ -115,9 +115,8 @@ def refine_files(*, observed_path: str | Path, out: str | Path, initial_path: st
             preset name); default: the one stored in the observed file, else OpenFWI's.
         physics, physics_options: the registered physics name and its options.
         wavelet: ``"survey"`` or ``"estimate"``: sets the physics' ``wavelet`` option.
-        iterations, lr, step, smooth, mute, depth_power, tv, prior, sobolev, regularization, time_limit,
-            holdout, frequencies, vmin, vmax, device, progress: as
-            :func:`fwi_plugins.engine.refinement.refine.refine` takes them.
+        iterations, lr, step, smooth, mute, depth_power, tv, prior, sobolev, regularization, time_limit, holdout,
+            frequencies, vmin, vmax, device, progress: as :func:`~fwi_plugins.engine.refinement.refine.refine` takes.
         notify: ``notify(hook, **kwargs)`` for the ``fwi_run_started`` and ``fwi_run_finished``
             hooks (the plugin manager's ``notify``, under which a raising observer only warns).
 
@@ -129,10 +128,9 @@ def refine_files(*, observed_path: str | Path, out: str | Path, initial_path: st
     observed_path, out_dir = Path(observed_path), Path(out)
     start = _StartRequest.of(initial_path, backbone=backbone, pretrained=pretrained, weights=weights,
                              adapter=adapter, normalization=normalization, options=backbone_options)
-    refinement = Refinement(iterations=iterations, lr=lr, step=step, smooth=smooth, mute=mute,
-                            depth_power=depth_power, tv=tv, prior=prior, sobolev=sobolev,
-                            regularization=regularization, time_limit=time_limit, holdout=holdout,
-                            vmin=vmin, vmax=vmax,
+    refinement = Refinement(iterations=iterations, lr=lr, step=step, smooth=smooth, mute=mute, depth_power=depth_power,
+                            tv=tv, prior=prior, sobolev=sobolev, regularization=regularization, time_limit=time_limit,
+                            holdout=holdout, vmin=vmin, vmax=vmax,
                             frequencies=tuple(float(f) for f in frequencies) if frequencies else None).resolved()
     notify = notify or no_notify
     weights_found = _check_start(start)  # the weights are checked before any data is read

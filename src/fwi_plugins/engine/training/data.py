@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from ...data.rows import RowStack
-from ...errors import DataError
+from ...errors import ConfigError, DataError
 from .distributed import DistInfo
 
-__all__ = ["DeviceRows", "EpochSampler", "RowStack", "TrainData", "WeightedShardSampler", "epoch_sampler",
+__all__ = ["DeviceRows", "EpochSampler", "TrainData", "WeightedShardSampler", "epoch_sampler", "mixture_weights",
            "upsample_traces"]
 
 
@@ -247,3 +247,17 @@ def epoch_sampler(data: TrainData, samples_per_epoch: int | None, *, info: DistI
     return torch.utils.data.DistributedSampler(
         range(len(data)), num_replicas=info.world_size, rank=info.rank, shuffle=True,  # type: ignore[arg-type]
         seed=seed, drop_last=False)
+
+
+def mixture_weights(sizes: list[int], weights: tuple[float, ...] = ()) -> np.ndarray:
+    """Per-sample sampling weights so that family ``i`` is drawn with probability ``weights[i] / sum``.
+
+    Without weights every sample is equally likely (families in proportion to their size).
+    """
+    if not weights:
+        weights = tuple(float(n) for n in sizes)
+    per_sample = [np.full(n, w / n if n else 0.0) for n, w in zip(sizes, weights, strict=True)]
+    out = np.concatenate(per_sample) if per_sample else np.zeros(0)
+    if out.sum() <= 0:
+        raise ConfigError("option 'weights' gives every dataset with training samples a zero weight")
+    return out / out.sum()

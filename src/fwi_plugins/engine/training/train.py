@@ -31,7 +31,7 @@ from ...errors import ConfigError, DataError
 from .checkpoint import resume_training, training_fingerprint
 from ..config import run_device
 from ..options import TrainOptions
-from .distributed import current_dist, wrap_ddp
+from .distributed import DistInfo, current_dist, wrap_ddp
 from .loop import Schedule, Selection, TrainingLoop, run_epoch
 from ..notify import Notify, listens, no_notify
 from .data import TrainData, epoch_sampler
@@ -81,21 +81,10 @@ def train(model: nn.Module, train_data: TrainData, val_data: TrainData | None, *
     """
     device = device or run_device(options.device)
     info = current_dist(device)
-    params = _trainable_parameters(model, train_data, options, physics)
-    model.to(device)
-    net = wrap_ddp(model, info, device)
-    sampler = epoch_sampler(train_data, samples_per_epoch, info=info, seed=options.seed)
-    schedule = Schedule.plan(len(sampler), options)
-    loop = TrainingLoop(model=model, net=net, params=params,
-                        optimizer=torch.optim.AdamW(params, lr=options.lr, weight_decay=options.weight_decay),
-                        data=train_data, val_data=val_data, options=options, normalization=normalization,
-                        physics=physics if options.lambda_physics > 0 else None,
-                        val_physics=_validation_physics(physics, options, val_data), device=device, info=info,
-                        sampler=sampler, schedule=schedule,
-                        fingerprint=training_fingerprint(options, len(train_data), schedule.steps_per_epoch,
-                                                         info.world_size, start_from),
-                        selection=_selection(options, val_data), stage=stage, checkpoint_dir=checkpoint_dir,
-                        run_dir=run_dir, notify=notify or no_notify, result=TrainResult())
+    loop = _training_loop(model, train_data, val_data, options=options, normalization=normalization,
+                          physics=physics, samples_per_epoch=samples_per_epoch, device=device, info=info,
+                          start_from=start_from, stage=stage, checkpoint_dir=checkpoint_dir, run_dir=run_dir,
+                          notify=notify or no_notify)
     if info.is_main and listens(loop.notify, "fwi_train_step"):
         loop.step_every = options.log_every_steps
     start_epoch = _resume(loop)
@@ -109,6 +98,28 @@ def train(model: nn.Module, train_data: TrainData, val_data: TrainData | None, *
     _restore_best(loop)
     model.eval()
     return loop.result
+
+
+def _training_loop(model: nn.Module, train_data: TrainData, val_data: TrainData | None, *, options: TrainOptions,
+                   normalization: Normalization, physics: Physics | None, samples_per_epoch: int | None,
+                   device: str, info: DistInfo, start_from: str, stage: str, checkpoint_dir: str | Path | None,
+                   run_dir: str | Path | None, notify: Notify) -> TrainingLoop:
+    """The loop's state before its first epoch: trainable parameters, optimiser, sampler, schedule, fingerprint."""
+    params = _trainable_parameters(model, train_data, options, physics)
+    model.to(device)
+    net = wrap_ddp(model, info, device)
+    sampler = epoch_sampler(train_data, samples_per_epoch, info=info, seed=options.seed)
+    schedule = Schedule.plan(len(sampler), options)
+    return TrainingLoop(model=model, net=net, params=params,
+                        optimizer=torch.optim.AdamW(params, lr=options.lr, weight_decay=options.weight_decay),
+                        data=train_data, val_data=val_data, options=options, normalization=normalization,
+                        physics=physics if options.lambda_physics > 0 else None,
+                        val_physics=_validation_physics(physics, options, val_data), device=device, info=info,
+                        sampler=sampler, schedule=schedule,
+                        fingerprint=training_fingerprint(options, len(train_data), schedule.steps_per_epoch,
+                                                         info.world_size, start_from),
+                        selection=_selection(options, val_data), stage=stage, checkpoint_dir=checkpoint_dir,
+                        run_dir=run_dir, notify=notify, result=TrainResult())
 
 
 def _trainable_parameters(model: nn.Module, data: TrainData, options: TrainOptions,
