@@ -1,8 +1,8 @@
 """README result tables rendered from the benchmarks' results files, never typed by hand.
 
 Each table sits in README.md between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` and is
-rendered by ``TABLES[NAME]`` from ``benchmarks/results/NAME.json``. Rewrite them all after a
-benchmark run::
+rendered by ``TABLES[NAME]`` from its file in ``benchmarks/results/`` (``FILES[NAME]``, else
+``NAME.json``). Rewrite them all after a benchmark run::
 
     python benchmarks/readme_tables.py            # rewrite the blocks
     python benchmarks/readme_tables.py --check    # exit 1 when a block differs from its file
@@ -72,11 +72,88 @@ def foundation_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-TABLES: dict[str, Callable[[dict[str, Any]], str]] = {"wavelets": wavelets_table, "foundation": foundation_table}
+STAGE_LABELS = {"zero_shot": "zero-shot", "adapted": "adapted", "adapted_on_refined": "adapted (first 2)",
+                "refined": "refined (first 2)"}
+
+
+def main_job_table(results: dict[str, Any]) -> str:
+    stages = results["stages"]
+    wall, timing = results["wall_s"], results["timing_s"]
+    share = 100 * results["trainable"]["fraction"]
+    where = ("a fresh clone, `make setup` then `make run`" if results["fresh_clone"]
+             else "`fwi run` in a set-up checkout")
+    lines = [f"`{results['job']}` ({where}, simulation cache empty; `{results['command']}`, commit "
+             f"{results['commit'][:7]}, weights {results['weights_digest'][:12]}, {results['hardware']['cpu_count']} "
+             f"CPU cores):", "", "| metric | " + " | ".join(STAGE_LABELS[s] for s in stages) + " |",
+             "|---|" + "---:|" * len(stages),
+             "| SSIM | " + " | ".join(f"{m['ssim']:.4f}" for m in stages.values()) + " |",
+             "| MAE (m/s) | " + " | ".join(f"{m['mae_ms']:.0f}" for m in stages.values()) + " |"]
+    if all("data_misfit" in m for m in stages.values()):
+        lines.append("| data misfit, relative L2 | " + " | ".join(f"{m['data_misfit']:.4f}" for m in stages.values())
+                     + " |")
+    parts = ", ".join(f"{k.replace('_', ' ')} {v:.0f} s" for k, v in timing.items() if k != "total")
+    setup = f"set-up {wall['setup']:.0f} s, " if "setup" in wall else ""
+    lines += ["", f"LoRA trains {results['trainable']['trainable']:,} weights ({share:.2f} %) for {results['steps']} "
+              f"steps. First run: {results['first_run_s']:.0f} s ({setup}job {wall['job']:.0f} s: {parts})."]
+    return "\n".join(lines)
+
+
+METHOD_LABELS = {"foundation": "zero-shot (foundation)", "scratch": "from scratch, to convergence",
+                 "full": "full fine-tuning", "lora": "LoRA", "adapter": "adapter", "ia3": "IA3"}
+
+
+def _params(n: int) -> str:
+    return "0" if n == 0 else f"{n / 1e6:.2f} M" if n >= 1e6 else f"{n / 1e3:.1f} k"
+
+
+def adaptation_table(results: dict[str, Any]) -> str:
+    test, targets = results["test"], results["targets"]
+    names = list(test)
+    methods = [m for m in METHOD_LABELS if any(m in test[t] for t in names)]
+    lines = [f"Test SSIM (mean ± sd over seeds) / MAE m/s, {results['settings']['base']['n_train']} training maps, "
+             f"{results['settings']['base']['steps']} steps, learning rate per method chosen on validation maps "
+             f"(`{results['command']}`):", "",
+             "| method | trainable | " + " | ".join(targets[t]["label"] + (" (held out)" if targets[t]["distribution"]
+                                                    == "out" else " (in pretraining)") for t in names) + " |",
+             "|---|---:|" + "---:|" * len(names)]
+    for m in methods:
+        trainable = next(test[t][m]["trainable"] for t in names if m in test[t])
+        cells = []
+        for t in names:
+            r = test[t].get(m)
+            sd = "" if r is None or r["ssim"]["sd"] is None else f" ± {r['ssim']['sd']:.4f}"
+            lr = "" if r is None or r["lr"] is None else f", lr {r['lr']:g}"
+            cells.append("–" if r is None else f"{r['ssim']['mean']:.4f}{sd} / {r['mae_ms']['mean']:.0f}{lr}")
+        lines.append(f"| {METHOD_LABELS[m]} | {_params(trainable)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _pair(values: list[float], fmt: str) -> str:
+    return f"{values[0]:{fmt}} → {values[1]:{fmt}}"
+
+
+def refine_table(results: dict[str, Any]) -> str:
+    before, after = results["before"]["targets"], results["after"]["targets"]
+    lines = [f"From the shipped network's prediction, {next(iter(after.values()))['n_maps']} maps per target, "
+             f"shaped L-BFGS, SSIM / MAE m/s, start → refined (`{results['command']}`, commit "
+             f"{results['commit'][:7]}):", "",
+             "| target | refined (default) | refined, held-out-shot rule (`--holdout 1`) |", "|---|---:|---:|"]
+    for key, rule in after.items():
+        kept = sum(bool(m.get("kept_start")) for m in rule["per_map"])
+        note = f" ({kept} kept)" if kept else ""
+        lines.append(f"| {rule['label']} | {_pair(before[key]['ssim'], '.3f')} / {_pair(before[key]['mae_ms'], '.0f')}"
+                     f" | {_pair(rule['ssim'], '.3f')} / {_pair(rule['mae_ms'], '.0f')}{note} |")
+    return "\n".join(lines)
+
+
+TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
+    "wavelets": wavelets_table, "foundation": foundation_table, "main-job": main_job_table,
+    "adaptation": adaptation_table, "refine": refine_table}
+FILES = {"main-job": "main_job.json", "adaptation": "study_fair_v6/study_fair.json", "refine": "refine_holdout.json"}
 
 
 def render(name: str, results_dir: Path = RESULTS) -> str:
-    return TABLES[name](json.loads((results_dir / f"{name}.json").read_text()))
+    return TABLES[name](json.loads((results_dir / FILES.get(name, f"{name}.json")).read_text()))
 
 
 def _pattern(name: str) -> re.Pattern[str]:
@@ -110,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
             text = rewrite(text, name, table)
     if args.check:
         for name in stale:
-            print(f"{args.readme}: the {name} table differs from benchmarks/results/{name}.json", file=sys.stderr)
+            print(f"{args.readme}: the {name} table differs from benchmarks/results/{FILES.get(name, name + '.json')}",
+                  file=sys.stderr)
         return 1 if stale else 0
     args.readme.write_text(text)
     print(f"rewrote {', '.join(stale) or 'nothing'}")

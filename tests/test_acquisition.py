@@ -98,6 +98,19 @@ def test_a_stretched_survey_is_read_as_the_native_wavefield():
     assert np.linalg.norm(gain * mapped - native[0]) < 0.03 * np.linalg.norm(native[0])
 
 
+def test_a_prediction_is_written_back_stretched_like_the_survey():
+    # At scale 2 a native cell is 20 m of the user's, in depth as across: on a 20 m grid the
+    # native map comes back as it is, on a 10 m grid every other row and column is that map.
+    stretched = Survey(nz=16, nx=16, dx=20.0, nt=400, dt=0.003, peak_freq=7.5, pml_width=20,
+                       sources=NATIVE.sources, receivers=NATIVE.receivers)
+    native = _layered(16, 16, bump=True)[None, None]
+    mapping = AcquisitionMap(stretched, NATIVE)
+    assert mapping.scale == pytest.approx(2.0) and mapping.n_windows == 1
+    np.testing.assert_allclose(mapping.velocity_to_user(native), native, rtol=1e-6)
+    fine = AcquisitionMap(stretched, NATIVE, grid=Grid(nz=31, nx=31, dx=10.0))
+    np.testing.assert_allclose(fine.velocity_to_user(native)[..., ::2, ::2], native, rtol=1e-6)
+
+
 def test_a_wide_line_is_read_in_windows_equal_to_simulating_each_window():
     velocity = _layered(16, 40, bump=True)
     survey = _line(40)

@@ -59,6 +59,12 @@ def test_normalization_velocity_maps_range_to_unit_and_back():
     np.testing.assert_allclose(norm.velocity_from_unit(norm.velocity_to_unit(v)), v)
 
 
+def test_normalization_velocity_back_to_ms_uses_its_own_range():
+    # A model trained on 1000-5500 m/s (not OpenFWI's 1500-4500) predicts in that range.
+    norm = Normalization(vmin=1000.0, vmax=5500.0)
+    np.testing.assert_allclose(norm.velocity_from_unit(np.array([-1.0, 0.0, 1.0])), [1000.0, 3250.0, 5500.0])
+
+
 def test_normalization_gathers_is_openfwi_log_minmax_and_invertible():
     g = np.array([-26.95, 0.0, 3.0, 52.77])
     norm = Normalization.openfwi().fit_gathers(g)

@@ -70,6 +70,21 @@ def test_predict_applies_the_normalization_to_raw_gathers():
     np.testing.assert_allclose(out, norm.velocity_from_unit(unit), rtol=1e-5)
 
 
+def test_a_given_normalization_wins_over_the_one_the_weights_carry():
+    # A network fine-tuned from shipped weights still carries their normalisation; predicting with
+    # the run's own (another velocity range, another gathers range) must use the run's, in and out.
+    from pathlib import Path
+
+    from fwi_plugins.pretrained import PretrainedConfig, attach
+
+    raw = _gathers() * 50
+    weights = Normalization(vmin=1500.0, vmax=4500.0, data_min=-1.0, data_max=1.0)
+    run = Normalization(vmin=1000.0, vmax=5500.0).fit_gathers(raw)
+    model = attach(CornerNet(), PretrainedConfig(source="default", path=Path("w.safetensors"), normalization=weights))
+    out = predict(model, raw, normalization=run, batch_size=4, device="cpu", progress=False)
+    np.testing.assert_allclose(out, run.velocity_from_unit(run.gathers_to_unit(raw)[:, :1, :Z, :X]), rtol=1e-5)
+
+
 def test_predict_reads_a_memmap_in_batches(tmp_path):
     path = tmp_path / "g.npy"
     np.save(path, _gathers())
