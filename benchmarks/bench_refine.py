@@ -6,7 +6,7 @@ generated families held out of pretraining, ``curvefault-b`` and ``salt``), gath
 simulated through the cache and the shipped ``vit`` foundation predicts zero-shot. Then:
 
 * every refinement variant in :data:`VARIANTS` refines the prediction for ``--time-limit``
-  seconds per map (:func:`fwi_plugins.engine.refine.refine`);
+  seconds per map (:func:`fwi_plugins.engine.refinement.refine.refine`);
 * label-free adaptation (``--label-free-maps``, 0 to skip): a LoRA adapter of the foundation
   trained on the target's training gathers with the Deepwave misfit alone, no velocity labels
   (the engine's ``train`` with ``labels="none"``), then predicting the test maps; its seconds
@@ -108,7 +108,7 @@ def classical(start: Any, observed: Any, truth: Any, physics: Any, args: argpars
     """The best refinement from ``start`` up to the cap: (seconds, SSIM, MAE, misfit) after each step."""
     import torch
 
-    from fwi_plugins.engine.refine import refine
+    from fwi_plugins.engine.refinement.refine import refine
 
     lo, hi = physics.survey.vmin, physics.survey.vmax
     trace: list[dict[str, float]] = []
@@ -129,8 +129,8 @@ def label_free(model: Any, key: str, args: argparse.Namespace, physics: Any) -> 
 
     from fwi_plugins import api
     from fwi_plugins.engine.options import TrainOptions
-    from fwi_plugins.engine.train import train
-    from fwi_plugins.engine.train_data import TrainData
+    from fwi_plugins.engine.training.train import train
+    from fwi_plugins.engine.training.data import TrainData
 
     label, name, options = TARGETS[key]
     options = dict(options, n_train=args.label_free_maps, n_val=0, n_test=0)
@@ -159,8 +159,8 @@ def run_target(key: str, args: argparse.Namespace, model: Any) -> dict[str, Any]
     import numpy as np
 
     from fwi_plugins import api
-    from fwi_plugins.engine.refine import refine
-    from fwi_plugins.engine.refine_network import refine_through_network
+    from fwi_plugins.engine.refinement.refine import refine
+    from fwi_plugins.engine.refinement.network import refine_through_network
 
     loaded_args = argparse.Namespace(n_test=args.n_maps, openfwi=args.openfwi, cache_dir=args.cache_dir)
     target = load_target(key, loaded_args, model.pretrained_cfg.normalization)

@@ -102,16 +102,16 @@ MUTATIONS: tuple[Mutation, ...] = (
              ("tests/test_core_testing_checks.py",),
              "check_peft_method lets a method train more than the network has"),
     # -- the training loss and loop ------------------------------------------------------------
-    Mutation("ssim-term-sign", "src/fwi_plugins/engine/losses.py",
+    Mutation("ssim-term-sign", "src/fwi_plugins/engine/training/losses.py",
              "lambda_ssim * (1.0 - ssim_torch(", "lambda_ssim * (1.0 + ssim_torch(",
              ("tests/test_engine_loss_formula.py",), "label loss L1 + lambda (1 + SSIM)", CI),
-    Mutation("ssim-unscaled", "src/fwi_plugins/engine/losses.py",
+    Mutation("ssim-unscaled", "src/fwi_plugins/engine/training/losses.py",
              "ssim_torch(pred / 2 + 0.5, y / 2 + 0.5)", "ssim_torch(pred, y)",
              ("tests/test_engine_loss_formula.py",), "SSIM of the [-1, 1] maps instead of [0, 1]"),
-    Mutation("l1-as-l2", "src/fwi_plugins/engine/losses.py",
+    Mutation("l1-as-l2", "src/fwi_plugins/engine/training/losses.py",
              "loss = (pred - y).abs().mean()", "loss = (pred - y).square().mean()",
              ("tests/test_engine_loss_formula.py",), "the label loss squared instead of absolute"),
-    Mutation("bf16-loss-under-autocast", "src/fwi_plugins/engine/loop.py",
+    Mutation("bf16-loss-under-autocast", "src/fwi_plugins/engine/training/loop.py",
              "    with autocast(device, options.amp):\n"
              "        pred = loop.net(loop.normalization.gathers_to_unit(x_in))\n"
              "    pred = pred.float()\n"
@@ -124,16 +124,16 @@ MUTATIONS: tuple[Mutation, ...] = (
              ("tests/test_engine_amp.py::test_bf16_step_agrees_with_float32",),
              "with amp (bf16 autocast, as the shipped weights were trained) the loss is taken in bf16 too: "
              "SSIM's variances cancel", CI),
-    Mutation("no-epoch-reseeding", "src/fwi_plugins/engine/checkpoint.py",
+    Mutation("no-epoch-reseeding", "src/fwi_plugins/engine/training/checkpoint.py",
              "    torch.manual_seed(seed * 100_003 + epoch * 1_009 + rank)\n", "",
              ("tests/test_engine_loss_formula.py::test_resume_with_dropout_matches_the_uninterrupted_run",),
              "per-epoch re-seeding removed: a resumed run draws other dropout masks"),
-    Mutation("ddp-no-gradient-averaging", "src/fwi_plugins/engine/distributed.py",
+    Mutation("ddp-no-gradient-averaging", "src/fwi_plugins/engine/training/distributed.py",
              "    return DistributedDataParallel(model, device_ids=[info.local_rank] "
              "if device.startswith(\"cuda\") else None)",
              "    return model",
              ("tests/test_engine_ddp.py",), "DDP wrapping removed: ranks train apart"),
-    Mutation("ddp-no-metric-reduction", "src/fwi_plugins/engine/distributed.py",
+    Mutation("ddp-no-metric-reduction", "src/fwi_plugins/engine/training/distributed.py",
              "    dist.all_reduce(t)\n", "",
              ("tests/test_engine_ddp.py",), "the metrics all-reduce does nothing"),
     # -- normalisation: of the gathers going in, of the predictions coming out ------------------
@@ -143,11 +143,11 @@ MUTATIONS: tuple[Mutation, ...] = (
              ("tests/test_data_cache.py",),
              "the gathers' min-max scale taken from the raw range after the signed log: "
              "the network sees inputs squeezed near -1 .. 0", CI),
-    Mutation("gathers-refitted-on-the-input", "src/fwi_plugins/engine/predict_job.py",
+    Mutation("gathers-refitted-on-the-input", "src/fwi_plugins/engine/jobs/predict_normalization.py",
              "    elif not norm.fitted:\n", "    else:\n",
              ("tests/test_cli_executable.py::test_run_then_predict_with_its_adapter_reproduces_the_run",),
              "fwi predict scales gathers by the input's own range instead of the one the model was trained with"),
-    Mutation("normalization-without-gathers-range", "src/fwi_plugins/engine/run_outputs.py",
+    Mutation("normalization-without-gathers-range", "src/fwi_plugins/engine/jobs/run_outputs.py",
              "json.dumps(normalization.to_dict(), indent=2)",
              "json.dumps({**normalization.to_dict(), 'data_min': None, 'data_max': None}, indent=2)",
              ("tests/test_cli_executable.py::test_run_then_predict_with_its_adapter_reproduces_the_run",),
@@ -158,7 +158,7 @@ MUTATIONS: tuple[Mutation, ...] = (
              ("tests/test_data_cache.py",),
              "predictions denormalised with OpenFWI's 1500-4500 m/s whatever range the model was trained on",
              CI),
-    Mutation("denormalise-with-the-weights-range", "src/fwi_plugins/engine/predict.py",
+    Mutation("denormalise-with-the-weights-range", "src/fwi_plugins/engine/inference.py",
              "    if normalization is None and transform is None and velocity_from_unit is None:\n"
              "        carried = config_of(model)\n"
              "        normalization = carried.normalization if carried is not None else None\n",
@@ -167,18 +167,18 @@ MUTATIONS: tuple[Mutation, ...] = (
              "        normalization = carried.normalization\n",
              ("tests/test_engine_predict.py",),
              "predict() scales by the pretrained weights' normalisation even when given the model's own"),
-    Mutation("corrupt-weights-metadata-read-as-none", "src/fwi_plugins/engine/predict_job.py",
+    Mutation("corrupt-weights-metadata-read-as-none", "src/fwi_plugins/engine/jobs/predict_normalization.py",
              "        except (SafetensorError, OSError, ValueError) as exc:\n"
              "            raise DataError(",
              "        except (SafetensorError, OSError, ValueError) as exc:\n"
-             "            entry = None\n"
+             "            metadata = {}\n"
              "        if False:\n"
              "            raise DataError(",
              ("tests/test_hardening_inputs.py::"
               "test_predict_with_weights_whose_header_is_damaged_names_the_file_not_a_missing_normalisation",),
              "a damaged weights header reads as 'no normalisation' and the input is scaled by its own range"),
     # -- data, weights, acquisition --------------------------------------------------------------
-    Mutation("cache-key-without-options", "src/fwi_plugins/data/cache.py",
+    Mutation("cache-key-without-options", "src/fwi_plugins/data/cache_key.py",
              '"options": _jsonable(getattr(physics, "options", None)),', "",
              ("tests/test_data_cache_key.py",), "physics options left out of the simulation cache key"),
     Mutation("weights-not-loaded", "src/fwi_plugins/weights.py",
@@ -222,12 +222,12 @@ MUTATIONS: tuple[Mutation, ...] = (
              (f"{TW_TESTS}/test_torchwave_physics.py::test_gathers_match_deepwave",),
              "torchwave's C-PML without its frequency shift (alpha = 0): a plain PML"),
     # -- refinement ----------------------------------------------------------------------------
-    Mutation("continuation-unfiltered-simulated", "src/fwi_plugins/engine/refine_loops.py",
+    Mutation("continuation-unfiltered-simulated", "src/fwi_plugins/engine/refinement/loops.py",
              "simulated = lowpass(simulated, cutoff, self.dt)",
              "simulated = simulated",
              ("tests/test_engine_refine_reference.py",),
              "frequency continuation compares unfiltered simulated data with low-passed observed data"),
-    Mutation("refine-batch-wide-peak", "src/fwi_plugins/engine/refine_loops.py",
+    Mutation("refine-batch-wide-peak", "src/fwi_plugins/engine/refinement/loops.py",
              "peak = grad.abs().amax(dim=tuple(range(1, grad.ndim)), keepdim=True)",
              "peak = grad.abs().amax()",
              ("tests/test_engine_refine_reference.py",),

@@ -105,9 +105,9 @@ def adapt_label_free(gathers: np.ndarray, survey, *, steps: int, out: Path):
     """
     from fwi_plugins import api
     from fwi_plugins.acquisition import AcquisitionMap, Grid, native_survey
-    from fwi_plugins.engine.config import TrainOptions
-    from fwi_plugins.engine.train import train
-    from fwi_plugins.engine.train_data import TrainData
+    from fwi_plugins.engine.options import TrainOptions
+    from fwi_plugins.engine.training.train import train
+    from fwi_plugins.engine.training.data import TrainData
     from fwi_plugins.pretrained import config_of
 
     model = api.build_backbone("vit", pretrained="default")

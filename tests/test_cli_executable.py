@@ -91,7 +91,7 @@ def test_run_then_predict_with_its_adapter_reproduces_the_run(finished_run):
     """
     from fwi_plugins.data import Normalization
     from fwi_plugins.data.io import survey_from_attrs, write_gathers
-    from fwi_plugins.engine.predict import load_model, predict
+    from fwi_plugins.engine.inference import load_model, predict
 
     root, env, run = finished_run
     assert run.returncode == 0, run.stderr

@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from fwi_plugins.cli import main
-from fwi_plugins.cli.predict import find_normalization, open_gathers
+from fwi_plugins.data.gathers_input import open_gathers
+from fwi_plugins.engine.jobs.predict_normalization import find_normalization
 from fwi_plugins.data import Normalization
 from fwi_plugins.data.io import read_velocity, write_gathers
 from fwi_plugins.survey import Survey
@@ -108,7 +109,7 @@ def test_user_errors(tmp_path, monkeypatch, args, code, message):
 
 
 def test_weights_and_their_stored_normalization_reproduce_the_python_api(tmp_path):
-    from fwi_plugins.engine.predict import load_model, predict
+    from fwi_plugins.engine.inference import load_model, predict
     from fwi_plugins.specs import IOShape
     from fwi_plugins.weights import save_weights
 

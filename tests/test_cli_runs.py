@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from fwi_plugins.cli import main
-from fwi_plugins.engine.runs import find_runs, read_run
+from fwi_plugins.engine.jobs.runs import find_runs, read_run
 
 
 def config(peft: str, *, command: str = "run", **options) -> dict:
@@ -25,7 +25,7 @@ def config(peft: str, *, command: str = "run", **options) -> dict:
 
 
 def metrics(zero_ssim: float, adapted_ssim: float, adapted_mae: float, *, steps: int = 40) -> dict:
-    """A metrics.json as ``fwi run`` writes it (engine/run.py's _metrics and _write_run)."""
+    """A metrics.json as ``fwi run`` writes it (engine/jobs/run.py's _metrics and _write_run)."""
     stage = {"mae": 0.2, "rmse": 0.3, "ssim": zero_ssim, "mae_ms": 300.0, "rmse_ms": 450.0, "n_samples": 2}
     return {"zero_shot": stage, "adapted": {**stage, "ssim": adapted_ssim, "mae": adapted_mae,
                                             "mae_ms": adapted_mae * 1500.0},

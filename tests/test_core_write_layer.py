@@ -66,13 +66,3 @@ def test_one_units_rule_for_files_and_surveys(lo, hi, guess):
     survey = Survey.small(nz=8, nx=8)
     with pytest.raises(SurveyError, match="units off by 1000"):
         survey.check_velocity(v)
-
-
-def test_old_import_paths_still_work():
-    """Modules renamed for what they hold keep their old names as re-exports."""
-    from fwi_plugins import adapted, adapter_folder, atomic, io_utils, peft_utils, settings_files
-    from fwi_plugins.builtins import adapted_model, adapter, targets
-
-    assert peft_utils.save_adapted is adapted.save_adapted and peft_utils.import_peft is adapter_folder.import_peft
-    assert io_utils.atomic_path is atomic.atomic_path and io_utils.to_toml is settings_files.to_toml
-    assert adapter.AdaptedModel is adapted_model.AdaptedModel and adapter.select is targets.select

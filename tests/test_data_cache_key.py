@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from fwi_plugins.data.cache import cache_key
+from fwi_plugins.data.cache_key import cache_key
 from fwi_plugins.survey import Survey
 
 SURVEY = Survey.small(nz=12, nx=12, nt=30, n_sources=2)

@@ -19,7 +19,8 @@ import pytest
 
 import fwi_plugins.data.cache as cache
 from fwi_plugins.data import SeismicDataset
-from fwi_plugins.data.cache import CacheWarning, array_digest, cache_key, cached_gathers
+from fwi_plugins.data.cache import CacheWarning, cached_gathers
+from fwi_plugins.data.cache_key import DIGEST_CHUNK_BYTES, array_digest, cache_key, mapped_digest
 from fwi_plugins.data.rows import RowStack, take_rows
 from fwi_plugins.survey import Survey
 from fwi_plugins.testing import LinearPhysics
@@ -99,7 +100,7 @@ def test_checksums_are_sha256_of_the_whole_array_whatever_the_blocks(survey, tmp
     rng = np.random.default_rng(0)
     for arr in (rng.standard_normal((7, 3, 5)).astype(np.float32), rng.standard_normal((9, 4, 6)).T,
                 rng.standard_normal((6, 1, 4, 4))[:, :, ::2], np.float32(2.5), rng.integers(0, 9, 13)):
-        for chunk_bytes in (1, 40, cache.DIGEST_CHUNK_BYTES):
+        for chunk_bytes in (1, 40, DIGEST_CHUNK_BYTES):
             assert array_digest(arr, chunk_bytes=chunk_bytes) == _sha256_of(arr), (arr.shape, chunk_bytes)
 
     vel = _velocity()
@@ -110,7 +111,7 @@ def test_checksums_are_sha256_of_the_whole_array_whatever_the_blocks(survey, tmp
         recorded = json.loads(npy.with_suffix(".json").read_text())["sha256"]
         assert recorded == _sha256_of(gathers[start:stop])
         mapped = np.load(npy, mmap_mode="r")
-        assert cache._mapped_digest(npy, mapped, chunk_bytes=1000) == recorded
+        assert mapped_digest(npy, mapped, chunk_bytes=1000) == recorded
 
 
 def test_cache_keys_are_those_of_entries_already_on_disk():
@@ -190,7 +191,7 @@ def test_loading_memory_mapped_keeps_the_parts_out_of_resident_memory(tmp_path):
         grown[how] = int(out.stdout.strip())
     total = rows * 4 * 2**20
     assert grown["full"] >= 0.9 * total, grown
-    assert grown["mmap"] <= 2 * cache.DIGEST_CHUNK_BYTES, grown
+    assert grown["mmap"] <= 2 * DIGEST_CHUNK_BYTES, grown
 
 
 # -- a dataset hands out memory-mapped gathers on request ----------------------------

@@ -112,8 +112,8 @@ WORKER = textwrap.dedent("""
 
     import fwi_plugins.data.cache as cache
     from fwi_plugins import api
-    from fwi_plugins.engine import pretrain
-    from fwi_plugins.engine.distributed import barrier, setup_distributed
+    from fwi_plugins.engine.jobs import pretrain
+    from fwi_plugins.engine.training.distributed import barrier, setup_distributed
     from fwi_plugins.survey import Survey
     from fwi_plugins.testing import LinearPhysics
 
@@ -162,7 +162,7 @@ SIMULATE_WORKER = textwrap.dedent("""
     import sys
 
     import fwi_plugins.data.cache as cache
-    from fwi_plugins.engine.simulate_job import simulate_files
+    from fwi_plugins.engine.jobs.simulate import simulate_files
 
     cache.PART_SIZE = 2
     starts = []
@@ -186,7 +186,7 @@ SIMULATE_WORKER = textwrap.dedent("""
 
 def test_fwi_simulate_under_torchrun_shares_the_models_and_writes_once(tmp_path):
     """Two gloo ranks of ``simulate_files``: disjoint parts, one file, the single process's gathers."""
-    from fwi_plugins.engine.simulate_job import simulate_files
+    from fwi_plugins.engine.jobs.simulate import simulate_files
 
     script = tmp_path / "worker.py"
     script.write_text(SIMULATE_WORKER)

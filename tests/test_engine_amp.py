@@ -27,10 +27,10 @@ import torch
 
 from fwi_plugins import api
 from fwi_plugins.data import Normalization
-from fwi_plugins.engine import loop as engine_loop
+from fwi_plugins.engine.training import loop as engine_loop
 from fwi_plugins.engine.options import TrainOptions
-from fwi_plugins.engine.train import train
-from fwi_plugins.engine.train_data import TrainData
+from fwi_plugins.engine.training.train import train
+from fwi_plugins.engine.training.data import TrainData
 from fwi_plugins.specs import IOShape
 
 SHAPE = IOShape(shots=2, time=64, receivers=16, depth=16, width=16)

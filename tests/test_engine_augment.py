@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from fwi_plugins import options as opt
-from fwi_plugins.engine import augment as A
-from fwi_plugins.engine import train as T
-from fwi_plugins.engine.config import PretrainOptions, RunOptions, TrainOptions
+from fwi_plugins.engine.training import augment as A
+from fwi_plugins.engine.training import train as T
+from fwi_plugins.engine.options import PretrainOptions, RunOptions, TrainOptions
 from fwi_plugins.errors import ConfigError, OptionError
 from fwi_plugins.wavelet import phase_rotate, ricker
 
-from fwi_plugins.engine.train_data import TrainData
+from fwi_plugins.engine.training.data import TrainData
 from torch import nn
 
 torch.set_num_threads(1)
@@ -277,7 +277,7 @@ def test_training_with_augmentations_differs_and_without_is_untouched(monkeypatc
 
 
 def test_network_sees_augmented_gathers_and_the_physics_term_clean_ones(monkeypatch):
-    import fwi_plugins.engine.loop as loop_module
+    import fwi_plugins.engine.training.loop as loop_module
 
     data = make_data(8)
     seen_by_net, seen_by_loss = [], []

@@ -8,8 +8,9 @@ import json
 import pytest
 
 from fwi_plugins import options as opt
-from fwi_plugins.engine.config import (Component, PretrainOptions, RunConfig, RunOptions, TrainOptions,
-                                       load_config, run_device, to_toml)
+from fwi_plugins.engine.config import Component, RunConfig, load_config, run_device
+from fwi_plugins.engine.options import PretrainOptions, RunOptions, TrainOptions
+from fwi_plugins.settings_files import to_toml
 from fwi_plugins.errors import ConfigError, OptionError, UnknownNameError
 
 
@@ -74,7 +75,7 @@ def test_bad_run_option_fails_naming_the_key(key, value):
 
 
 def test_refine_shaping_options_default_to_the_rule_and_reach_refine():
-    from fwi_plugins.engine.self_training import refine_options
+    from fwi_plugins.engine.training.self_training import refine_options
 
     default = run_config().resolve(get_spec).options
     assert default.refine_step == "lbfgs"

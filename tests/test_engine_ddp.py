@@ -30,10 +30,10 @@ WORKER = textwrap.dedent('''
     import torch
     from torch import nn
 
-    from fwi_plugins.engine import train as T
-    from fwi_plugins.engine.distributed import setup_distributed
-    from fwi_plugins.engine.train_data import TrainData
-    from fwi_plugins.engine.config import TrainOptions
+    from fwi_plugins.engine.training import train as T
+    from fwi_plugins.engine.training.distributed import setup_distributed
+    from fwi_plugins.engine.training.data import TrainData
+    from fwi_plugins.engine.options import TrainOptions
 
     torch.set_num_threads(1)
 

@@ -9,11 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-from fwi_plugins.engine import loop as loop_module
-from fwi_plugins.engine import train as T
-from fwi_plugins.engine.config import TrainOptions
-from fwi_plugins.engine.mirror import check_mirror_symmetric, mirror_asymmetry, mirror_data
-from fwi_plugins.engine.train_data import DeviceRows, RowStack, TrainData, upsample_traces
+from fwi_plugins.engine.training import loop as loop_module
+from fwi_plugins.engine.training import train as T
+from fwi_plugins.engine.options import TrainOptions
+from fwi_plugins.engine.training.mirror import check_mirror_symmetric, mirror_asymmetry, mirror_data
+from fwi_plugins.data.rows import RowStack
+from fwi_plugins.engine.training.data import DeviceRows, TrainData, upsample_traces
 from fwi_plugins.errors import DataError
 from fwi_plugins.survey import Survey
 

@@ -14,10 +14,10 @@ import pytest
 import torch
 from torch import nn
 
-from fwi_plugins.engine import train as T
-from fwi_plugins.engine.losses import ssim_torch
-from fwi_plugins.engine.train_data import TrainData
-from fwi_plugins.engine.config import TrainOptions
+from fwi_plugins.engine.training import train as T
+from fwi_plugins.engine.training.losses import ssim_torch
+from fwi_plugins.engine.training.data import TrainData
+from fwi_plugins.engine.options import TrainOptions
 
 torch.set_num_threads(1)
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from fwi_plugins.data import Normalization
-from fwi_plugins.engine.predict import load_model, predict, resolve_device
+from fwi_plugins.engine.inference import load_model, predict, resolve_device
 from fwi_plugins.errors import DataError, OptionError
 from fwi_plugins.specs import IOShape
 

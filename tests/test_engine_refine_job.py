@@ -80,7 +80,7 @@ SHAPING = ("step", "mute", "smooth", "depth_power", "tv", "prior", "time_limit")
 
 
 def test_the_refinement_options_reach_refine_from_the_command_and_the_api_alike(files, monkeypatch):
-    from fwi_plugins.engine import refine as refine_module
+    from fwi_plugins.engine.refinement import refine as refine_module
 
     calls = []
     original = refine_module.refine

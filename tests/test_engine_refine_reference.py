@@ -1,6 +1,6 @@
 """Refinement against a reference written from its documented definition.
 
-The reference below implements, independently of :mod:`fwi_plugins.engine.refine`, what
+The reference below implements, independently of :mod:`fwi_plugins.engine.refinement.refine`, what
 its docstring states: the model is optimised in units of ``vmax - vmin``; each normalised
 step moves every model's largest gradient entry by ``lr`` (per model, not per batch);
 models are projected back into ``[vmin, vmax]``; with frequency continuation, simulated and
@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from fwi_plugins.engine.refine import lowpass, refine
+from fwi_plugins.engine.refinement.filters import lowpass
+from fwi_plugins.engine.refinement.refine import refine
 from fwi_plugins.survey import Survey
 from fwi_plugins.testing import LinearPhysics as _LinearPhysics
 

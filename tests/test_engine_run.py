@@ -71,7 +71,7 @@ def run_config(tmp_path, **options) -> RunConfig:
 
 
 def test_run_writes_a_complete_run_directory(tmp_path, manager):
-    from fwi_plugins.engine.run import run
+    from fwi_plugins.engine.jobs.run import run
 
     calls = []
     config = run_config(tmp_path, figures=True, pretrained="none")
@@ -110,7 +110,7 @@ def test_run_writes_a_complete_run_directory(tmp_path, manager):
 
 
 def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, manager):
-    from fwi_plugins.engine.run import run
+    from fwi_plugins.engine.jobs.run import run
 
     whole = run(run_config(tmp_path / "whole", epochs=3, refine_samples=0), get_spec=manager.get, summary=False)
 
@@ -132,8 +132,8 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, manager):
 
 def test_a_run_resumes_only_from_the_foundation_weights_it_started_from(tmp_path, manager):
     """Weights replaced under the same path (a new shipped foundation) must not resume an old adapter."""
-    from fwi_plugins.engine.job import io_shape, resolve
-    from fwi_plugins.engine.run import run
+    from fwi_plugins.engine.jobs.start import io_shape, resolve
+    from fwi_plugins.engine.jobs.run import run
     from fwi_plugins.weights import save_weights
 
     resolved = resolve(run_config(tmp_path), manager.get)
@@ -157,7 +157,7 @@ def test_a_run_resumes_only_from_the_foundation_weights_it_started_from(tmp_path
 
 
 def test_same_seed_same_metrics(tmp_path, manager):
-    from fwi_plugins.engine.run import run
+    from fwi_plugins.engine.jobs.run import run
 
     a = run(run_config(tmp_path / "a", refine_samples=0), get_spec=manager.get, summary=False)
     b = run(run_config(tmp_path / "b", refine_samples=0), get_spec=manager.get, summary=False)
@@ -165,7 +165,7 @@ def test_same_seed_same_metrics(tmp_path, manager):
 
 
 def test_adaptation_improves_on_zero_shot(tmp_path, manager):
-    from fwi_plugins.engine.run import run
+    from fwi_plugins.engine.jobs.run import run
 
     metrics = run(run_config(tmp_path, epochs=6, lr=5e-3, refine_samples=0, n_misfit=0, select_best=False),
                   get_spec=manager.get,
@@ -174,7 +174,7 @@ def test_adaptation_improves_on_zero_shot(tmp_path, manager):
 
 
 def test_label_free_run_reduces_data_misfit(tmp_path, manager):
-    from fwi_plugins.engine.run import run
+    from fwi_plugins.engine.jobs.run import run
 
     # Full fine-tuning: at this tiny size a rank-2 LoRA learns too little in six epochs to show.
     config = run_config(tmp_path, labels="none", lambda_physics=1.0, physics_samples=0, epochs=6, lr=5e-3,
@@ -186,7 +186,7 @@ def test_label_free_run_reduces_data_misfit(tmp_path, manager):
 
 
 def test_changed_config_in_an_existing_run_dir_is_refused(tmp_path, manager):
-    from fwi_plugins.engine.run import run
+    from fwi_plugins.engine.jobs.run import run
 
     run(run_config(tmp_path, epochs=1, refine_samples=0), get_spec=manager.get, summary=False)
     with pytest.raises(ConfigError, match="options.epochs"):
@@ -194,12 +194,12 @@ def test_changed_config_in_an_existing_run_dir_is_refused(tmp_path, manager):
 
 
 def test_labels_needed_but_missing_fails_before_training(tmp_path, manager, monkeypatch):
-    from fwi_plugins.engine import run as run_module
+    from fwi_plugins.engine.jobs import run as run_module
 
     def no_training(*args, **kwargs):
         raise AssertionError("training started")
 
-    monkeypatch.setattr("fwi_plugins.engine.train.train", no_training)
+    monkeypatch.setattr("fwi_plugins.engine.training.train.train", no_training)
     with pytest.raises(OptionError, match="lambda_physics"):
         run_config(tmp_path, labels="none").resolve(manager.get)
     with pytest.raises(Exception, match="epochs"):
@@ -208,8 +208,9 @@ def test_labels_needed_but_missing_fails_before_training(tmp_path, manager, monk
 
 
 def test_pretrain_mixture_writes_weights_and_model_card(tmp_path, manager):
-    from fwi_plugins.engine.pretrain import mixture_weights, pretrain
-    from fwi_plugins.engine.run import run
+    from fwi_plugins.engine.jobs.pretrain import pretrain
+    from fwi_plugins.engine.training.data import mixture_weights
+    from fwi_plugins.engine.jobs.run import run
 
     config = RunConfig(command="pretrain", out=str(tmp_path / "pre"), components={
         "backbone": (Component("vit", TINY_VIT),), "physics": (Component("linear-test"),),
@@ -238,7 +239,7 @@ def test_pretrain_mixture_writes_weights_and_model_card(tmp_path, manager):
     assert w[:2].sum() == pytest.approx(0.5) and w.sum() == pytest.approx(1.0)
 
     # A run naming only the backbone builds it the way the weights were trained.
-    from fwi_plugins.engine.job import resolve
+    from fwi_plugins.engine.jobs.start import resolve
 
     weights = str(out / "weights.safetensors")
     bare = run_config(tmp_path, pretrained=weights).with_updates(components={"backbone": [Component("vit")]})
@@ -257,7 +258,7 @@ def test_pretrain_mixture_writes_weights_and_model_card(tmp_path, manager):
 @pytest.mark.slow
 def test_main_job_with_deepwave_at_tiny_size(tmp_path, monkeypatch):
     pytest.importorskip("deepwave")
-    from fwi_plugins.engine.run import run
+    from fwi_plugins.engine.jobs.run import run
 
     monkeypatch.setenv("FWI_CACHE_DIR", str(tmp_path / "cache"))
     manager = FWIPluginManager().load_all()  # entry points too: deepwave is a plugin distribution
@@ -269,7 +270,7 @@ def test_main_job_with_deepwave_at_tiny_size(tmp_path, monkeypatch):
 
 
 def test_default_weights_of_a_backbone_that_ships_none_warn_and_start_from_scratch(manager):
-    from fwi_plugins.engine.run import load_foundation
+    from fwi_plugins.engine.jobs.run import load_foundation
 
     spec = manager.get("backbone", "inversionnet")
     assert not spec.pretrained
@@ -288,7 +289,7 @@ def pretrain_config(out, **options) -> RunConfig:
 
 
 def test_init_starts_from_the_given_weights_and_keeps_their_normalisation(tmp_path, manager):
-    from fwi_plugins.engine.pretrain import pretrain
+    from fwi_plugins.engine.jobs.pretrain import pretrain
 
     pretrain(pretrain_config(tmp_path / "first"), get_spec=manager.get, summary=False)
     first = str(tmp_path / "first" / "weights.safetensors")
@@ -315,7 +316,7 @@ def test_init_starts_from_the_given_weights_and_keeps_their_normalisation(tmp_pa
 
 
 def test_init_that_does_not_fit_names_the_option(tmp_path, manager):
-    from fwi_plugins.engine.pretrain import pretrain
+    from fwi_plugins.engine.jobs.pretrain import pretrain
 
     with pytest.raises(ConfigError, match="option 'init'.*does not exist"):
         pretrain(pretrain_config(tmp_path / "x", init=str(tmp_path / "nothing.safetensors")), get_spec=manager.get,
@@ -350,8 +351,8 @@ def squared_residual(physics, velocity, observed) -> np.ndarray:
 def test_round_targets_are_refined_predictions_kept_where_the_misfit_fell(tmp_path):
     from fwi_plugins.data import Normalization
     from fwi_plugins.engine.options import RunOptions
-    from fwi_plugins.engine.refine import refine
-    from fwi_plugins.engine.self_training import refine_options, round_targets
+    from fwi_plugins.engine.refinement.refine import refine
+    from fwi_plugins.engine.training.self_training import refine_options, round_targets
     from fwi_plugins.survey import Survey
 
     survey = Survey.small(nz=16, nx=16)
@@ -369,7 +370,7 @@ def test_round_targets_are_refined_predictions_kept_where_the_misfit_fell(tmp_pa
     targets = round_targets(model, gathers, indices, physics=physics, normalization=normalization, opts=opts,
                             device="cpu", progress=False)
 
-    from fwi_plugins.engine.validation import predict_unit
+    from fwi_plugins.engine.training.validation import predict_unit
 
     predicted = np.clip(normalization.velocity_from_unit(
         predict_unit(model, gathers[indices], normalization=normalization)), survey.vmin, survey.vmax)
@@ -386,8 +387,8 @@ def test_round_targets_are_refined_predictions_kept_where_the_misfit_fell(tmp_pa
 
 def test_self_training_run_adapts_in_rounds_and_resumes_without_refining_again(tmp_path, manager,
                                                                                monkeypatch):
-    from fwi_plugins.engine import self_training
-    from fwi_plugins.engine.run import run
+    from fwi_plugins.engine.training import self_training
+    from fwi_plugins.engine.jobs.run import run
 
     metrics = run(self_config(tmp_path), get_spec=manager.get, summary=False)
     out = tmp_path / "run"
@@ -438,7 +439,7 @@ def test_self_training_options_are_checked(tmp_path, manager):
 def test_pretrain_mixture_keeps_each_family_of_a_repeated_dataset(tmp_path, manager):
     """Two families of one dataset (two OpenFWI families, or one generator with two seeds) are
     validated and listed apart, not the second under the first's name."""
-    from fwi_plugins.engine.pretrain import pretrain
+    from fwi_plugins.engine.jobs.pretrain import pretrain
 
     other_seed = dict(TINY_DATA, seed="7")
     config = pretrain_config(tmp_path / "pre").with_updates(components={"dataset": [
@@ -457,7 +458,7 @@ def test_pretrain_mixture_keeps_each_family_of_a_repeated_dataset(tmp_path, mana
 def test_dataset_labels_name_openfwi_families_by_their_family_option():
     from types import SimpleNamespace
 
-    from fwi_plugins.engine.pretrain import dataset_labels
+    from fwi_plugins.engine.jobs.pretrain_outputs import dataset_labels
 
     def dataset(name, **options):
         return SimpleNamespace(name=name, attrs={"options": options})
@@ -468,8 +469,8 @@ def test_dataset_labels_name_openfwi_families_by_their_family_option():
 
 
 def test_pretrain_trains_and_validates_on_memory_mapped_cache_parts(tmp_path, manager, monkeypatch):
-    from fwi_plugins.engine import train as train_module
-    from fwi_plugins.engine.pretrain import pretrain
+    from fwi_plugins.engine.training import train as train_module
+    from fwi_plugins.engine.jobs.pretrain import pretrain
 
     seen = {}
     real_train = train_module.train

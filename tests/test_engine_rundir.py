@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fwi_plugins.engine.rundir import RunDirectory, summary_table, to_jsonable
+from fwi_plugins.engine.jobs.rundir import RunDirectory, summary_table, to_jsonable
 from fwi_plugins.errors import DataError
 
 

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from fwi_plugins.cli import main
 from fwi_plugins.data import io
-from fwi_plugins.engine.simulate_job import simulate_files
+from fwi_plugins.engine.jobs.simulate import simulate_files
 from fwi_plugins.errors import OptionError
 
 DATASET = {"n_train": "2", "nz": "20", "nx": "20"}

@@ -10,13 +10,14 @@ import pytest
 import torch
 from torch import nn
 
-from fwi_plugins.engine import train as T
-from fwi_plugins.engine.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from fwi_plugins.engine.losses import ssim_torch
-from fwi_plugins.engine.loop import lr_factor
-from fwi_plugins.engine.train_data import RowStack, TrainData, WeightedShardSampler
-from fwi_plugins.engine.validation import predict_unit
-from fwi_plugins.engine.config import TrainOptions
+from fwi_plugins.engine.training import train as T
+from fwi_plugins.engine.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from fwi_plugins.engine.training.losses import ssim_torch
+from fwi_plugins.engine.training.loop import lr_factor
+from fwi_plugins.data.rows import RowStack
+from fwi_plugins.engine.training.data import TrainData, WeightedShardSampler
+from fwi_plugins.engine.training.validation import predict_unit
+from fwi_plugins.engine.options import TrainOptions
 from fwi_plugins.errors import ConfigError, DataError
 
 torch.set_num_threads(1)
@@ -159,7 +160,7 @@ def test_train_step_hook_with_physics_and_switched_off():
 
 def test_train_step_reports_are_not_prepared_when_no_plugin_implements_the_hook(monkeypatch):
     from fwi_plugins import hookimpl
-    from fwi_plugins.engine import loop as L
+    from fwi_plugins.engine.training import loop as L
     from fwi_plugins.manager import FWIPluginManager, PluginLoadWarning
 
     prepared = []

@@ -35,7 +35,7 @@ def config(out, **options) -> RunConfig:
 
 
 def prepare(cfg, manager):
-    from fwi_plugins.engine.job import prepare_run_dir, resolve
+    from fwi_plugins.engine.jobs.start import prepare_run_dir, resolve
 
     return prepare_run_dir(resolve(cfg, manager.get))[0]
 

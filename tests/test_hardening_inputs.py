@@ -119,7 +119,7 @@ def test_predict_with_weights_whose_header_is_damaged_names_the_file_not_a_missi
 def test_a_normalization_entry_that_is_not_one_is_an_error_naming_the_weights(tmp_path, entry, message):
     from safetensors.numpy import save_file
 
-    from fwi_plugins.engine.predict_job import find_normalization
+    from fwi_plugins.engine.jobs.predict_normalization import find_normalization
     from fwi_plugins.errors import DataError
 
     weights = tmp_path / "w.safetensors"

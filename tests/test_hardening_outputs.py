@@ -41,13 +41,13 @@ def config(out, **options) -> RunConfig:
 
 
 def prepare(cfg, manager):
-    from fwi_plugins.engine.job import prepare_run_dir, resolve
+    from fwi_plugins.engine.jobs.start import prepare_run_dir, resolve
 
     return prepare_run_dir(resolve(cfg, manager.get))[0]
 
 
 def release(out):
-    from fwi_plugins.engine.job import release_run_dir
+    from fwi_plugins.engine.jobs.start import release_run_dir
 
     release_run_dir(out)
 
@@ -90,7 +90,7 @@ def test_a_run_directory_without_manifest_from_an_earlier_version_still_resumes(
 
 
 def test_a_run_directory_refuses_to_replace_a_file_it_did_not_write(tmp_path, manager):
-    from fwi_plugins.engine.rundir import RunDirectory
+    from fwi_plugins.engine.jobs.rundir import RunDirectory
 
     out = prepare(config(tmp_path / "run"), manager)
     (out / "notes.json").write_text("mine")
@@ -132,7 +132,7 @@ def test_two_processes_preparing_one_folder_one_is_refused(tmp_path):
     """Two real processes: the one that finds the folder held stops with the other's pid."""
     script = (
         "import sys, time\n"
-        "from fwi_plugins.engine.lock import FolderLock\n"
+        "from fwi_plugins.engine.jobs.lock import FolderLock\n"
         "lock = FolderLock(sys.argv[1])\n"
         "lock.acquire()\n"
         "print('held', flush=True)\n"
@@ -142,7 +142,7 @@ def test_two_processes_preparing_one_folder_one_is_refused(tmp_path):
     first = subprocess.Popen([sys.executable, "-c", script, str(out)], stdout=subprocess.PIPE, text=True)
     try:
         assert first.stdout is not None and first.stdout.readline().strip() == "held"
-        from fwi_plugins.engine.lock import FolderLock
+        from fwi_plugins.engine.jobs.lock import FolderLock
 
         with pytest.raises(ConfigError, match=rf"pid {first.pid} on host"):
             FolderLock(out).acquire()

@@ -135,7 +135,7 @@ def _entry_points(tmp_path: Path, options: list[str], direct_waves: np.ndarray) 
                                         *flags, "--dry-run"]),
     }
     for name, build in (("api.build_backbone", lambda: api.build_backbone("vit", mapping, pretrained="default")),
-                        ("load_model", lambda: __import__("fwi_plugins.engine.predict", fromlist=["load_model"])
+                        ("load_model", lambda: __import__("fwi_plugins.engine.inference", fromlist=["load_model"])
                          .load_model("vit", mapping, pretrained="default"))):
         try:
             outcomes[name] = build()
@@ -186,7 +186,7 @@ def own_weights(tmp_path):
 
 
 def test_a_weights_file_brings_its_options_shape_and_normalisation(own_weights):
-    from fwi_plugins.engine.predict import load_model
+    from fwi_plugins.engine.inference import load_model
 
     gathers = np.random.default_rng(1).normal(size=(3, 2, 64, 16)).astype(np.float32)
     expected = _by_hand(own_weights, gathers)

@@ -13,8 +13,9 @@ import torch
 from click.testing import CliRunner
 
 from fwi_plugins import api
-from fwi_plugins.engine.refine import gaussian_blur, refine
-from fwi_plugins.engine.refine_holdout import holdout_shots
+from fwi_plugins.engine.refinement.filters import gaussian_blur
+from fwi_plugins.engine.refinement.refine import refine
+from fwi_plugins.engine.refinement.holdout import holdout_shots
 from fwi_plugins.errors import OptionError
 from fwi_plugins.survey import Survey
 from fwi_plugins.testing import LinearPhysics
@@ -155,7 +156,7 @@ def test_fwi_refine_names_the_maps_left_unchanged(tmp_path):
 
 
 def test_auto_regularization_keeps_the_candidate_best_on_held_out_shots(monkeypatch):
-    from fwi_plugins.engine import refine_select
+    from fwi_plugins.engine.refinement import select as refine_select
 
     _, start, observed, physics = _linear_problem()
     calls: list[float] = []
@@ -178,7 +179,7 @@ def test_auto_regularization_keeps_the_candidate_best_on_held_out_shots(monkeypa
 
 
 def test_the_smoothness_penalty_is_the_mean_squared_gradient():
-    from fwi_plugins.engine.refine_terms import sobolev_penalty
+    from fwi_plugins.engine.refinement.terms import sobolev_penalty
 
     model = torch.zeros(1, 1, 3, 3)
     model[..., 2, :] = 1.0  # one jump of 1 between rows 1 and 2: dz = 1 on 2 of the 4 cells scored

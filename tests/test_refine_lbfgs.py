@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from fwi_plugins.engine.refine import SHAPING_DEFAULTS, refine
-from fwi_plugins.engine.refine_lbfgs import lbfgs_minimize
-from fwi_plugins.engine.refine_terms import Preconditioner, prior_penalty, total_variation
+from fwi_plugins.engine.refinement.inputs import SHAPING_DEFAULTS
+from fwi_plugins.engine.refinement.refine import refine
+from fwi_plugins.engine.refinement.lbfgs import lbfgs_minimize
+from fwi_plugins.engine.refinement.terms import Preconditioner, prior_penalty, total_variation
 from fwi_plugins.errors import OptionError
 from fwi_plugins.survey import Survey
 from fwi_plugins.testing import LinearPhysics as _LinearPhysics

@@ -12,7 +12,7 @@ import torch
 
 from fwi_plugins import api
 from fwi_plugins.data import Normalization
-from fwi_plugins.engine.refine_network import refine_through_network
+from fwi_plugins.engine.refinement.network import refine_through_network
 from fwi_plugins.errors import OptionError
 from fwi_plugins.specs import IOShape
 from fwi_plugins.survey import Survey

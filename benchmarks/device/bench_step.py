@@ -2,7 +2,7 @@
 
 For ``vit`` tiny and small at batch 128, 256 and 512 (by default) it prints and records
 samples/s, milliseconds per step split into data (a batch taken from
-:class:`~fwi_plugins.engine.train_data.DeviceRows`: float16 every 4th sample, rebuilt to
+:class:`~fwi_plugins.engine.training.data.DeviceRows`: float16 every 4th sample, rebuilt to
 float32 at 1 ms on the device, as the GPU recipe's corpus stores them), forward+backward
 (L1 + SSIM label loss, bfloat16 autocast on CUDA) and optimizer (AdamW, fused on CUDA), and
 achieved TFLOP/s from the FLOPs of one step counted by ``torch.utils.flop_counter``.
@@ -42,8 +42,8 @@ from results_file import write_results  # noqa: E402
 from fwi_plugins import api  # noqa: E402
 from fwi_plugins.data import Normalization  # noqa: E402
 from fwi_plugins.engine.device import autocast, device_name  # noqa: E402
-from fwi_plugins.engine.losses import batch_loss  # noqa: E402
-from fwi_plugins.engine.train_data import DeviceRows  # noqa: E402
+from fwi_plugins.engine.training.losses import batch_loss  # noqa: E402
+from fwi_plugins.engine.training.data import DeviceRows  # noqa: E402
 
 SHOTS, NT, RECEIVERS, GRID = 5, 1000, 70, 70
 NORMALIZATION = Normalization(vmin=1500.0, vmax=4500.0, data_min=-30.0, data_max=30.0)
@@ -200,9 +200,9 @@ def compare_host(device: str, args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
     from fwi_plugins.data.rows import take_rows
-    from fwi_plugins.engine.config import TrainOptions
-    from fwi_plugins.engine.train import train
-    from fwi_plugins.engine.train_data import TrainData
+    from fwi_plugins.engine.options import TrainOptions
+    from fwi_plugins.engine.training.train import train
+    from fwi_plugins.engine.training.data import TrainData
 
     batch = int(args.batch.split(",")[0])
     size = args.sizes.split(",")[0]

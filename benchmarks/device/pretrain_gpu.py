@@ -149,7 +149,7 @@ def measure_step(cfg: dict[str, Any], plan: corpus.Plan, device: str, log: Log) 
                     depth=plan.grid[0], width=plan.grid[1])
     model = api.build_backbone("vit", cfg["backbone"], shape=shape).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    from fwi_plugins.engine.train_data import RowStack
+    from fwi_plugins.data.rows import RowStack
 
     # Read as the training loop reads: through a stack of the families' lazy arrays.
     gathers = RowStack([corpus.load_family(cfg["corpus_root"], f).gathers("train") for f in plan.families[:2]])

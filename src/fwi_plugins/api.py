@@ -118,7 +118,7 @@ def simulate(velocity: Any, physics: Any, *, batch_size: int | None = None, prog
 
 def predict(model: Any, gathers: Any, *, survey: Survey | None = None, grid: Any = None, shaping: Any = "auto",
             physics: Any = None, shaping_noise: float | None = None, **kwargs: Any) -> Any:
-    """Velocity in m/s from raw gathers with a built network; see :func:`fwi_plugins.engine.predict.predict`.
+    """Velocity in m/s from raw gathers with a built network; see :func:`fwi_plugins.engine.inference.predict`.
 
     A network built with pretrained weights brings their normalisation; others need
     ``normalization=``. Gathers recorded with ``survey`` (any acquisition) are mapped onto
@@ -134,7 +134,7 @@ def predict(model: Any, gathers: Any, *, survey: Survey | None = None, grid: Any
     acquisition and leaves other networks' input as it is. ``shaping_noise`` is the shaping's
     white-noise level.
     """
-    from .engine.predict import predict as _predict
+    from .engine.inference import predict as _predict
 
     if survey is not None:
         from .acquisition import predict_on_survey
@@ -152,20 +152,20 @@ def predict(model: Any, gathers: Any, *, survey: Survey | None = None, grid: Any
 def predict_files(input_path: Any, out: Any, *, backbone: str, **kwargs: Any) -> Any:
     """What ``fwi predict`` does: gathers from a file to velocity.nc, velocity.sgy and velocity.png in ``out``.
 
-    Keyword arguments as :func:`fwi_plugins.engine.predict_job.predict_files` takes them
+    Keyword arguments as :func:`fwi_plugins.engine.jobs.predict.predict_files` takes them
     (``pretrained``, ``weights``, ``adapter``, ``options``, ``survey``, ``grid``, ...);
     observers of ``fwi_predictions_ready`` are told through the plugin manager, as in
-    ``fwi predict``. Returns its :class:`~fwi_plugins.engine.predict_job.PredictResult`.
+    ``fwi predict``. Returns its :class:`~fwi_plugins.engine.jobs.predict.PredictResult`.
     """
-    from .engine.predict_job import predict_files as _predict_files
+    from .engine.jobs.predict import predict_files as _predict_files
 
     kwargs.setdefault("notify", get_plugin_manager().notify)
     return _predict_files(backbone=backbone, input_path=input_path, out=out, **kwargs)
 
 
 def refine(initial: Any, observed: Any, *, physics: Any, **kwargs: Any) -> Any:
-    """Physics-based FWI from a starting model; see :func:`fwi_plugins.engine.refine.refine`."""
-    from .engine.refine import refine as _refine
+    """Physics-based FWI from a starting model; see :func:`fwi_plugins.engine.refinement.refine.refine`."""
+    from .engine.refinement.refine import refine as _refine
 
     return _refine(initial, observed, physics=physics, **kwargs)
 
@@ -175,12 +175,12 @@ def refine_files(observed: Any, out: Any, *, initial: Any = None, backbone: str 
     """What ``fwi refine`` does: a starting model refined against recorded gathers, written to ``out``.
 
     The starting model is the file ``initial`` or the prediction of ``backbone``; keyword
-    arguments as :func:`fwi_plugins.engine.refine_job.refine_files` takes them (``survey``,
+    arguments as :func:`fwi_plugins.engine.jobs.refine.refine_files` takes them (``survey``,
     ``physics``, ``physics_options``, ``iterations``, ``frequencies``, ...). Observers of
     ``fwi_run_started`` and ``fwi_run_finished`` are told through the plugin manager, as in
-    ``fwi refine``. Returns its :class:`~fwi_plugins.engine.refine_job.RefineFilesResult`.
+    ``fwi refine``. Returns its :class:`~fwi_plugins.engine.jobs.refine.RefineFilesResult`.
     """
-    from .engine.refine_job import refine_files as _refine_files
+    from .engine.jobs.refine import refine_files as _refine_files
 
     kwargs.setdefault("notify", get_plugin_manager().notify)
     return _refine_files(observed_path=observed, out=out, initial_path=initial, backbone=backbone, **kwargs)
@@ -230,8 +230,8 @@ def train(model: Any, gathers: Any, velocity: Any, *, normalization: Any, option
         The loop's result: ``epochs``, ``steps``, ``wall_time``, ``history`` (one record per epoch).
     """
     from .engine.options import TrainOptions
-    from .engine.train import train as _train
-    from .engine.train_data import TrainData
+    from .engine.training.train import train as _train
+    from .engine.training.data import TrainData
 
     if not isinstance(options, TrainOptions):
         options = TrainOptions(**dict(options or {}))

@@ -5,7 +5,7 @@ backbone it belongs to, the options it was built with, the acquisition (shape) i
 trained for and the normalisation it learned, as timm's pretrained configurations do.
 :func:`build_backbone` is the one place that turns a ``pretrained`` choice into a
 network: ``fwi run``, ``fwi predict``, ``fwi refine``, :func:`fwi_plugins.api.build_backbone`
-and :func:`fwi_plugins.engine.predict.load_model` all come through it (``fwi run``
+and :func:`fwi_plugins.engine.inference.load_model` all come through it (``fwi run``
 through :func:`backbone_options`, since its job builds the network itself).
 
 Options a user gives override the weights' only where they leave the weights' meaning
@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from .data.dataset import Normalization
     from .specs import BackboneSpec
 
-__all__ = ["PretrainedConfig", "backbone_options", "build_backbone", "choose", "config_of", "read_config"]
+__all__ = ["PretrainedConfig", "backbone_options", "build_backbone", "choose", "config_of", "read_config",
+           "read_normalization"]
 
 #: The ``pretrained`` values that are not weights: the backbone's default shipped weights,
 #: and an untrained network with the default weights' architecture.
@@ -99,6 +100,33 @@ def _json(metadata: Mapping[str, str], key: str, path: Path) -> Any:
         raise DataError(f"{path}: metadata {key!r} is not valid JSON ({exc.msg})") from None
 
 
+def read_normalization(metadata: Mapping[str, str], path: str | Path) -> Normalization | None:
+    """The normalisation a weights header records (``None`` when it records none).
+
+    The one reader of the ``normalization`` entry: :func:`read_config` and every job that
+    loads weights (``fwi run``, ``fwi pretrain --init``, ``fwi predict``) come through it.
+
+    Raises:
+        DataError: an entry that is not JSON, or not a normalisation, naming ``path``.
+    """
+    from .data.dataset import Normalization
+
+    raw = metadata.get("normalization")
+    if raw is None:
+        return None
+    try:
+        entry = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError as exc:
+        raise DataError(f"{path}: metadata 'normalization' is not valid JSON ({exc})") from None
+    if not (isinstance(entry, Mapping) and "vmin" in entry and "vmax" in entry):
+        raise DataError(f"{path}: metadata 'normalization' does not hold vmin and vmax (as "
+                        f"Normalization.to_dict() writes them)")
+    try:
+        return Normalization.from_dict(entry)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{path}: metadata 'normalization' does not parse ({exc})") from None
+
+
 def read_config(spec: BackboneSpec, name_or_path: str | Path) -> PretrainedConfig:
     """Read how the weights ``name_or_path`` of ``spec`` were made, from their header alone.
 
@@ -107,7 +135,6 @@ def read_config(spec: BackboneSpec, name_or_path: str | Path) -> PretrainedConfi
         ConfigError: the weights belong to another backbone.
         DataError: an unreadable file, or metadata that does not parse.
     """
-    from .data.dataset import Normalization
     from .weights import read_metadata, resolve_pretrained
 
     source = str(name_or_path)
@@ -126,14 +153,7 @@ def read_config(spec: BackboneSpec, name_or_path: str | Path) -> PretrainedConfi
     except TypeError:
         raise DataError(f"{path}: metadata 'shape' must hold shots, time, receivers, depth and width, "
                         f"got {shape!r}") from None
-    normalization = _json(metadata, "normalization", path)
-    if normalization is not None:
-        if not isinstance(normalization, Mapping):
-            raise DataError(f"{path}: metadata 'normalization' must be a JSON object, got {normalization!r}")
-        try:
-            normalization = Normalization.from_dict(normalization)
-        except (TypeError, ValueError) as exc:
-            raise DataError(f"{path}: metadata 'normalization' does not parse ({exc})") from None
+    normalization = read_normalization(metadata, path)
     wavelet = _json(metadata, "wavelet", path)
     if wavelet is not None and not (isinstance(wavelet, Mapping) and wavelet.get("kind") == "ricker"
                                     and isinstance(wavelet.get("peak_freq"), (int, float))):

@@ -21,7 +21,7 @@ none of the frequencies the data never had.
 * the data alone (:func:`estimate_filter`): the matching filter of :mod:`fwi_plugins.wavelet`
   between gathers simulated in a model with the training wavelet and the recorded gathers,
   pooled over every trace of the survey. The model is the network's own first answer, so
-  prediction runs twice (see :func:`fwi_plugins.engine.predict_job.predict_velocity`).
+  prediction runs twice (see :func:`fwi_plugins.engine.jobs.prediction.predict_velocity`).
 
 torch is imported inside the functions: importing this module is cheap.
 """

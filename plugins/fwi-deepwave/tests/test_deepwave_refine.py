@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from fwi_plugins import api
-from fwi_plugins.engine.refine import RefineResult, lowpass, refine
+from fwi_plugins.engine.refinement.filters import lowpass
+from fwi_plugins.engine.refinement.refine import refine
+from fwi_plugins.engine.refinement.result import RefineResult
 from fwi_plugins.errors import DataError, OptionError
 
 SURVEY = api.Survey.small(nz=24, nx=32, nt=200, n_sources=3)
@@ -118,7 +120,7 @@ def test_gradient_smoothing_gives_a_smoother_update():
 
 
 def test_gaussian_blur_keeps_constants_and_shape():
-    from fwi_plugins.engine.refine import gaussian_blur
+    from fwi_plugins.engine.refinement.filters import gaussian_blur
 
     flat = torch.full((2, 1, 9, 12), 3.0)
     assert torch.allclose(gaussian_blur(flat, 1.5), flat)

@@ -47,10 +47,10 @@ coordinates), :mod:`.resampling` (the interpolation operators), :mod:`.mapping` 
 
 from __future__ import annotations
 
-from .mapped_prediction import mapped_gathers, predict_on_survey
+from .mapped_prediction import mapped_gathers, predict_on_survey, predict_through_map
 from .mapping import FREQUENCY_TOLERANCE, AcquisitionMap
 from .resampling import resample_matrix
 from .surveys import Grid, native_survey, survey_from_coordinates
 
 __all__ = ["FREQUENCY_TOLERANCE", "AcquisitionMap", "Grid", "mapped_gathers", "native_survey", "predict_on_survey",
-           "resample_matrix", "survey_from_coordinates"]
+           "predict_through_map", "resample_matrix", "survey_from_coordinates"]

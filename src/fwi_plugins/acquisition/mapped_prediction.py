@@ -13,7 +13,7 @@ from ..survey import Survey
 from .mapping import AcquisitionMap
 from .surveys import Grid, native_survey
 
-__all__ = ["mapped_gathers", "predict_on_survey", "shaped_native_prediction"]
+__all__ = ["mapped_gathers", "predict_on_survey", "predict_through_map", "shaped_native_prediction"]
 
 
 class _MappedGathers:
@@ -73,7 +73,7 @@ def shaped_native_prediction(model: Any, gathers: Any, *, shaping: Any, native: 
     from ..shaping import DEFAULT_NOISE
 
     if predict is None:
-        from ..engine.predict import predict as batched_predict
+        from ..engine.inference import predict as batched_predict
 
         predict = batched_predict
     if native is None or (isinstance(shaping, str) and shaping.strip().lower() == "auto"):
@@ -101,7 +101,7 @@ def predict_on_survey(model: Any, gathers: Any, survey: Survey, *, grid: Grid | 
     The gathers are mapped onto the network's native acquisition (``native``, default the
     one its pretrained weights record, else OpenFWI's), shaped to its wavelet when
     ``shaping`` asks (see :func:`shaped_native_prediction`), predicted window by window with
-    :func:`fwi_plugins.engine.predict.predict` (``kwargs`` go to it), and blended back.
+    :func:`fwi_plugins.engine.inference.predict` (``kwargs`` go to it), and blended back.
 
     Raises:
         SurveyError: a survey that cannot be mapped, saying why.
@@ -116,7 +116,29 @@ def predict_on_survey(model: Any, gathers: Any, survey: Survey, *, grid: Grid | 
     mapping = AcquisitionMap(survey, native, grid=grid, scale=scale, shaped=shaped)
     for note in mapping.notes:
         warnings.warn(note, UserWarning, stacklevel=2)
-    source = gathers if mapping.is_identity else mapped_gathers(gathers, mapping)
-    velocity, _ = shaped_native_prediction(model, source, shaping=shaping, native=native, physics=physics,
-                                           noise=shaping_noise, predict=predict, **kwargs)
-    return velocity if mapping.is_identity else mapping.velocity_to_user(velocity)
+    velocity, _ = predict_through_map(model, gathers, mapping, shaping=shaping, native=native, physics=physics,
+                                      noise=shaping_noise, predict=predict, **kwargs)
+    return velocity
+
+
+def predict_through_map(model: Any, gathers: Any, mapping: AcquisitionMap | None, *, shaping: Any,
+                        native: Survey | None = None, physics: Any = None, noise: float | None = None,
+                        predict: Callable[..., np.ndarray] | None = None,
+                        **kwargs: Any) -> tuple[np.ndarray, Any]:
+    """Velocity on the user's grid from their gathers: mapped to the native acquisition, shaped, predicted, mapped back.
+
+    The one path of mapped prediction, for :func:`predict_on_survey` and the ``fwi predict``
+    job alike. ``mapping`` ``None`` (or an identity map) predicts the gathers as they are;
+    ``shaping``, ``native``, ``physics``, ``noise``, ``predict`` and ``kwargs`` as
+    :func:`shaped_native_prediction` takes them.
+
+    Returns:
+        ``(velocity, shaping)``: the prediction on the user's grid and the shaping applied
+        (``None`` for none).
+    """
+    if mapping is not None and mapping.is_identity:
+        mapping = None
+    source = gathers if mapping is None else mapped_gathers(gathers, mapping)
+    velocity, applied = shaped_native_prediction(model, source, shaping=shaping, native=native, physics=physics,
+                                                 noise=noise, predict=predict, **kwargs)
+    return (velocity if mapping is None else mapping.velocity_to_user(velocity)), applied

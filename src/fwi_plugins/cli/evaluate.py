@@ -50,7 +50,7 @@ def evaluate(predicted: Path, truth: Path | None, vmin: float, vmax: float, phys
       fwi evaluate --predicted pred.nc --physics deepwave --observed shots.sgy --json
     """
     from ..engine.evaluate import evaluate as run_evaluate
-    from ..engine.rundir import summary_table, to_jsonable
+    from ..engine.jobs.rundir import summary_table, to_jsonable
     from ..errors import OptionError
 
     if truth is None and physics is None:
@@ -73,7 +73,7 @@ def evaluate(predicted: Path, truth: Path | None, vmin: float, vmax: float, phys
                           per_sample=per_sample, device=device, progress=not as_json)
     result = to_jsonable(result)
     if out is not None:
-        from ..engine.rundir import RunDirectory
+        from ..engine.jobs.rundir import RunDirectory
 
         RunDirectory(out.parent).write_json(out.name, result)
     if as_json:

@@ -1,6 +1,6 @@
 """``fwi predict``: velocity from shot gathers with a (pretrained, fine-tuned or adapted) backbone.
 
-The job itself is :func:`fwi_plugins.engine.predict_job.predict_files`; this module parses.
+The job itself is :func:`fwi_plugins.engine.jobs.predict.predict_files`; this module parses.
 """
 
 from __future__ import annotations
@@ -9,12 +9,9 @@ from pathlib import Path
 
 import click
 
-from ..engine.predict_job import (acquisition_map, find_normalization, open_gathers, predict_velocity,
-                                  weights_source)
 from .common import ComponentName, handles_errors, parse_overrides, plugin_option, split_overrides
 
-# Imported from here by older code.
-__all__ = ["acquisition_map", "find_normalization", "open_gathers", "predict", "predict_velocity", "weights_source"]
+__all__ = ["predict"]
 
 
 def _parse_grid(value: str | None) -> tuple[int, int] | None:
@@ -84,7 +81,7 @@ def predict(backbone: str, pretrained: str | None, weights: Path | None, adapter
       fwi predict --backbone vit --adapter runs/r/adapter --input field.sgy --out pred/ --device cuda
       fwi predict --backbone vit --weights foundation.safetensors --input shots.npy --out pred/
     """
-    from ..engine.predict_job import predict_files
+    from ..engine.jobs.predict import predict_files
     from ..errors import OptionError
     from ..manager import get_plugin_manager
 

@@ -1,11 +1,12 @@
 """``fwi refine``: physics-based FWI of a velocity model against recorded gathers.
 
-The job itself is :func:`fwi_plugins.engine.refine_job.refine_files`; this module parses.
+The job itself is :func:`fwi_plugins.engine.jobs.refine.refine_files`; this module parses.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -126,19 +127,11 @@ def refine(initial_path: Path | None, backbone: str | None, pretrained: str | No
       fwi refine --backbone vit --observed shots.nc --iterations 100
       fwi refine --backbone vit --observed line.sgy --wavelet estimate --iterations 30
     """
-    from ..engine.refine_job import refine_files
-    from ..errors import OptionError
+    from ..engine.jobs.refine import refine_files
     from ..manager import get_plugin_manager
 
     cutoffs = _frequencies(frequencies)
-    per_kind, plain = split_overrides(parse_overrides(overrides))
-    if plain:
-        raise OptionError(f"-o {next(iter(plain))}=...: fwi refine takes only physics.KEY=VALUE options")
-    allowed = ("physics", "backbone") if backbone else ("physics",)
-    for kind, values in per_kind.items():
-        if kind not in allowed and values:
-            raise OptionError(f"-o {kind}.{next(iter(values))}=...: fwi refine takes only "
-                              f"{' and '.join(allowed)} options")
+    per_kind = _component_options(overrides, with_backbone=bool(backbone))
     done = refine_files(observed_path=observed_path, out=out_dir, initial_path=initial_path, backbone=backbone,
                         pretrained=pretrained, weights=weights, adapter=adapter, normalization=normalization,
                         backbone_options=per_kind["backbone"], survey=survey_name, physics=physics_name,
@@ -147,6 +140,26 @@ def refine(initial_path: Path | None, backbone: str | None, pretrained: str | No
                         sobolev=sobolev, regularization=regularization,
                         time_limit=time_limit, holdout=holdout, frequencies=cutoffs, vmin=vmin, vmax=vmax,
                         device=device, progress=progress, notify=get_plugin_manager().notify)
+    _report(done, iterations=iterations, out_dir=out_dir)
+
+
+def _component_options(overrides: tuple[str, ...], *, with_backbone: bool) -> dict[str, dict[str, str]]:
+    """The ``-o KIND.KEY=VALUE`` options by kind: physics options, and backbone ones with ``--backbone``."""
+    from ..errors import OptionError
+
+    per_kind, plain = split_overrides(parse_overrides(overrides))
+    if plain:
+        raise OptionError(f"-o {next(iter(plain))}=...: fwi refine takes only physics.KEY=VALUE options")
+    allowed = ("physics", "backbone") if with_backbone else ("physics",)
+    for kind, values in per_kind.items():
+        if kind not in allowed and values:
+            raise OptionError(f"-o {kind}.{next(iter(values))}=...: fwi refine takes only "
+                              f"{' and '.join(allowed)} options")
+    return per_kind
+
+
+def _report(done: Any, *, iterations: int, out_dir: Path) -> None:
+    """What the refinement did, in a few lines: the misfit, the held-out shots, the wavelet, the files."""
     result, estimated = done.result, done.wavelet
     click.echo(f"misfit {result.initial_misfit:.4g} -> {result.final_misfit:.4g} "
                f"({100 * result.reduction:.1f}% lower) after {iterations} iterations")

@@ -64,7 +64,7 @@ def build_config(command: str, *, config_file: str | None, components: Mapping[s
 
 
 def _print_config(config: Any, as_json: bool) -> None:
-    from ..engine.config import to_toml
+    from ..settings_files import to_toml
 
     if as_json:
         echo_json(config.to_dict())
@@ -74,7 +74,7 @@ def _print_config(config: Any, as_json: bool) -> None:
 
 def options_epilog(command: str) -> str:
     """``--help`` text listing the engine options of ``command`` (no torch import)."""
-    from ..engine.config import PretrainOptions, RunOptions, options_help
+    from ..engine.options import PretrainOptions, RunOptions, options_help
 
     cls = RunOptions if command == "run" else PretrainOptions
     return f"\b\n{command} options (-o KEY=VALUE, default shown):\n" + options_help(cls)
@@ -129,7 +129,7 @@ def run(plugins: tuple[str, ...], backbone: str | None, peft: str | None, physic
 
 def launch(config: Any, manager: Any, *, dry_run: bool, as_json: bool) -> None:
     """Resolve a training job's configuration, then print it (``--dry-run``) or run it."""
-    from ..engine.job import resolve
+    from ..engine.jobs.start import resolve
 
     resolved = resolve(config, manager.get)
     check_importable(resolved)
@@ -137,9 +137,9 @@ def launch(config: Any, manager: Any, *, dry_run: bool, as_json: bool) -> None:
         print_dry_run(resolved, as_json)
         return
     if resolved.config.command == "pretrain":
-        from ..engine.pretrain import pretrain as job
+        from ..engine.jobs.pretrain import pretrain as job
     else:
-        from ..engine.run import run as job
+        from ..engine.jobs.run import run as job
     metrics = job(resolved, notify=manager.notify, summary=not as_json)
     if as_json:
         echo_json(metrics)
@@ -156,7 +156,7 @@ def print_dry_run(resolved: Any, as_json: bool) -> None:
     """Print the resolved configuration of ``--dry-run``, with the output folder it would use."""
     import dataclasses
 
-    from ..engine.job import default_out
+    from ..engine.jobs.start import default_out
 
     if not resolved.config.out:
         resolved = dataclasses.replace(

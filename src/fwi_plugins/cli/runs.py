@@ -29,7 +29,7 @@ def runs(paths: tuple[str, ...], as_json: bool) -> None:
       fwi runs runs/lora-salt runs/adapter-salt --json
       fwi runs compare runs/vit-lora-salt runs/vit-full-salt
     """
-    from ..engine.runs import compare_rows, find_runs, format_compare, format_list, read_run
+    from ..engine.jobs.runs import compare_rows, find_runs, format_compare, format_list, read_run
     from ..errors import OptionError
 
     if paths and paths[0] == "compare":

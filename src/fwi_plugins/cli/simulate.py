@@ -1,6 +1,6 @@
 """``fwi simulate``: shot gathers from velocity models (a file or a dataset) with a physics plugin.
 
-The command parses; the job is :func:`fwi_plugins.engine.simulate_job.simulate_files`.
+The command parses; the job is :func:`fwi_plugins.engine.jobs.simulate.simulate_files`.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def simulate(velocity_path: Path | None, dataset: str | None, split: str, survey
       fwi simulate --dataset salt --split test --out salt.sgy --velocity-out salt_velocity.sgy
       fwi simulate --velocity model.npy --survey survey.toml -o physics.accuracy=8 --out gathers.zarr
     """
-    from ..engine.simulate_job import check_request, simulate_files
+    from ..engine.jobs.simulate import check_request, simulate_files
     from ..errors import OptionError
 
     check_request(velocity_path, dataset, out_path, velocity_out)  # reported ahead of a malformed -o option

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .families import _folds, _gaussian_field, _paint_layers
+from .layers import folds, gaussian_field, paint_layers
 from .options import ChannelsOptions, SaltDomeOptions, StrataOptions, SteepBedsOptions, ThrustOptions
 
 Rng = np.random.Generator
@@ -82,7 +82,7 @@ def _strata(rng: Rng, nz: int, opts: StrataOptions, trend: Callable[[np.ndarray]
 
 def _paint(coordinate: np.ndarray, tops: np.ndarray, velocities: np.ndarray) -> np.ndarray:
     """Velocity of the bed each point's stratigraphic coordinate falls in."""
-    return _paint_layers(coordinate, tops[:, None], velocities)
+    return paint_layers(coordinate, tops[:, None], velocities)
 
 
 def _smoothstep(t: np.ndarray) -> np.ndarray:
@@ -167,7 +167,7 @@ def steep_beds(rng: Rng, nz: int, nx: int, opts: SteepBedsOptions, variant: str)
     trend = _compaction(rng, opts)
     old = _tilted_package(rng, z, x, opts, trend)
     depth = rng.uniform(opts.min_unconformity, opts.max_unconformity) * nz
-    surface = depth + _folds(rng, nx, nz, 0.05, 0.5)[None, :]
+    surface = depth + folds(rng, nx, nz, 0.05, 0.5)[None, :]
     tilt = np.tan(np.deg2rad(rng.uniform(-5, 5)))
     cover = z - tilt * (x - nx / 2) - _sine_fold(rng, nx, _cells(nz, 1.5))(x)
     tops, velocities = _strata(rng, nz, opts, trend, -0.5 * nz, 1.5 * nz)
@@ -234,7 +234,7 @@ def salt_dome(rng: Rng, nz: int, nx: int, opts: SaltDomeOptions, variant: str) -
     """A diapir with an overhanging cap or tongue; beds dragged up its flanks and arched over it."""
     z, x = _grid(nz, nx)
     body, diapir = _salt_level(rng, z, x, opts)
-    level = body + _cells(nz, 1.2) * _gaussian_field(rng, nz, nx, _cells(nz, 3), _cells(nz, 3))
+    level = body + _cells(nz, 1.2) * gaussian_field(rng, nz, nx, _cells(nz, 3), _cells(nz, 3))
     # Rough edges may pinch off islands; the salt is one body, grown from the core of the diapir.
     salt = _connected(level < 0, diapir <= np.quantile(diapir, 0.02))
     reach = rng.uniform(0.06, 0.12) * nx
@@ -289,7 +289,7 @@ def _add_bodies(rng: Rng, v: np.ndarray, s: np.ndarray, x: np.ndarray, opts: Cha
 def channels(rng: Rng, nz: int, nx: int, opts: ChannelsOptions, variant: str) -> np.ndarray:
     """Gently folded thin beds with channels and lenses, faster and slower than their host."""
     z, x = _grid(nz, nx)
-    s = z - _folds(rng, nx, nz, opts.fold_amplitude, 0.9)[None, :]
+    s = z - folds(rng, nx, nz, opts.fold_amplitude, 0.9)[None, :]
     trend = _compaction(rng, opts)
     tops, velocities = _strata(rng, nz, opts, trend, -0.5 * nz, 1.5 * nz)
     gradient = rng.uniform(-1, 1) * opts.lateral_gradient * (opts.vmax - opts.vmin)

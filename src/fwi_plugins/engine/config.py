@@ -27,7 +27,7 @@ The file layout (TOML shown; JSON has the same structure)::
 Validation happens in :meth:`RunConfig.resolve`, before any work starts: every unknown
 key is reported with a "Did you mean" hint and every bad value names its key. The engine
 options' schemas (:class:`RunOptions`, :class:`PretrainOptions`, :class:`TrainOptions`) are in
-:mod:`fwi_plugins.engine.options`, and importable from here.
+:mod:`fwi_plugins.engine.options`.
 """
 
 from __future__ import annotations
@@ -43,20 +43,15 @@ from .. import options as _options
 from ..errors import ConfigError, FWIError, OptionError, UnknownNameError
 from ..atomic import atomic_write_text
 from ..settings_files import read_toml_or_json, to_toml
-# The option schemas live in .options; imported from here by most of the engine.
-from .options import PretrainOptions, RunOptions, TrainOptions, options_help
+from .options import PretrainOptions, RunOptions
 
 
 __all__ = [
     "COMMANDS",
     "Component",
-    "PretrainOptions",
     "ResolvedConfig",
     "RunConfig",
-    "RunOptions",
-    "TrainOptions",
     "load_config",
-    "options_help",
     "run_device",
 ]
 

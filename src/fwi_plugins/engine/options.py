@@ -17,13 +17,13 @@ from .. import options as _options
 from ..options import option
 
 #: The seeds a job takes: what numpy's and torch's generators both accept, with room for the
-#: per-epoch seeds derived from them (see :func:`fwi_plugins.engine.checkpoint.seed_epoch`).
+#: per-epoch seeds derived from them (see :func:`fwi_plugins.engine.training.checkpoint.seed_epoch`).
 SEED_MAX = 2**32 - 1
 
 __all__ = ["AUGMENTATIONS", "SEED_MAX", "PretrainOptions", "RunOptions", "TrainOptions", "augment_names",
            "options_help"]
 
-#: The gather augmentations of :mod:`fwi_plugins.engine.augment`, in the order they are applied.
+#: The gather augmentations of :mod:`fwi_plugins.engine.training.augment`, in the order they are applied.
 AUGMENTATIONS = ("band", "phase", "noise", "dead", "gain")
 
 

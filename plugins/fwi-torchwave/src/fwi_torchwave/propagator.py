@@ -189,12 +189,8 @@ def propagate(velocity: torch.Tensor, *, spacing: tuple[float, float], dt: float
     rec = (receivers[:, 0].long() + pad) * width + receivers[:, 1].long() + pad
     amplitudes = upsample(wavelet.to(device=device, dtype=dtype).expand(n_shots, nt), ratio)
     amplitudes = -amplitudes * v2dt2.reshape(n_shots, -1)[rows, src].unsqueeze(1)  # (N, nt * ratio)
-    profiles = []
-    for axis, n in ((0, height), (1, width)):
-        a, b, db = pml_profile(n, pad=h, widths=(pml_width, pml_width), spacing=spacing[axis], dt=inner_dt,
-                               max_vel=max_vel, freq=pml_freq, accuracy=accuracy, dtype=dtype, device=device)
-        shape = (n, 1) if axis == 0 else (1, n)
-        profiles += [a.view(shape), b.view(shape), db.view(shape)]
+    profiles = _pml_profiles((height, width), h=h, pml_width=pml_width, spacing=spacing, dt=inner_dt, max_vel=max_vel,
+                             pml_freq=pml_freq, accuracy=accuracy, dtype=dtype, device=device)
 
     compile = compile and not _COMPILE_FAILED  # a compiler that failed once is not tried again
     step = compiled_step(accuracy, *spacing) if compile else make_step(accuracy, *spacing)
@@ -214,6 +210,19 @@ def propagate(velocity: torch.Tensor, *, spacing: tuple[float, float], dt: float
         fields[0].view(n_shots, -1).index_put_((rows, src), amplitudes[:, t], accumulate=True)
     data = torch.stack(recorded, dim=-1)  # (N, R, nt * ratio)
     return downsample(data, ratio)
+
+
+def _pml_profiles(size: tuple[int, int], *, h: int, pml_width: int, spacing: tuple[float, float], dt: float,
+                  max_vel: float, pml_freq: float, accuracy: int, dtype: torch.dtype,
+                  device: torch.device) -> list[torch.Tensor]:
+    """The PML's ``a``, ``b`` and ``db`` along depth then width of the padded model, shaped to broadcast over it."""
+    profiles = []
+    for axis, n in enumerate(size):
+        a, b, db = pml_profile(n, pad=h, widths=(pml_width, pml_width), spacing=spacing[axis], dt=dt,
+                               max_vel=max_vel, freq=pml_freq, accuracy=accuracy, dtype=dtype, device=device)
+        shape = (n, 1) if axis == 0 else (1, n)
+        profiles += [a.view(shape), b.view(shape), db.view(shape)]
+    return profiles
 
 
 def _warn_compile(exc: Exception) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,22 +37,8 @@ def read_mat_velocity(path: Path, *, grid: tuple[int, int] | None = None) -> tup
     (a stack along the third axis) is refused, naming its shape and how to state the grid.
     ``attrs["layout"]`` says which order was read.
     """
-    from scipy.io import loadmat
-
     require_file(path)
-    arrays: dict[str, np.ndarray]
-    try:
-        arrays = {k: v for k, v in loadmat(str(path)).items() if not k.startswith("__")}
-    except NotImplementedError:  # MATLAB 7.3: HDF5, stored column-major
-        import h5py
-
-        try:
-            with h5py.File(path, "r") as f:
-                arrays = {k: np.asarray(f[k]).T for k in f if isinstance(f[k], h5py.Dataset)}
-        except Exception as exc:
-            raise DataError(f"{path}: not a readable MATLAB 7.3 .mat file ({type(exc).__name__}: {exc})") from None
-    except Exception as exc:  # scipy raises ValueError/TypeError/OSError for damaged files
-        raise DataError(f"{path}: not a readable MATLAB .mat file ({type(exc).__name__}: {exc})") from None
+    arrays = _mat_arrays(path)
     numeric = {k: v for k, v in arrays.items()
                if isinstance(v, np.ndarray) and v.dtype.kind in "fiu" and v.size > 1}
     by_name = {k.lower(): k for k in numeric}
@@ -68,18 +55,45 @@ def read_mat_velocity(path: Path, *, grid: tuple[int, int] | None = None) -> tup
         chosen = next(iter(numeric))
     _check_velocity_variable(numeric[chosen], path, chosen)
     attrs: dict[str, Any] = {"path": str(path), "format": "mat", "variable": chosen}
+    attrs.update(_mat_spacing(arrays, path))
+    stated = grid or _file_grid(arrays, path)
+    velocity = np.asarray(numeric[chosen])
+    if velocity.ndim == 3:
+        velocity, attrs["layout"] = _stack_order(velocity, stated, path, chosen)
+    return velocity, attrs
+
+
+def _mat_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The file's variables: MATLAB 5 through ``scipy.io.loadmat``, 7.3 (HDF5, column-major) through h5py."""
+    from scipy.io import loadmat
+
+    arrays: dict[str, np.ndarray]
+    try:
+        arrays = {k: v for k, v in loadmat(str(path)).items() if not k.startswith("__")}
+    except NotImplementedError:  # MATLAB 7.3: HDF5, stored column-major
+        import h5py
+
+        try:
+            with h5py.File(path, "r") as f:
+                arrays = {k: np.asarray(f[k]).T for k in f if isinstance(f[k], h5py.Dataset)}
+        except Exception as exc:
+            raise DataError(f"{path}: not a readable MATLAB 7.3 .mat file ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # scipy raises ValueError/TypeError/OSError for damaged files
+        raise DataError(f"{path}: not a readable MATLAB .mat file ({type(exc).__name__}: {exc})") from None
+    return arrays
+
+
+def _mat_spacing(arrays: Mapping[str, Any], path: Path) -> dict[str, float]:
+    """``{"dx": spacing}`` from a scalar ``dx``/``dh``/``h`` variable (empty without one)."""
+    spacing: dict[str, float] = {}
     for key, value in arrays.items():
         if key.lower() in _MAT_SPACING_NAMES and isinstance(value, np.ndarray) and value.size == 1 \
                 and value.dtype.kind in "fiu":
             dx = float(value.ravel()[0])
             if not (np.isfinite(dx) and dx > 0):
                 raise DataError(f"{path}: variable {key!r} = {dx:g} is not a positive spacing in metres")
-            attrs["dx"] = dx
-    stated = grid or _file_grid(arrays, path)
-    velocity = np.asarray(numeric[chosen])
-    if velocity.ndim == 3:
-        velocity, attrs["layout"] = _stack_order(velocity, stated, path, chosen)
-    return velocity, attrs
+            spacing["dx"] = dx
+    return spacing
 
 
 def _check_velocity_variable(value: np.ndarray, path: Path, name: str) -> None:
