@@ -68,7 +68,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from fwi_plugins import api
     from fwi_plugins.acquisition import Grid
-    from fwi_plugins.engine import figures
 
     args = parse_args(argv)
     torch.manual_seed(0)
@@ -94,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                      "scale": SCALE, "noise": 0.02},
                              "maps": len(truth), "results": results, "seconds": time.perf_counter() - started})
     picks = [0, 3, 6, 9]
-    figures.velocity_comparison(args.figure, {k: v[picks] for k, v in drawn.items()}, dx=survey.dx,
+    api.plot_velocity(args.figure, {k: v[picks] for k, v in drawn.items()}, dx=survey.dx,
                                 vmin=1500, vmax=4500, title="realistic sections on a field survey (10 Hz, "
                                                             "30 degrees, 20 m cells, 2 s)")
     print(f"wrote {args.out} and {args.figure}")

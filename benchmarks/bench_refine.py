@@ -98,17 +98,19 @@ def scores(velocity: Any, truth: Any, lo: float, hi: float) -> tuple[float, floa
     """(SSIM on the [0, 1] scale, MAE in m/s) of one map."""
     import numpy as np
 
-    from fwi_plugins.engine.metrics import ssim
+    from fwi_plugins import api
 
-    return (float(ssim((velocity - lo) / (hi - lo), (truth - lo) / (hi - lo))),
-            float(np.abs(np.asarray(velocity, np.float64) - truth).mean()))
+    velocity, truth = np.asarray(velocity, np.float64), np.asarray(truth, np.float64)
+    shape = (1, 1, *truth.shape[-2:])
+    metrics = api.evaluate(velocity.reshape(shape), truth.reshape(shape), vmin=lo, vmax=hi, device="cpu")
+    return float(metrics["ssim"]), float(np.abs(velocity - truth).mean())
 
 
 def classical(start: Any, observed: Any, truth: Any, physics: Any, args: argparse.Namespace) -> list[dict[str, float]]:
     """The best refinement from ``start`` up to the cap: (seconds, SSIM, MAE, misfit) after each step."""
     import torch
 
-    from fwi_plugins.engine.refinement.refine import refine
+    from fwi_plugins import api
 
     lo, hi = physics.survey.vmin, physics.survey.vmax
     trace: list[dict[str, float]] = []
@@ -118,7 +120,7 @@ def classical(start: Any, observed: Any, truth: Any, physics: Any, args: argpars
         s, m = scores(velocity.cpu().numpy(), truth, lo, hi)
         trace.append({"seconds": time.perf_counter() - started, "ssim": s, "mae_ms": m, "misfit": misfit})
 
-    refine(start, observed, physics=physics, iterations=args.iterations, time_limit=args.cap, device=args.device,
+    api.refine(start, observed, physics=physics, iterations=args.iterations, time_limit=args.cap, device=args.device,
            progress=False, callback=record, **VARIANTS[BEST])
     return trace
 
@@ -128,9 +130,6 @@ def label_free(model: Any, key: str, args: argparse.Namespace, physics: Any) -> 
     import copy
 
     from fwi_plugins import api
-    from fwi_plugins.engine.options import TrainOptions
-    from fwi_plugins.engine.training.train import train
-    from fwi_plugins.engine.training.data import TrainData
 
     label, name, options = TARGETS[key]
     options = dict(options, n_train=args.label_free_maps, n_val=0, n_test=0)
@@ -142,10 +141,10 @@ def label_free(model: Any, key: str, args: argparse.Namespace, physics: Any) -> 
     gathers = ds.gathers("train", physics, cache_dir=args.cache_dir, progress=False)
     adapted = api.apply_peft(copy.deepcopy(model), "lora", {"r": 8, "alpha": 16}, backbone="vit")
     started = time.perf_counter()
-    train(adapted, TrainData(gathers=gathers), None, normalization=normalization, physics=physics,
-          options=TrainOptions(epochs=args.label_free_epochs, batch_size=2, lr=5e-4, lambda_physics=1.0,
-                               lambda_ssim=0.0, physics_samples=0, labels="none", seed=0, device=args.device,
-                               progress=False), device=args.device)
+    api.train(adapted, gathers, None, normalization=normalization, physics=physics,
+              options={"epochs": args.label_free_epochs, "batch_size": 2, "lr": 5e-4, "lambda_physics": 1.0,
+                       "lambda_ssim": 0.0, "physics_samples": 0, "labels": "none", "seed": 0, "device": args.device,
+                       "progress": False})
     return adapted.eval(), time.perf_counter() - started
 
 
@@ -159,8 +158,6 @@ def run_target(key: str, args: argparse.Namespace, model: Any) -> dict[str, Any]
     import numpy as np
 
     from fwi_plugins import api
-    from fwi_plugins.engine.refinement.refine import refine
-    from fwi_plugins.engine.refinement.network import refine_through_network
 
     loaded_args = argparse.Namespace(n_test=args.n_maps, openfwi=args.openfwi, cache_dir=args.cache_dir)
     target = load_target(key, loaded_args, model.pretrained_cfg.normalization)
@@ -188,11 +185,11 @@ def run_target(key: str, args: argparse.Namespace, model: Any) -> dict[str, Any]
         for name in args.variants:
             started = time.perf_counter()
             if name in NETWORK_VARIANTS:
-                result = refine_through_network(model, x, physics=physics, iterations=args.iterations,
+                result = api.refine_through_network(model, x, physics=physics, iterations=args.iterations,
                                                 time_limit=args.time_limit, device=args.device,
                                                 **NETWORK_VARIANTS[name])[0]
             else:
-                result = refine(predicted, x, physics=physics, iterations=args.iterations, holdout=args.holdout,
+                result = api.refine(predicted, x, physics=physics, iterations=args.iterations, holdout=args.holdout,
                                 time_limit=args.time_limit, device=args.device, progress=False, **VARIANTS[name])
             s, m = scores(result.velocity, v, lo, hi)
             rows[name].append({"ssim": s, "mae_ms": m, "misfit": result.final_misfit,

@@ -41,9 +41,6 @@ from results_file import write_results  # noqa: E402
 
 from fwi_plugins import api  # noqa: E402
 from fwi_plugins.data import Normalization  # noqa: E402
-from fwi_plugins.engine.device import autocast, device_name  # noqa: E402
-from fwi_plugins.engine.training.losses import batch_loss  # noqa: E402
-from fwi_plugins.engine.training.data import DeviceRows  # noqa: E402
 
 SHOTS, NT, RECEIVERS, GRID = 5, 1000, 70, 70
 NORMALIZATION = Normalization(vmin=1500.0, vmax=4500.0, data_min=-30.0, data_max=30.0)
@@ -74,14 +71,14 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def corpus(n: int, device: str, *, decimation: int, half: bool) -> tuple[DeviceRows, DeviceRows]:
+def corpus(n: int, device: str, *, decimation: int, half: bool) -> tuple[Any, Any]:
     """Synthetic gathers and velocity held on ``device`` as the recipe's corpus would be."""
     g = torch.Generator(device=device).manual_seed(0)
     stored_nt = len(range(0, NT, decimation))
     gathers = torch.randn(n, SHOTS, stored_nt, RECEIVERS, generator=g, device=device,
                           dtype=torch.float16 if half else torch.float32)
     velocity = 1500.0 + 3000.0 * torch.rand(n, 1, GRID, GRID, generator=g, device=device)
-    return DeviceRows(gathers, decimation=decimation, nt=NT), DeviceRows(velocity)
+    return api.device_rows(gathers, decimation=decimation, nt=NT), api.device_rows(velocity)
 
 
 class Step:
@@ -103,12 +100,11 @@ class Step:
         return self.gathers.take(idx), NORMALIZATION.velocity_to_unit(self.velocity.take(idx))
 
     def forward_backward(self, x: torch.Tensor, y: torch.Tensor, net: Callable | None = None) -> None:
-        with autocast(self.device, self.amp):
+        with api.autocast(self.device, self.amp):
             pred = (net or self.net)(NORMALIZATION.gathers_to_unit(x))
-        loss = batch_loss(pred.float(), x, y, lambda_ssim=1.0, lambda_physics=0.0, physics_samples=0,
-                          normalization=NORMALIZATION, physics=None)
+        loss = api.training_loss(pred.float(), x, y, normalization=NORMALIZATION, lambda_ssim=1.0)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.total.backward()
+        loss.backward()
 
     def __call__(self) -> None:
         self.forward_backward(*self.data())
@@ -200,27 +196,23 @@ def compare_host(device: str, args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
     from fwi_plugins.data.rows import take_rows
-    from fwi_plugins.engine.options import TrainOptions
-    from fwi_plugins.engine.training.train import train
-    from fwi_plugins.engine.training.data import TrainData
 
     batch = int(args.batch.split(",")[0])
     size = args.sizes.split(",")[0]
     rng = np.random.default_rng(0)
     n = batch * args.compare_steps
     gathers = rng.standard_normal((n, SHOTS, NT, RECEIVERS), dtype=np.float32)
-    host = TrainData(gathers=gathers, velocity=rng.uniform(1500, 4500, (n, 1, GRID, GRID)).astype(np.float32))
-    resident = host.to_device(device)
-    resident_gathers = resident.gathers
-    assert isinstance(resident_gathers, DeviceRows)
-    options = TrainOptions(epochs=1, batch_size=batch, lr=1e-4, device="cpu" if device == "cpu" else "cuda",
-                           progress=False, amp=not args.no_amp, max_steps=args.compare_steps, lambda_ssim=1.0)
+    velocity = rng.uniform(1500, 4500, (n, 1, GRID, GRID)).astype(np.float32)
+    resident_gathers = api.device_rows(torch.from_numpy(gathers).to(device))
+    options = {"epochs": 1, "batch_size": batch, "lr": 1e-4, "device": "cpu" if device == "cpu" else "cuda",
+               "progress": False, "amp": not args.no_amp, "max_steps": args.compare_steps, "lambda_ssim": 1.0}
     per_path: dict[str, list[float]] = {"numpy": [], "device_resident": []}
     for _ in range(2):  # alternated, best of two: the machine's other load hits both alike
-        for name, data in (("numpy", host), ("device_resident", resident)):
+        for name, resident in (("numpy", False), ("device_resident", True)):
             torch.manual_seed(0)
             model = api.build_backbone("vit", {"size": size})
-            result = train(model, data, None, options=options, normalization=NORMALIZATION, device=device)
+            result = api.train(model, gathers, velocity, options=options, normalization=NORMALIZATION, device=device,
+                               resident=resident)
             per_path[name].append(result.steps / result.wall_time)
     idx = np.sort(rng.choice(n, batch, replace=False))
     rows_t = torch.as_tensor(idx, device=device)
@@ -246,7 +238,7 @@ def _best_us(fn: Callable[[], Any], repeats: int = 20) -> float:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     deadline = time.monotonic() + args.budget_s
-    device = device_name(args.device)
+    device = api.device_name(args.device)
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     print(f"bench_step on {device} ({torch.cuda.get_device_name(0) if device.startswith('cuda') else 'CPU'}), "

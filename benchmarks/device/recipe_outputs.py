@@ -26,7 +26,6 @@ def held_out(model: Any, cfg: dict[str, Any], plan: corpus.Plan, device: str,
 
     from fwi_plugins import api
     from fwi_plugins.data.families import FAMILIES, generate
-    from fwi_plugins.engine.evaluate import evaluate
     from fwi_plugins.survey import Survey
 
     survey = Survey.from_dict(plan.survey)
@@ -43,7 +42,7 @@ def held_out(model: Any, cfg: dict[str, Any], plan: corpus.Plan, device: str,
     scores = {}
     for i, (family, truth) in enumerate(truths.items()):
         predicted = api.predict(model, gathers[i * n:(i + 1) * n], shaping="none", device=device, progress=False)
-        scores[family] = {k: float(v) for k, v in evaluate(np.asarray(predicted), truth,
+        scores[family] = {k: float(v) for k, v in api.evaluate(np.asarray(predicted), truth,
                                                            normalization=normalization).items()
                           if isinstance(v, (int, float))}
         log(f"held out: {family} ({n} test maps) zero-shot SSIM {scores[family]['ssim']:.4f}, "

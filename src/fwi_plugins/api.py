@@ -209,7 +209,7 @@ def device_name(device: str = "auto") -> str:
 
 
 def train(model: Any, gathers: Any, velocity: Any, *, normalization: Any, options: Mapping[str, Any] | Any = None,
-          physics: Any = None, notify: Any = None, device: str | None = None) -> Any:
+          physics: Any = None, notify: Any = None, device: str | None = None, resident: bool = False) -> Any:
     """Train ``model``'s trainable parameters in place on labelled gathers: the loop ``fwi run`` uses.
 
     Args:
@@ -225,6 +225,8 @@ def train(model: Any, gathers: Any, velocity: Any, *, normalization: Any, option
         notify: ``notify(hook_name, **kwargs)``, told of every lifecycle hook (``fwi_epoch_end``
             after each epoch, with ``epoch`` and ``metrics``); an exception it raises ends training.
         device: ``"cpu"``, ``"cuda:0"``, ...; default: ``options.device`` resolved.
+        resident: hold every row on ``device`` before the first step (no host copy per batch)
+            instead of gathering each batch's rows on the host.
 
     Returns:
         The loop's result: ``epochs``, ``steps``, ``wall_time``, ``history`` (one record per epoch).
@@ -235,8 +237,64 @@ def train(model: Any, gathers: Any, velocity: Any, *, normalization: Any, option
 
     if not isinstance(options, TrainOptions):
         options = TrainOptions(**dict(options or {}))
-    return _train(model, TrainData(gathers=gathers, velocity=velocity), None, options=options,
-                  normalization=normalization, physics=physics, checkpoint_dir=None, notify=notify, device=device)
+    data = TrainData(gathers=gathers, velocity=velocity)
+    if resident:
+        data = data.to_device(device or device_name(options.device))
+    return _train(model, data, None, options=options, normalization=normalization, physics=physics,
+                  checkpoint_dir=None, notify=notify, device=device)
 
 
 __all__ += ["device_name", "train"]
+
+
+# -- the parts of a training step and of refinement, for benchmarks that time or compare them ------
+
+
+def autocast(device: Any, enabled: bool = True) -> Any:
+    """The training loop's mixed precision: bfloat16 autocast on CUDA when ``enabled``, else nothing."""
+    from .engine.device import autocast as _autocast
+
+    return _autocast(device, enabled)
+
+
+def training_loss(prediction: Any, gathers: Any, velocity: Any, *, normalization: Any,
+                  lambda_ssim: float = 1.0) -> Any:
+    """The training loop's label loss of one batch, L1 + ``lambda_ssim`` x (1 - SSIM), a scalar tensor.
+
+    ``prediction`` is the network's output on the ``[-1, 1]`` scale, ``velocity`` the labels on
+    the same scale, ``gathers`` the raw batch the network read.
+    """
+    from .engine.training.losses import batch_loss
+
+    return batch_loss(prediction, gathers, velocity, lambda_ssim=lambda_ssim, lambda_physics=0.0,
+                      physics_samples=0, normalization=normalization, physics=None).total
+
+
+def device_rows(rows: Any, *, decimation: int = 1, nt: int | None = None) -> Any:
+    """A tensor of samples held on its device, taken by row index (``.take(index)``) with no host copy;
+    gathers stored every ``decimation``-th time sample are rebuilt to ``nt`` samples as they are taken."""
+    from .engine.training.data import DeviceRows
+
+    return DeviceRows(rows, decimation=decimation, nt=nt)
+
+
+def refine_through_network(model: Any, gathers: Any, *, physics: Any, **kwargs: Any) -> Any:
+    """Refinement drawn by the network: a fresh adapter of ``model`` fitted to each survey's data misfit.
+
+    Keyword arguments as :func:`fwi_plugins.engine.refinement.network.refine_through_network`;
+    one refinement result per map.
+    """
+    from .engine.refinement.network import refine_through_network as _through
+
+    return _through(model, gathers, physics=physics, **kwargs)
+
+
+def plot_velocity(path: Any, panels: Mapping[str, Any], **kwargs: Any) -> Any:
+    """Velocity maps side by side with one colour bar, as ``fwi run``'s figures draw them
+    (``dx``, ``vmin``, ``vmax``, ``max_rows``, ``title``); returns the path written."""
+    from .engine.figures import velocity_comparison
+
+    return velocity_comparison(path, panels, **kwargs)
+
+
+__all__ += ["autocast", "device_rows", "plot_velocity", "refine_through_network", "training_loss"]
