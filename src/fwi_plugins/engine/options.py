@@ -134,7 +134,7 @@ class RunOptions(TrainOptions):
                                     "is at most 30 m/s per iteration)")
     refine_step: Literal["lbfgs", "normalized", "adam"] = option(
         "lbfgs", "FWI update rule: lbfgs (L-BFGS per map, shaped by the refine_mute/smooth/depth_power/tv "
-                 "defaults; on held-out maps +0.029 SSIM and 9 % lower MAE), normalized (steepest descent, "
+                 "defaults), normalized (steepest descent, "
                  "largest step refine_lr) or adam (every cell moves about refine_lr: noisier models)")
     refine_smooth: float | None = option(None, "smooth the FWI update with a Gaussian of this many grid cells "
                                                "(0: none; none: the rule's default, 2 for lbfgs, 0 otherwise)")

@@ -20,9 +20,9 @@ line search take far larger useful steps than steepest descent for the same simu
 
 ``step="lbfgs"`` with its shaping
 (:data:`~fwi_plugins.engine.refinement.inputs.SHAPING_DEFAULTS`: mute 3, smooth 2, depth_power
-1, tv 0.02) is the default because it is the rule that improves a network's prediction, not only
-its misfit: on generated held-out maps (curvefault-b, salt and flatfault-b, 8 maps, 30 s per
-map) it raised SSIM by 0.029 and cut MAE by 9 %, where ``"normalized"`` gained 0.006 and 1 %.
+1, tv 0.02) is the default because it is the rule that improved a network's prediction, not only
+its misfit, when the rules were compared (``benchmarks/bench_refine.py``; figures in
+docs/results.md).
 
 Three things shape the update whatever the rule (:mod:`fwi_plugins.engine.refinement.terms`):
 ``mute`` leaves the rows at the sources and receivers alone, where the gradient is largest
