@@ -98,33 +98,52 @@ def main_job_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-METHOD_LABELS = {"foundation": "zero-shot (foundation)", "scratch": "from scratch, to convergence",
-                 "full": "full fine-tuning", "lora": "LoRA", "adapter": "adapter", "ia3": "IA3"}
+METHOD_LABELS = {"scratch": "from scratch, to convergence", "full": "full fine-tuning", "lora": "LoRA",
+                 "adapter": "adapter", "ia3": "IA3"}
 
 
 def _params(n: int) -> str:
     return "0" if n == 0 else f"{n / 1e6:.2f} M" if n >= 1e6 else f"{n / 1e3:.1f} k"
 
 
+def _target_label(target: dict[str, Any]) -> str:
+    family = target["options"].get("family")
+    return f"real OpenFWI {family}" if target["dataset"] == "openfwi" else f"generated {target['dataset']}"
+
+
+def _study_cell(row: dict[str, Any] | None, lr: bool = True) -> str:
+    if row is None:
+        return "–"
+    sd = "" if row["ssim"]["sd"] is None else f" ± {row['ssim']['sd']:.4f}"
+    rate = f", lr {row['lr']:g}" if lr and row.get("lr") is not None else ""
+    return f"{row['ssim']['mean']:.4f}{sd} / {row['mae_ms']['mean']:.0f}{rate}"
+
+
 def adaptation_table(results: dict[str, Any]) -> str:
-    test, targets = results["test"], results["targets"]
-    names = list(test)
-    methods = [m for m in METHOD_LABELS if any(m in test[t] for t in names)]
-    lines = [f"Test SSIM (mean ± sd over seeds) / MAE m/s, {results['settings']['base']['n_train']} training maps, "
-             f"{results['settings']['base']['steps']} steps, learning rate per method chosen on validation maps "
-             f"(`{results['command']}`):", "",
-             "| method | trainable | " + " | ".join(targets[t]["label"] + (" (held out)" if targets[t]["distribution"]
-                                                    == "out" else " (in pretraining)") for t in names) + " |",
-             "|---|---:|" + "---:|" * len(names)]
+    """The study's test table at the most training maps: zero-shot, every method, the specialist if run."""
+    by_target, targets = results["results"], results["targets"]
+    names = list(by_target)
+    top = f"{max(results['options']['fractions']):g}"
+    methods = [m for m in results["options"]["methods"] if any(top in by_target[t]["methods"].get(m, {})
+                                                                for t in names)]
+    opts = results["options"]
+    lines = [f"Test SSIM (mean ± sd over seeds {', '.join(map(str, opts['seeds']))}) / MAE m/s, "
+             f"{opts['n_train']} training maps, {opts['steps']} steps, the learning rate per method chosen on "
+             f"validation maps; `{results['command']}` (commit {results['commit'][:7]}, weights "
+             f"{results['foundation']['sha256'][:12]}; every figure: "
+             f"[study.md](benchmarks/results/study_v6/study.md)):", "",
+             "| method | trainable | " + " | ".join(_target_label(targets[t]) for t in names) + " |",
+             "|---|---:|" + "---:|" * len(names),
+             "| zero-shot (foundation) | 0 | " + " | ".join(_study_cell(by_target[t]["zero_shot"]) for t in names)
+             + " |"]
     for m in methods:
-        trainable = next(test[t][m]["trainable"] for t in names if m in test[t])
-        cells = []
-        for t in names:
-            r = test[t].get(m)
-            sd = "" if r is None or r["ssim"]["sd"] is None else f" ± {r['ssim']['sd']:.4f}"
-            lr = "" if r is None or r["lr"] is None else f", lr {r['lr']:g}"
-            cells.append("–" if r is None else f"{r['ssim']['mean']:.4f}{sd} / {r['mae_ms']['mean']:.0f}{lr}")
-        lines.append(f"| {METHOD_LABELS[m]} | {_params(trainable)} | " + " | ".join(cells) + " |")
+        rows = [by_target[t]["methods"].get(m, {}).get(top) for t in names]
+        trainable = next(r["trainable"] for r in rows if r is not None)
+        lines.append(f"| {METHOD_LABELS.get(m, m)} | {_params(trainable)} | "
+                     + " | ".join(_study_cell(r) for r in rows) + " |")
+    if any(by_target[t]["specialist"] for t in names):
+        lines.append("| specialist (from scratch on more maps) | – | "
+                     + " | ".join(_study_cell(by_target[t]["specialist"]) for t in names) + " |")
     return "\n".join(lines)
 
 
@@ -149,7 +168,7 @@ def refine_table(results: dict[str, Any]) -> str:
 TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "wavelets": wavelets_table, "foundation": foundation_table, "main-job": main_job_table,
     "adaptation": adaptation_table, "refine": refine_table}
-FILES = {"main-job": "main_job.json", "adaptation": "study_fair_v6/study_fair.json", "refine": "refine_holdout.json"}
+FILES = {"main-job": "main_job.json", "adaptation": "study_v6/study.json", "refine": "refine_holdout.json"}
 
 
 def render(name: str, results_dir: Path = RESULTS) -> str:
