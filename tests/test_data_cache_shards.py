@@ -18,7 +18,8 @@ import torch
 import fwi_plugins.data.cache as cache
 from fwi_plugins.data.cache import cached_gathers, fill_shard
 from fwi_plugins.survey import Survey
-from fwi_plugins.testing import LinearPhysics, start_gloo_ranks, wait_ranks
+from fwi_plugins.testing import LinearPhysics
+from helpers_distributed import start_gloo_ranks, wait_ranks
 
 
 class CountingPhysics(LinearPhysics):

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fwi_plugins.testing import single_process_env, start_gloo_ranks, wait_ranks
+from helpers_distributed import single_process_env, start_gloo_ranks, wait_ranks
 
 WORKER = textwrap.dedent('''
     import os
