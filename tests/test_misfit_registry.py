@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from fwi_plugins import MisfitSpec, get_plugin_manager
 from fwi_plugins.cli import main
 from fwi_plugins.errors import OptionError, PluginError
-from fwi_plugins.misfits import canonical_misfit, get_misfit
-from fwi_plugins.physics import misfit_ncc
+from fwi_plugins.misfit_registry import canonical_misfit, get_misfit
+from fwi_plugins.misfit_functions import misfit_ncc
 from fwi_plugins.survey import Survey
 
 L1 = textwrap.dedent('''

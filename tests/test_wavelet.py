@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from fwi_plugins.errors import DataError, OptionError
-from fwi_plugins.physics import misfit_l2
+from fwi_plugins.misfit_functions import misfit_l2
 from fwi_plugins.wavelet import apply_filter, matched_misfit, matching_filter, phase_rotate, ricker
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from .errors import SurveyError
-from .misfits import canonical_misfit
+from .misfit_registry import canonical_misfit
 from .options import option
 
 if TYPE_CHECKING:

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from fwi_plugins.errors import DataError, UnknownNameError
-from fwi_plugins.physics import MISFITS, envelope, get_misfit
+from fwi_plugins.misfit_functions import MISFITS, envelope
+from fwi_plugins.physics import get_misfit
 
 
 def ricker_gathers(shift: float = 0.0, scale: float = 1.0) -> torch.Tensor:

@@ -40,7 +40,7 @@ weights that fall to zero at their edges.
 
 Nothing here imports torch; :func:`predict_on_survey` runs a network through the map.
 
-The parts: :mod:`.surveys` (the grid wanted, a network's native survey, a survey from
+The parts: :mod:`.map_ends` (the grid wanted, a network's native survey, a survey from
 coordinates), :mod:`.resampling` (the interpolation operators), :mod:`.mapping` (the plan,
 :class:`AcquisitionMap`) and :mod:`.mapped_prediction` (a network run through it).
 """
@@ -50,7 +50,7 @@ from __future__ import annotations
 from .mapped_prediction import mapped_gathers, predict_on_survey, predict_through_map
 from .mapping import FREQUENCY_TOLERANCE, AcquisitionMap
 from .resampling import resample_matrix
-from .surveys import Grid, native_survey, survey_from_coordinates
+from .map_ends import Grid, native_survey, survey_from_coordinates
 
 __all__ = ["FREQUENCY_TOLERANCE", "AcquisitionMap", "Grid", "mapped_gathers", "native_survey", "predict_on_survey",
            "predict_through_map", "resample_matrix", "survey_from_coordinates"]

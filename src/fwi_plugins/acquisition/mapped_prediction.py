@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import DataError
 from ..survey import Survey
 from .mapping import AcquisitionMap
-from .surveys import Grid, native_survey
+from .map_ends import Grid, native_survey
 
 __all__ = ["mapped_gathers", "predict_on_survey", "predict_through_map", "shaped_native_prediction"]
 

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import DataError, SurveyError
 from ..survey import Survey
 from .resampling import linear_weights, resample_matrix, shift_matrix
-from .surveys import Grid
+from .map_ends import Grid
 
 __all__ = ["FREQUENCY_TOLERANCE", "AcquisitionMap"]
 

@@ -1,4 +1,4 @@
-"""Registration of the built-in data misfits (the functions live in :mod:`fwi_plugins.physics`)."""
+"""Registration of the built-in data misfits (the functions live in :mod:`fwi_plugins.misfit_functions`)."""
 
 from __future__ import annotations
 
@@ -18,4 +18,4 @@ _MISFITS = (
 @hookimpl
 def fwi_misfits() -> Iterator[MisfitSpec]:
     for name, function, description in _MISFITS:
-        yield MisfitSpec(name=name, factory=f"fwi_plugins.physics:{function}", description=description)
+        yield MisfitSpec(name=name, factory=f"fwi_plugins.misfit_functions:{function}", description=description)

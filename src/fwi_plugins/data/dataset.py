@@ -331,7 +331,7 @@ class SeismicDataset:
 
 
 def _check_velocity_array(arr: Any, ds: SeismicDataset, split: str) -> np.ndarray:
-    from .validation import validate_velocity
+    from .array_checks import validate_velocity
 
     where = f"dataset {ds.name!r} split {split!r}"
     arr = validate_velocity(arr, where)
@@ -341,7 +341,7 @@ def _check_velocity_array(arr: Any, ds: SeismicDataset, split: str) -> np.ndarra
 
 
 def _check_gathers_array(arr: Any, ds: SeismicDataset, split: str) -> np.ndarray:
-    from .validation import validate_gathers
+    from .array_checks import validate_gathers
 
     where = f"dataset {ds.name!r} split {split!r}"
     arr = validate_gathers(arr, where)

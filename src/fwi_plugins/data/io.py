@@ -18,7 +18,7 @@ Every write is atomic: the file appears whole or not at all. Every read checks w
 gets and raises :class:`~fwi_plugins.errors.DataError` naming the file and what was expected.
 
 This module chooses the format by suffix; each format lives in :mod:`fwi_plugins.data.formats`
-and the array checks in :mod:`fwi_plugins.data.validation`.
+and the array checks in :mod:`fwi_plugins.data.array_checks`.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from .formats.netcdf import gathers_dataset, gathers_geometry, read_dataset, vel
 from .formats.npy import read_npy, write_npy
 from .formats.segy import read_segy_gathers, read_segy_velocity, write_segy_gathers, write_segy_velocity
 from .formats.segy_headers import SEGY_FORMATS
-from .validation import validate_gathers, validate_velocity
+from .array_checks import validate_gathers, validate_velocity
 
 __all__ = ["GATHERS_SUFFIXES", "SEGY_FORMATS", "VELOCITY_SUFFIXES", "gathers_geometry", "package_versions",
            "read_gathers", "read_mat_velocity", "read_velocity", "survey_from_attrs", "validate_gathers",

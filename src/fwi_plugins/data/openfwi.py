@@ -24,7 +24,7 @@ from ..options import to_dict
 from .dataset import Normalization, SeismicDataset
 from .families import resolve_survey
 from .options import OpenFWIOptions
-from .validation import validate_gathers, validate_velocity
+from .array_checks import validate_gathers, validate_velocity
 
 _VELOCITY = re.compile(r"^(?:v?model|vel)(\d+)\.(?:npy|mat)$", re.IGNORECASE)
 _GATHERS = re.compile(r"^data(\d+)\.npy$", re.IGNORECASE)

@@ -77,7 +77,7 @@ def shaping_choice(shaping: Any, weights_config: Any) -> Any:
     layout (the shipped foundations, weights from ``fwi pretrain``) and leaves other
     networks' input as it is.
     """
-    from ..acquisition.surveys import native_survey
+    from ..acquisition.map_ends import native_survey
     from ..errors import SurveyError
 
     key = str(shaping).strip().lower() if isinstance(shaping, str) else None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fwi_plugins.misfits import canonical_misfit
+from fwi_plugins.misfit_registry import canonical_misfit
 from fwi_plugins.options import option
 
 

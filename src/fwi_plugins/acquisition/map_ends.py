@@ -1,4 +1,4 @@
-"""The grid and the surveys an acquisition map works with.
+"""The two ends an acquisition map joins: the grid wanted and the surveys.
 
 The velocity grid wanted (:class:`Grid`), a network's native acquisition
 (:func:`native_survey`), and a survey told from positions in metres (:func:`survey_from_coordinates`).
