@@ -17,7 +17,7 @@ SURVEY_HELP = "acquisition: a preset ('openfwi', 'small') or a .toml/.json surve
 class FamilyOptions:
     """Options every generated family shares."""
 
-    n_train: int = option(400, "training maps (sized so that fwi run takes minutes on a laptop CPU)")
+    n_train: int = option(256, "training maps (sized so that fwi run takes minutes on a laptop CPU)")
     n_val: int = option(16, "validation maps")
     n_test: int = option(32, "test maps")
     seed: int = option(0, "random seed; map i of a split is the same whatever the split sizes")

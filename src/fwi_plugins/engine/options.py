@@ -118,7 +118,7 @@ class TrainOptions:
 class RunOptions(TrainOptions):
     """Options of the main job, ``fwi run``."""
 
-    epochs: int = option(8, "passes over the training data")
+    epochs: int = option(6, "passes over the training data")
     batch_size: int = option(16, "samples per optimisation step (per process under torchrun)")
     lambda_ssim: float = option(1.0, "weight of a structural term (1 - SSIM, OpenFWI's window) added to the L1 "
                                      "label loss; 0 disables it")
