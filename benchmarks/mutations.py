@@ -167,13 +167,13 @@ MUTATIONS: tuple[Mutation, ...] = (
              "        normalization = carried.normalization\n",
              ("tests/test_engine_predict.py",),
              "predict() scales by the pretrained weights' normalisation even when given the model's own"),
-    Mutation("corrupt-weights-metadata-read-as-none", "src/fwi_plugins/engine/jobs/predict_normalization.py",
-             "        except (SafetensorError, OSError, ValueError) as exc:\n"
-             "            raise DataError(",
-             "        except (SafetensorError, OSError, ValueError) as exc:\n"
-             "            metadata = {}\n"
-             "        if False:\n"
-             "            raise DataError(",
+    Mutation("corrupt-weights-metadata-read-as-none", "src/fwi_plugins/pretrained.py",
+             "    except (SafetensorError, OSError, ValueError) as exc:\n"
+             "        raise DataError(",
+             "    except (SafetensorError, OSError, ValueError) as exc:\n"
+             "        metadata = {}\n"
+             "    if False:\n"
+             "        raise DataError(",
              ("tests/test_hardening_inputs.py::"
               "test_predict_with_weights_whose_header_is_damaged_names_the_file_not_a_missing_normalisation",),
              "a damaged weights header reads as 'no normalisation' and the input is scaled by its own range"),

@@ -275,7 +275,8 @@ def test_default_weights_of_a_backbone_that_ships_none_warn_and_start_from_scrat
     spec = manager.get("backbone", "inversionnet")
     assert not spec.pretrained
     with pytest.warns(UserWarning, match="ships no pretrained weights"):
-        assert load_foundation(object(), spec, "default") == {"source": "none", "metadata": {}, "digest": ""}
+        assert load_foundation(object(), spec, "default") == {"source": "none", "metadata": {}, "digest": "",
+                                                              "config": None}
 
 
 # -- fwi pretrain -o init=...: pretraining continues from given weights, on their scale --

@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from .data.dataset import Normalization
     from .specs import BackboneSpec
 
-__all__ = ["PretrainedConfig", "backbone_options", "build_backbone", "choose", "config_of", "read_config",
-           "read_normalization"]
+__all__ = ["PretrainedConfig", "backbone_options", "build_backbone", "choose", "config_of", "from_header",
+           "load_weights", "read_config", "read_file", "read_normalization"]
 
 #: The ``pretrained`` values that are not weights: the backbone's default shipped weights,
 #: and an untrained network with the default weights' architecture.
@@ -54,6 +54,8 @@ class PretrainedConfig:
         wavelet: the source wavelet they were trained with (``kind``, ``peak_freq`` Hz, ``delay`` s);
             ``None`` when not recorded (weights made before it was: OpenFWI's 15 Hz Ricker).
         metadata: the whole header, as stored (strings).
+        digest: the SHA-256 of the weights' tensors once loaded into a network
+            (:func:`fwi_plugins.weights.state_digest`); empty when only the header was read.
     """
 
     source: str
@@ -64,6 +66,7 @@ class PretrainedConfig:
     normalization: Normalization | None = None
     wavelet: Mapping[str, Any] | None = None
     metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    digest: str = ""
 
     @property
     def label(self) -> str:
@@ -127,6 +130,45 @@ def read_normalization(metadata: Mapping[str, str], path: str | Path) -> Normali
         raise DataError(f"{path}: metadata 'normalization' does not parse ({exc})") from None
 
 
+def _wavelet(metadata: Mapping[str, str], path: Path) -> Mapping[str, Any] | None:
+    wavelet = _json(metadata, "wavelet", path)
+    if wavelet is not None and not (isinstance(wavelet, Mapping) and wavelet.get("kind") == "ricker"
+                                    and isinstance(wavelet.get("peak_freq"), (int, float))):
+        raise DataError(f"{path}: metadata 'wavelet' must be a JSON object with kind 'ricker' and a peak_freq in "
+                        f"Hz, got {wavelet!r}")
+    return wavelet
+
+
+def from_header(source: str, path: str | Path, metadata: Mapping[str, str], *, label: str | Path | None = None,
+                digest: str = "") -> PretrainedConfig:
+    """The one parser of a weights header: every entry read once into a :class:`PretrainedConfig`.
+
+    Args:
+        source: the shipped name or path the weights were asked for by.
+        path: the file the header was read from (messages name it).
+        metadata: the header's ``__metadata__``.
+        label: how messages about the ``normalization`` entry name the weights (``path`` by default).
+        digest: the loaded tensors' digest, when they were loaded.
+
+    Raises:
+        DataError: an entry that is not JSON or not what it should hold, naming the weights.
+    """
+    path = Path(path)
+    options = _json(metadata, "backbone_options", path) or {}
+    if not isinstance(options, Mapping):
+        raise DataError(f"{path}: metadata 'backbone_options' must be a JSON object, got {options!r}")
+    shape = _json(metadata, "shape", path)
+    try:
+        shape = IOShape(**shape) if shape is not None else None
+    except TypeError:
+        raise DataError(f"{path}: metadata 'shape' must hold shots, time, receivers, depth and width, "
+                        f"got {shape!r}") from None
+    normalization = read_normalization(metadata, path if label is None else label)
+    return PretrainedConfig(source=source, path=path, backbone=metadata.get("backbone"), options=dict(options),
+                            shape=shape, normalization=normalization, wavelet=_wavelet(metadata, path),
+                            metadata=dict(metadata), digest=digest)
+
+
 def read_config(spec: BackboneSpec, name_or_path: str | Path) -> PretrainedConfig:
     """Read how the weights ``name_or_path`` of ``spec`` were made, from their header alone.
 
@@ -144,23 +186,49 @@ def read_config(spec: BackboneSpec, name_or_path: str | Path) -> PretrainedConfi
     if owner and owner.lower().replace("_", "-") != spec.name:
         raise ConfigError(f"pretrained weights {source} belong to backbone {owner!r}, not {spec.name!r}; "
                           f"use backbone {owner!r} with them")
-    options = _json(metadata, "backbone_options", path) or {}
-    if not isinstance(options, Mapping):
-        raise DataError(f"{path}: metadata 'backbone_options' must be a JSON object, got {options!r}")
-    shape = _json(metadata, "shape", path)
+    return from_header(source, path, metadata)
+
+
+def read_file(path: str | Path, *, why: str = "") -> PretrainedConfig:
+    """The configuration in the header of the ``.safetensors`` file ``path``, as safetensors itself reads it.
+
+    A damaged header is an error, not an empty configuration; ``why`` ends the first part
+    of its message (", so its normalisation cannot be read").
+
+    Raises:
+        DataError: a file safetensors cannot read, or metadata that does not parse.
+    """
+    from safetensors import SafetensorError, safe_open
+
     try:
-        shape = IOShape(**shape) if shape is not None else None
-    except TypeError:
-        raise DataError(f"{path}: metadata 'shape' must hold shots, time, receivers, depth and width, "
-                        f"got {shape!r}") from None
-    normalization = read_normalization(metadata, path)
-    wavelet = _json(metadata, "wavelet", path)
-    if wavelet is not None and not (isinstance(wavelet, Mapping) and wavelet.get("kind") == "ricker"
-                                    and isinstance(wavelet.get("peak_freq"), (int, float))):
-        raise DataError(f"{path}: metadata 'wavelet' must be a JSON object with kind 'ricker' and a peak_freq in "
-                        f"Hz, got {wavelet!r}")
-    return PretrainedConfig(source=source, path=path, backbone=owner, options=dict(options), shape=shape,
-                            normalization=normalization, wavelet=wavelet, metadata=metadata)
+        with safe_open(str(path), framework="np") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable safetensors file{why} ({exc})") from None
+    return from_header(str(path), path, metadata)
+
+
+def load_weights(model: nn.Module, spec: BackboneSpec, name_or_path: str | Path, *,
+                 label: str | None = None, wrap: bool = False) -> PretrainedConfig:
+    """Load the weights ``name_or_path`` into ``model``; their configuration, digest included.
+
+    ``label`` names the weights in messages about their normalisation (their path by
+    default); with ``wrap``, errors loading the tensors become a :class:`ConfigError`
+    starting with ``label`` (an option's name, say).
+
+    Raises:
+        FWIError: see :func:`fwi_plugins.weights.load_pretrained`; DataError: metadata that does not parse.
+    """
+    from .weights import load_pretrained, resolve_pretrained, state_digest
+
+    try:
+        metadata = load_pretrained(model, spec, name_or_path)
+    except FWIError as exc:
+        if not wrap:
+            raise
+        raise ConfigError(f"{label}: {exc}") from exc
+    return from_header(str(name_or_path), resolve_pretrained(spec, name_or_path), metadata, label=label,
+                       digest=state_digest(model))
 
 
 def _given(options: Mapping[str, Any] | Any) -> dict[str, Any]:

@@ -45,7 +45,6 @@ def find_normalization(explicit: Path | None, weights: Path | None, adapter: Pat
     """
     from ...data import Normalization
     from ...errors import DataError
-    from ...pretrained import read_normalization
 
     if explicit is not None:
         if not explicit.is_file():
@@ -73,17 +72,11 @@ def find_normalization(explicit: Path | None, weights: Path | None, adapter: Pat
                     if found is not None:
                         return Normalization.from_dict(found), str(candidate)
     if weights is not None and weights.suffix == ".safetensors":
-        from safetensors import SafetensorError, safe_open
+        from ...pretrained import read_file
 
         # A damaged header is an error, not "no normalisation": the model would be fed
         # gathers scaled by the input's own range and nobody would know why.
-        try:
-            with safe_open(str(weights), framework="np") as f:
-                metadata = f.metadata() or {}
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise DataError(f"{weights}: not a readable safetensors file, so its normalisation cannot be "
-                            f"read ({exc})") from None
-        found = read_normalization(metadata, weights)
+        found = read_file(weights, why=", so its normalisation cannot be read").normalization
         if found is not None:
             return found, f"{weights} (metadata)"
     return None, ""

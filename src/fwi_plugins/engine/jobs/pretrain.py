@@ -19,13 +19,12 @@ from __future__ import annotations
 import dataclasses
 import time
 import warnings
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ...data.rows import RowStack
-from ...errors import ConfigError, FWIError
+from ...errors import ConfigError
 from ..config import ResolvedConfig, RunConfig
 from ..options import PretrainOptions
 from ..training.data import mixture_weights
@@ -38,6 +37,7 @@ if TYPE_CHECKING:
 
     from ...data import Normalization, SeismicDataset
     from ...physics import Physics
+    from ...pretrained import PretrainedConfig
     from ...specs import BackboneSpec
     from ..training.distributed import DistInfo
     from ..training.result import TrainResult
@@ -68,23 +68,18 @@ def _common_normalization(normalizations: list[Normalization], gathers: list[np.
     return base.fit_gathers(np.array([lo, hi], np.float32))
 
 
-def _load_init(model: nn.Module, spec: BackboneSpec, init: str) -> dict[str, str]:
-    """Load the ``init`` weights into ``model``; their header metadata (empty without ``init``)."""
+def _load_init(model: nn.Module, spec: BackboneSpec, init: str) -> PretrainedConfig | None:
+    """Load the ``init`` weights into ``model``; their configuration (``None`` without ``init``)."""
     if not init.strip():
-        return {}
-    from ...weights import load_pretrained
+        return None
+    from ...pretrained import load_weights
 
-    try:
-        return load_pretrained(model, spec, init.strip())
-    except FWIError as exc:
-        raise ConfigError(f"option 'init': {exc}") from exc
+    return load_weights(model, spec, init.strip(), label="option 'init'", wrap=True)
 
 
-def _init_normalization(metadata: Mapping[str, str], datasets: list[SeismicDataset]) -> Normalization | None:
+def _init_normalization(init: PretrainedConfig | None, datasets: list[SeismicDataset]) -> Normalization | None:
     """The normalisation stored with the ``init`` weights, checked against the datasets' velocity range."""
-    from ...pretrained import read_normalization
-
-    stored = read_normalization(metadata, "option 'init'")
+    stored = init.normalization if init is not None else None
     if stored is None:
         return None
     for d in datasets:
@@ -109,7 +104,6 @@ def pretrain(config: RunConfig | ResolvedConfig, *, get_spec: GetSpec | None = N
     Returns:
         The content of ``metrics.json`` (also in ``model_card.json``).
     """
-    from ...weights import state_digest
     from ..training.train import train
 
     started = time.perf_counter()
@@ -124,7 +118,7 @@ def pretrain(config: RunConfig | ResolvedConfig, *, get_spec: GetSpec | None = N
         train_parts, val_parts = _read_splits(datasets, physics_by, opts, info)
         data_time = time.perf_counter() - t0
         backbone_spec = resolved.spec("backbone")
-        model, normalization = _network(resolved, datasets, train_parts)
+        model, normalization, init = _network(resolved, datasets, train_parts)
         train_data, val_data, sizes = _mixture(train_parts, val_parts, opts, warn=info.is_main)
         samples = opts.samples_per_epoch or len(train_data)
         t0 = time.perf_counter()
@@ -132,7 +126,7 @@ def pretrain(config: RunConfig | ResolvedConfig, *, get_spec: GetSpec | None = N
         result = train(model, train_data, val_data, options=opts, normalization=normalization, physics=physics_by[0],
                        checkpoint_dir=out / "checkpoints", samples_per_epoch=samples, stage="pretrain", run_dir=out,
                        notify=notify if info.is_main else None, device=info.device,
-                       start_from=state_digest(model) if opts.init.strip() else "")
+                       start_from=init.digest if init is not None else "")
         train_time = time.perf_counter() - t0
         per_family = _validate_by_family(model, datasets, val_parts, normalization=normalization, opts=opts,
                                          device=info.device)
@@ -163,19 +157,20 @@ def _read_splits(datasets: list[SeismicDataset], physics_by: list[Physics | None
 
 
 def _network(resolved: ResolvedConfig, datasets: list[SeismicDataset],
-             train_parts: Parts) -> tuple[nn.Module, Normalization]:
-    """The backbone, seeded and built for the mixture's shape (from ``init``'s weights when given), and the
-    normalisation it learns: the one ``init`` was trained with, else one common to the datasets."""
+             train_parts: Parts) -> tuple[nn.Module, Normalization, PretrainedConfig | None]:
+    """The backbone, seeded and built for the mixture's shape (from ``init``'s weights when given), the
+    normalisation it learns (the one ``init`` was trained with, else one common to the datasets) and
+    ``init``'s configuration (``None`` without ``init``)."""
     from ..training.checkpoint import seed_everything
 
     opts: PretrainOptions = resolved.options
     seed_everything(opts.seed)
     backbone_spec = resolved.spec("backbone")
     model = backbone_spec.load()(resolved.component_option("backbone"), shape=io_shape(datasets[0].survey))
-    init_metadata = _load_init(model, backbone_spec, opts.init)
-    normalization = _init_normalization(init_metadata, datasets) or _common_normalization(
+    init = _load_init(model, backbone_spec, opts.init)
+    normalization = _init_normalization(init, datasets) or _common_normalization(
         [d.normalization for d in datasets], [g for g, _ in train_parts if g is not None])
-    return model, normalization
+    return model, normalization, init
 
 
 def _open_datasets(resolved: ResolvedConfig) -> tuple[list[SeismicDataset], list[Physics | None]]:

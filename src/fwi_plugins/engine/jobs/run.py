@@ -178,13 +178,13 @@ def load_foundation(model: nn.Module, spec: BackboneSpec, pretrained: str) -> di
     """Load foundation weights into ``model`` per the ``pretrained`` option.
 
     Returns:
-        ``{"source": ..., "metadata": {...}, "digest": ...}``; ``source`` is ``"none"`` when the
-        network starts from its random initialisation; ``digest`` identifies the weights loaded
-        (:func:`~fwi_plugins.weights.state_digest`; empty for random weights), so a run resumes
-        only from the same ones.
+        ``{"source": ..., "metadata": {...}, "digest": ..., "config": ...}``; ``source`` is ``"none"``
+        when the network starts from its random initialisation; ``digest`` identifies the weights
+        loaded (:func:`~fwi_plugins.weights.state_digest`; empty for random weights), so a run
+        resumes only from the same ones; ``config`` is their
+        :class:`~fwi_plugins.pretrained.PretrainedConfig` (``None`` for random weights).
     """
-    from ...pretrained import choose
-    from ...weights import state_digest
+    from ...pretrained import choose, load_weights
 
     choice = choose(spec, pretrained)
     if choice is None:
@@ -193,16 +193,13 @@ def load_foundation(model: nn.Module, spec: BackboneSpec, pretrained: str) -> di
             warnings.warn(f"backbone {spec.name!r} ships no pretrained weights: starting from scratch, so the "
                           f"zero-shot column describes an untrained network (pass --pretrained PATH to "
                           f"use weights from fwi pretrain)", UserWarning, stacklevel=4)
-        return {"source": "none", "metadata": {}, "digest": ""}  # the seed, already checked, fixes it
-    from ...weights import load_pretrained
-
-    metadata = load_pretrained(model, spec, choice)
-    return {"source": choice, "metadata": dict(metadata or {}), "digest": state_digest(model)}
+        return {"source": "none", "metadata": {}, "digest": "", "config": None}  # the seed, already checked, fixes it
+    config = load_weights(model, spec, choice, label=f"pretrained weights {choice}")
+    return {"source": choice, "metadata": dict(config.metadata), "digest": config.digest, "config": config}
 
 
 def _build_components(job: _Job) -> _Components:
     """Load the dataset, build the physics and the backbone with its foundation weights."""
-    from ...pretrained import read_normalization
     from ..training.checkpoint import seed_everything
 
     resolved, opts, device = job.resolved, job.opts, job.device
@@ -218,7 +215,7 @@ def _build_components(job: _Job) -> _Components:
     seed_everything(opts.seed)
     model = backbone_spec.load()(resolved.component_option("backbone"), shape=io_shape(ds.survey))
     foundation = load_foundation(model, backbone_spec, opts.pretrained)
-    normalization = read_normalization(foundation["metadata"], f"pretrained weights {foundation['source']}")
+    normalization = foundation["config"].normalization if foundation["config"] else None
     if normalization is not None:
         # The network learned its input scale in pretraining; the target data must use the same.
         ds.set_normalization(normalization)
