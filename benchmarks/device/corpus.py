@@ -361,22 +361,11 @@ def simulate(physics: Any, velocity: np.ndarray, *, device: str, sim_batch: int)
 
 # -- reading -------------------------------------------------------------------------
 def reconstruct(stored: Any, decimation: int, nt: int) -> Any:
-    """Full-rate traces ``(..., T, R)`` from every-``decimation``-th samples (torch, any device).
+    """Full-rate traces ``(..., T, R)`` from every-``decimation``-th samples (torch, any device): the
+    training data's own band-limited interpolation (:func:`fwi_plugins.api.upsample_traces`)."""
+    from fwi_plugins import api
 
-    The stored trace is mirrored (so that its periodic continuation has no jump), moved to
-    the frequency domain, zero-padded and brought back at ``decimation`` times the rate.
-    """
-    import torch
-
-    x = stored.float().transpose(-1, -2)  # (..., R, Td)
-    if decimation == 1:
-        return x.transpose(-1, -2)
-    mirrored = torch.cat([x, x.flip(-1)], dim=-1)
-    n = mirrored.shape[-1]
-    spectrum = torch.fft.rfft(mirrored)
-    spectrum = torch.nn.functional.pad(spectrum, (0, n * decimation // 2 + 1 - spectrum.shape[-1]))
-    full = torch.fft.irfft(spectrum, n=n * decimation) * decimation
-    return full[..., :nt].transpose(-1, -2).contiguous()
+    return api.upsample_traces(stored, decimation, nt)
 
 
 class CorpusGathers:

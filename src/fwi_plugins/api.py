@@ -278,6 +278,14 @@ def device_rows(rows: Any, *, decimation: int = 1, nt: int | None = None) -> Any
     return DeviceRows(rows, decimation=decimation, nt=nt)
 
 
+def upsample_traces(stored: Any, decimation: int, nt: int) -> Any:
+    """Full-rate float32 traces ``(..., T, R)`` (torch, on their device) from every ``decimation``-th
+    sample, by band-limited interpolation: how device-resident corpora store their gathers."""
+    from .engine.training.data import upsample_traces as _upsample
+
+    return _upsample(stored, decimation, nt)
+
+
 def refine_through_network(model: Any, gathers: Any, *, physics: Any, **kwargs: Any) -> Any:
     """Refinement drawn by the network: a fresh adapter of ``model`` fitted to each survey's data misfit.
 
@@ -297,4 +305,5 @@ def plot_velocity(path: Any, panels: Mapping[str, Any], **kwargs: Any) -> Any:
     return velocity_comparison(path, panels, **kwargs)
 
 
-__all__ += ["autocast", "device_rows", "plot_velocity", "refine_through_network", "training_loss"]
+__all__ += ["autocast", "device_rows", "plot_velocity", "refine_through_network", "training_loss",
+            "upsample_traces"]
